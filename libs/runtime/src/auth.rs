@@ -1,0 +1,268 @@
+//! Caller authentication: every call but health and reflection carries `authorization: Bearer
+//! <jwt>`, an access token issued by identity (EdDSA, I5), verified here against identity's JWK Set.
+//! The handlers then find a ready [`Caller`] in the request extensions.
+
+use crate::config::AuthConfig;
+use futures::future::BoxFuture;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
+use tonic::Status;
+
+/// Who is calling, as proven by their access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub enterprise_id: String,
+    pub session_id: String,
+    /// Directory user kind, e.g. `ENTERPRISE_ADMIN` (D3).
+    pub kind: String,
+    /// Unix seconds of the last interactive authentication (step-up freshness, I4).
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+}
+
+/// The claims of a Praxis access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub ent: String,
+    pub sid: String,
+    pub kind: String,
+    pub auth_time: i64,
+    #[serde(default)]
+    pub amr: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+impl From<AccessClaims> for Caller {
+    fn from(claims: AccessClaims) -> Self {
+        Self {
+            user_id: claims.sub,
+            enterprise_id: claims.ent,
+            session_id: claims.sid,
+            kind: claims.kind,
+            auth_time: claims.auth_time,
+            amr: claims.amr,
+        }
+    }
+}
+
+/// The caller a handler was given by [`AuthLayer`].
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<&Caller, Status> {
+    request.extensions().get::<Caller>().ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+}
+
+#[derive(Debug, Clone)]
+enum KeySource {
+    File(std::path::PathBuf),
+    Url(String),
+}
+
+struct KeyCache {
+    keys: HashMap<String, DecodingKey>,
+    loaded_at: Option<Instant>,
+}
+
+/// Verifies access tokens against a JWK Set that is reloaded when a token names an unknown key
+/// (identity rotated its keys), at most once per `RELOAD_INTERVAL` so garbage tokens cannot make
+/// us hammer the key source.
+pub struct TokenVerifier {
+    source: KeySource,
+    validation: Validation,
+    cache: RwLock<KeyCache>,
+    http: reqwest::Client,
+}
+
+const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("malformed token")]
+    Malformed,
+    #[error("token signed by an unknown key")]
+    UnknownKey,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("signing keys unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+impl AuthError {
+    pub fn into_status(self) -> Status {
+        match self {
+            AuthError::KeysUnavailable(_) => Status::unavailable("cannot verify tokens right now"),
+            other => Status::unauthenticated(other.to_string()),
+        }
+    }
+}
+
+impl TokenVerifier {
+    pub fn new(config: &AuthConfig) -> Result<Self, crate::config::ConfigError> {
+        config.validate()?;
+        let source = match (&config.jwks_url, &config.jwks_file) {
+            (Some(url), _) => KeySource::Url(url.clone()),
+            (None, Some(path)) => KeySource::File(path.clone()),
+            (None, None) => return Err(crate::config::ConfigError::new("auth: no key source")),
+        };
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[config.issuer.as_str()]);
+        validation.set_audience(&[config.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 30;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|error| crate::config::ConfigError::new(format!("auth: http client: {error}")))?;
+        Ok(Self { source, validation, cache: RwLock::new(KeyCache { keys: HashMap::new(), loaded_at: None }), http })
+    }
+
+    /// Verifies an `authorization` header value.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        let token = authorization
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(AuthError::Missing)?;
+        self.verify(token).await
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Invalid("algorithm not allowed".to_owned()));
+        }
+        let kid = header.kid.ok_or(AuthError::Malformed)?;
+        let key = self.key(&kid).await?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
+            .map_err(|error| AuthError::Invalid(error.to_string()))?;
+        Ok(data.claims.into())
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
+        {
+            let cache = self.cache.read().await;
+            if let Some(key) = cache.keys.get(kid) {
+                return Ok(key.clone());
+            }
+            if cache.loaded_at.is_some_and(|at| at.elapsed() < RELOAD_INTERVAL) {
+                return Err(AuthError::UnknownKey);
+            }
+        }
+        let mut cache = self.cache.write().await;
+        if !cache.loaded_at.is_some_and(|at| at.elapsed() < RELOAD_INTERVAL) {
+            let set = self.load().await?;
+            cache.keys = decoding_keys(&set);
+            cache.loaded_at = Some(Instant::now());
+        }
+        cache.keys.get(kid).cloned().ok_or(AuthError::UnknownKey)
+    }
+
+    async fn load(&self) -> Result<JwkSet, AuthError> {
+        let unavailable = |error: &dyn std::fmt::Display| AuthError::KeysUnavailable(error.to_string());
+        match &self.source {
+            KeySource::File(path) => {
+                let text = tokio::fs::read_to_string(path).await.map_err(|e| unavailable(&e))?;
+                serde_json::from_str(&text).map_err(|e| unavailable(&e))
+            }
+            KeySource::Url(url) => {
+                let response = self.http.get(url).send().await.map_err(|e| unavailable(&e))?;
+                let response = response.error_for_status().map_err(|e| unavailable(&e))?;
+                response.json::<JwkSet>().await.map_err(|e| unavailable(&e))
+            }
+        }
+    }
+}
+
+fn decoding_keys(set: &JwkSet) -> HashMap<String, DecodingKey> {
+    set.keys
+        .iter()
+        .filter_map(|jwk| {
+            let kid = jwk.common.key_id.clone()?;
+            let key = DecodingKey::from_jwk(jwk).ok()?;
+            Some((kid, key))
+        })
+        .collect()
+}
+
+/// Paths that answer without a token: probes and tooling must work before anyone logs in.
+fn is_public(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
+}
+
+/// Tower layer that authenticates every call and puts the [`Caller`] into its extensions.
+#[derive(Clone)]
+pub struct AuthLayer {
+    verifier: Arc<TokenVerifier>,
+}
+
+impl AuthLayer {
+    pub fn new(verifier: Arc<TokenVerifier>) -> Self {
+        Self { verifier }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService { inner, verifier: self.verifier.clone() }
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    verifier: Arc<TokenVerifier>,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for AuthService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    R: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The clone is not ready yet; the ready one goes into the future (tower's usual swap).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if is_public(request.uri().path()) {
+            return Box::pin(inner.call(request));
+        }
+        let verifier = self.verifier.clone();
+        Box::pin(async move {
+            let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            match verifier.authenticate(header).await {
+                Ok(caller) => {
+                    tracing::Span::current().record("user_id", caller.user_id.as_str());
+                    tracing::Span::current().record("enterprise_id", caller.enterprise_id.as_str());
+                    request.extensions_mut().insert(caller);
+                    inner.call(request).await
+                }
+                Err(error) => {
+                    tracing::info!(reason = %error, "call refused: not authenticated");
+                    Ok(error.into_status().into_http())
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! Configuration: defaults that run on a laptop, then a TOML file, then `PRAXIS_*` variables
+//! (nested keys joined by `__`, e.g. `PRAXIS_AUTH__JWKS_URL`). Parsed completely before any port
+//! is bound, so every mistake is reported at start.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+/// Loads `T` from its defaults, the optional TOML file and the environment.
+pub fn load<T: DeserializeOwned + Serialize + Default>(file: Option<&Path>) -> Result<T, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError(format!("config file {} does not exist", path.display())));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    figment
+        .merge(Env::prefixed("PRAXIS_").split("__"))
+        .extract()
+        .map_err(|error| ConfigError(error.to_string()))
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// `tracing` filter directives, as in `RUST_LOG` (which wins when set).
+    pub log_filter: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { log_format: LogFormat::Json, log_filter: "info".to_owned() }
+    }
+}
+
+/// Where the keys that verify callers' bearer tokens come from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthConfig {
+    /// A JWK Set served over HTTP (identity's `/.well-known/jwks.json`).
+    pub jwks_url: Option<String>,
+    /// A JWK Set on disk (tests and the embedded default, where identity writes it).
+    pub jwks_file: Option<PathBuf>,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { jwks_url: None, jwks_file: None, issuer: DEFAULT_ISSUER.to_owned(), audience: DEFAULT_AUDIENCE.to_owned() }
+    }
+}
+
+pub const DEFAULT_ISSUER: &str = "praxis-identity";
+pub const DEFAULT_AUDIENCE: &str = "praxis";
+
+impl AuthConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.jwks_url, &self.jwks_file) {
+            (None, None) => Err(ConfigError::new("auth: set auth.jwks_url or auth.jwks_file")),
+            (Some(_), Some(_)) => Err(ConfigError::new("auth: set only one of auth.jwks_url and auth.jwks_file")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The part of every service's configuration that is the same across services.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfig {
+    /// Address the gRPC server binds.
+    pub listen: String,
+    /// sea-orm URL: `sqlite://path?mode=rwc` or `postgres://…`.
+    pub database_url: String,
+    /// `memory` or a Redis URL; several comma-separated `redis://` URLs mean a Redis Cluster.
+    pub cache_url: String,
+    /// Seconds to wait for in-flight calls after SIGTERM before giving up.
+    pub drain_seconds: u64,
+    pub telemetry: TelemetryConfig,
+    pub auth: AuthConfig,
+}
+
+impl ServiceConfig {
+    pub fn with_defaults(listen: &str, database_file: &str) -> Self {
+        Self {
+            listen: listen.to_owned(),
+            database_url: format!("sqlite://.praxis/{database_file}?mode=rwc"),
+            cache_url: "memory".to_owned(),
+            drain_seconds: 20,
+            telemetry: TelemetryConfig::default(),
+            auth: AuthConfig { jwks_file: Some(PathBuf::from(".praxis/jwks.json")), ..AuthConfig::default() },
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|error| ConfigError(format!("listen {:?}: {error}", self.listen)))?;
+        if self.database_url.is_empty() {
+            return Err(ConfigError::new("database_url is empty"));
+        }
+        self.auth.validate()
+    }
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self::with_defaults("127.0.0.1:50051", "praxis.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("praxis.toml", "listen = \"127.0.0.1:7000\"\n[auth]\njwks_url = \"http://x/jwks\"\n")?;
+            jail.set_env("PRAXIS_CACHE_URL", "redis://127.0.0.1:6379");
+            jail.set_env("PRAXIS_TELEMETRY__LOG_FORMAT", "pretty");
+            let config: ServiceConfig = load(Some(Path::new("praxis.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, "127.0.0.1:7000");
+            assert_eq!(config.cache_url, "redis://127.0.0.1:6379");
+            assert_eq!(config.telemetry.log_format, LogFormat::Pretty);
+            assert_eq!(config.auth.jwks_url.as_deref(), Some("http://x/jwks"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_reported_before_start() {
+        let config = ServiceConfig { listen: "not an address".to_owned(), ..ServiceConfig::default() };
+        let error = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("listen"), "{error}");
+        let both = AuthConfig { jwks_url: Some("http://x".into()), jwks_file: Some("f".into()), ..AuthConfig::default() };
+        assert!(both.validate().is_err());
+        assert!(load::<ServiceConfig>(Some(Path::new("/nonexistent/praxis.toml"))).is_err());
+    }
+}
