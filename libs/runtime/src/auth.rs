@@ -196,7 +196,7 @@ fn decoding_keys(set: &JwkSet) -> HashMap<String, DecodingKey> {
 }
 
 /// Paths that answer without a token: probes and tooling must work before anyone logs in.
-fn is_public(path: &str) -> bool {
+fn is_always_public(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.") || path.starts_with("/grpc.reflection.")
 }
 
@@ -204,11 +204,13 @@ fn is_public(path: &str) -> bool {
 #[derive(Clone)]
 pub struct AuthLayer {
     verifier: Arc<TokenVerifier>,
+    /// Full method paths a service chose to serve without a token (e.g. its JWK Set).
+    public_methods: Arc<[String]>,
 }
 
 impl AuthLayer {
-    pub fn new(verifier: Arc<TokenVerifier>) -> Self {
-        Self { verifier }
+    pub fn new(verifier: Arc<TokenVerifier>, public_methods: Vec<String>) -> Self {
+        Self { verifier, public_methods: public_methods.into() }
     }
 }
 
@@ -216,7 +218,7 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, verifier: self.verifier.clone() }
+        AuthService { inner, verifier: self.verifier.clone(), public_methods: self.public_methods.clone() }
     }
 }
 
@@ -224,6 +226,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     verifier: Arc<TokenVerifier>,
+    public_methods: Arc<[String]>,
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for AuthService<S>
@@ -245,7 +248,8 @@ where
         // The clone is not ready yet; the ready one goes into the future (tower's usual swap).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if is_public(request.uri().path()) {
+        let path = request.uri().path();
+        if is_always_public(path) || self.public_methods.iter().any(|public| public == path) {
             return Box::pin(inner.call(request));
         }
         let verifier = self.verifier.clone();

@@ -20,7 +20,12 @@ impl ConfigError {
 
 /// Loads `T` from its defaults, the optional TOML file and the environment.
 pub fn load<T: DeserializeOwned + Serialize + Default>(file: Option<&Path>) -> Result<T, ConfigError> {
-    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    load_over(T::default(), file)
+}
+
+/// Like [`load`], with the defaults given (each service has its own port and database file).
+pub fn load_over<T: DeserializeOwned + Serialize>(defaults: T, file: Option<&Path>) -> Result<T, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Some(path) = file {
         if !path.exists() {
             return Err(ConfigError(format!("config file {} does not exist", path.display())));

@@ -24,6 +24,7 @@ pub struct ServiceHost {
     routes: Routes,
     service_names: Vec<&'static str>,
     probes: Vec<Arc<dyn Probe>>,
+    public_methods: Vec<String>,
     verifier: Arc<TokenVerifier>,
     drain: Duration,
     health_interval: Duration,
@@ -38,6 +39,7 @@ impl ServiceHost {
             routes,
             service_names,
             probes: Vec::new(),
+            public_methods: Vec::new(),
             verifier,
             drain: Duration::from_secs(20),
             health_interval: Duration::from_secs(2),
@@ -46,6 +48,12 @@ impl ServiceHost {
 
     pub fn probe(mut self, probe: Arc<dyn Probe>) -> Self {
         self.probes.push(probe);
+        self
+    }
+
+    /// Serves `path` (`/package.Service/Method`) without requiring a token.
+    pub fn public_method(mut self, path: &str) -> Self {
+        self.public_methods.push(path.to_owned());
         self
     }
 
@@ -59,19 +67,24 @@ impl ServiceHost {
         self
     }
 
+    /// Reflection lists only what this server answers, though the descriptors hold every package.
+    fn reflection(&self) -> tonic_reflection::server::Builder<'static> {
+        let builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(praxis_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        self.service_names.iter().fold(builder, |builder, name| builder.with_service_name(*name))
+    }
+
     /// Serves until `shutdown` is cancelled, then drains for at most the drain period.
     pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), HostError> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(praxis_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|error| HostError::Reflection(error.to_string()))?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(praxis_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .map_err(|error| HostError::Reflection(error.to_string()))?;
+        let reflection_v1 =
+            self.reflection().build_v1().map_err(|error| HostError::Reflection(error.to_string()))?;
+        let reflection_v1alpha =
+            self.reflection().build_v1alpha().map_err(|error| HostError::Reflection(error.to_string()))?;
 
         let monitor = spawn_monitor(reporter, self.service_names.clone(), self.probes, self.health_interval, shutdown.clone());
         let address = listener.local_addr().map_err(|error| HostError::Transport(error.to_string()))?;
@@ -79,7 +92,7 @@ impl ServiceHost {
 
         let server = tonic::transport::Server::builder()
             .layer(RequestContextLayer::new(self.name))
-            .layer(AuthLayer::new(self.verifier))
+            .layer(AuthLayer::new(self.verifier, self.public_methods))
             .add_routes(self.routes)
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -63,9 +63,9 @@ pub fn init(service_name: &'static str, config: &TelemetryConfig) -> Result<Tele
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
     let installed = match config.log_format {
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false))
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).json().with_current_span(true).with_span_list(false))
             .try_init(),
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().pretty()).try_init(),
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).pretty()).try_init(),
     };
     installed.map_err(|error| TelemetryError(error.to_string()))?;
     Ok(TelemetryGuard { tracer_provider, meter_provider })

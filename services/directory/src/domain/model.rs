@@ -1,0 +1,236 @@
+//! Directory types. Ids are newtypes so a practice id cannot be passed where a user id belongs.
+
+use chrono::{DateTime, Utc};
+use praxis_runtime::Caller;
+
+macro_rules! id_type {
+    ($name:ident) => {
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::now_v7().to_string())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(EnterpriseId);
+id_type!(PracticeId);
+id_type!(LineId);
+id_type!(ResourceId);
+id_type!(UserId);
+
+/// D3: a user's kind; the order of the variants is their rank.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UserKind {
+    Staff,
+    AdvancedStaff,
+    Manager,
+    EnterpriseContentManager,
+    EnterpriseAdmin,
+}
+
+impl UserKind {
+    pub const ALL: [UserKind; 5] = [
+        UserKind::Staff,
+        UserKind::AdvancedStaff,
+        UserKind::Manager,
+        UserKind::EnterpriseContentManager,
+        UserKind::EnterpriseAdmin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserKind::Staff => "STAFF",
+            UserKind::AdvancedStaff => "ADVANCED_STAFF",
+            UserKind::Manager => "MANAGER",
+            UserKind::EnterpriseContentManager => "ENTERPRISE_CONTENT_MANAGER",
+            UserKind::EnterpriseAdmin => "ENTERPRISE_ADMIN",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    pub fn is_enterprise_level(self) -> bool {
+        matches!(self, UserKind::EnterpriseAdmin | UserKind::EnterpriseContentManager)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Invited,
+    Active,
+    Disabled,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Invited => "INVITED",
+            UserStatus::Active => "ACTIVE",
+            UserStatus::Disabled => "DISABLED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [UserStatus::Invited, UserStatus::Active, UserStatus::Disabled].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enterprise {
+    pub id: EnterpriseId,
+    pub display_name: String,
+    pub revision: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub id: LineId,
+    pub display_name: String,
+    pub phone_number: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    Provider,
+    Location,
+}
+
+impl ResourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Provider => "PROVIDER",
+            ResourceKind::Location => "LOCATION",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [ResourceKind::Provider, ResourceKind::Location].into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    pub id: ResourceId,
+    pub kind: ResourceKind,
+    pub display_name: String,
+    /// IANA zone; locations only (D1).
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Practice {
+    pub id: PracticeId,
+    pub enterprise_id: EnterpriseId,
+    pub display_name: String,
+    pub lines: Vec<Line>,
+    pub resources: Vec<Resource>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub practice_id: PracticeId,
+    pub line_ids: Vec<LineId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub enterprise_id: EnterpriseId,
+    pub email: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub kind: UserKind,
+    pub status: UserStatus,
+    pub memberships: Vec<Membership>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Who asks. The operator is someone with the data directory in hand (`praxis bootstrap`,
+/// `praxis serve --demo`); everyone else comes with a verified token.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    Operator,
+    Caller(Caller),
+}
+
+/// Tokens of platform operators (who create enterprises) carry this kind and no enterprise.
+pub const PLATFORM_ADMIN_KIND: &str = "PLATFORM_ADMIN";
+
+impl Actor {
+    pub fn is_platform_admin(&self) -> bool {
+        match self {
+            Actor::Operator => true,
+            Actor::Caller(caller) => caller.kind == PLATFORM_ADMIN_KIND,
+        }
+    }
+
+    /// May see the enterprise's data at all: its members and platform admins.
+    pub fn reaches(&self, enterprise: &EnterpriseId) -> bool {
+        match self {
+            Actor::Operator => true,
+            Actor::Caller(caller) => caller.kind == PLATFORM_ADMIN_KIND || caller.enterprise_id == enterprise.0,
+        }
+    }
+
+    /// May change the enterprise's settings and structure (D3: enterprise admins).
+    pub fn administers(&self, enterprise: &EnterpriseId) -> bool {
+        match self {
+            Actor::Operator => true,
+            Actor::Caller(caller) => {
+                caller.kind == PLATFORM_ADMIN_KIND
+                    || (caller.enterprise_id == enterprise.0 && caller.kind == UserKind::EnterpriseAdmin.as_str())
+            }
+        }
+    }
+}
+
+/// A page request after validation: size within bounds, cursor decoded.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub size: u64,
+    /// Return only rows whose id sorts after this one.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The id to continue after, when more rows follow.
+    pub next_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub practice_id: Option<PracticeId>,
+    pub kind: Option<UserKind>,
+    /// Case-insensitive match on name or email.
+    pub query: Option<String>,
+}
+
+/// What a seeded or bootstrapped user looks like before it exists.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub kind: UserKind,
+    pub memberships: Vec<Membership>,
+}

@@ -1,0 +1,264 @@
+//! Directory operations: who may do what (tenant isolation, D3 admin rights), input rules, and
+//! the calls into the store. Time is a parameter so tests control it.
+
+use super::*;
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+
+pub const MAX_NAME_LENGTH: usize = 200;
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+pub const MAX_PAGE_SIZE: u64 = 500;
+
+#[derive(Clone)]
+pub struct Directory {
+    store: Store,
+}
+
+fn display_name(field: &'static str, value: &str) -> Result<String, DomainError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(DomainError::invalid(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > MAX_NAME_LENGTH {
+        return Err(DomainError::invalid(field, format!("at most {MAX_NAME_LENGTH} characters")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Validates an AIP-155 request id: optional, but when present a sane token.
+fn request_id(value: &str) -> Result<Option<&str>, DomainError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(DomainError::invalid("request_id", "at most 128 printable ASCII characters"));
+    }
+    Ok(Some(value))
+}
+
+/// Emails are compared and stored lowercase; this is not a full RFC 5322 parser, only the shape
+/// every address we accept must have.
+pub fn normalize_email(value: &str) -> Result<String, DomainError> {
+    let email = value.trim().to_lowercase();
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !email.chars().any(char::is_whitespace)
+                && email.len() <= 254
+        }
+        None => false,
+    };
+    if valid { Ok(email) } else { Err(DomainError::invalid("email", "not an email address")) }
+}
+
+impl Directory {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The page to read, from a client's size (0 = default) and continuation id.
+    pub fn page(size: i32, after: Option<String>) -> Result<PageRequest, DomainError> {
+        let size = match size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n < 0 => return Err(DomainError::invalid("page_size", "must not be negative")),
+            n => u64::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE),
+        };
+        Ok(PageRequest { size, after })
+    }
+
+    /// The enterprise, if the actor may see it; another tenant's answers NOT_FOUND.
+    async fn visible_enterprise(&self, actor: &Actor, id: &EnterpriseId) -> Result<Enterprise, DomainError> {
+        if !actor.reaches(id) {
+            return Err(DomainError::NotFound("enterprise"));
+        }
+        self.store.enterprise(id).await?.ok_or(DomainError::NotFound("enterprise"))
+    }
+
+    // === enterprises ===
+
+    pub async fn create_enterprise(
+        &self,
+        actor: &Actor,
+        name: &str,
+        request: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Enterprise, DomainError> {
+        if !actor.is_platform_admin() {
+            return Err(DomainError::PermissionDenied("only platform admins create enterprises"));
+        }
+        let name = display_name("display_name", name)?;
+        let request = request_id(request)?;
+        self.store.insert_enterprise(&name, request, now).await
+    }
+
+    pub async fn get_enterprise(&self, actor: &Actor, id: &EnterpriseId) -> Result<Enterprise, DomainError> {
+        self.visible_enterprise(actor, id).await
+    }
+
+    // === practices, lines, resources ===
+
+    pub async fn create_practice(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+        name: &str,
+        request: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Practice, i64), DomainError> {
+        let name = display_name("display_name", name)?;
+        let request = request_id(request)?;
+        self.visible_enterprise(actor, enterprise_id).await?;
+        if !actor.administers(enterprise_id) {
+            return Err(DomainError::PermissionDenied("only enterprise admins create practices"));
+        }
+        self.store.insert_practice(enterprise_id, &name, request, now).await
+    }
+
+    pub async fn add_line(
+        &self,
+        actor: &Actor,
+        practice_id: &PracticeId,
+        name: &str,
+        phone_number: &str,
+    ) -> Result<(Line, i64), DomainError> {
+        let name = display_name("display_name", name)?;
+        let phone = phone_number.trim();
+        let digits = phone.strip_prefix('+').unwrap_or("");
+        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(DomainError::invalid("phone_number", "an E.164 number such as +15551234567"));
+        }
+        let practice = self.get_practice(actor, practice_id).await?;
+        if !actor.administers(&practice.enterprise_id) {
+            return Err(DomainError::PermissionDenied("only enterprise admins add lines"));
+        }
+        self.store.insert_line(&practice.enterprise_id, practice_id, &name, phone).await
+    }
+
+    pub async fn add_resource(
+        &self,
+        actor: &Actor,
+        practice_id: &PracticeId,
+        kind: ResourceKind,
+        name: &str,
+        time_zone: Option<&str>,
+    ) -> Result<(Resource, i64), DomainError> {
+        let name = display_name("display_name", name)?;
+        let time_zone = match (kind, time_zone.map(str::trim).filter(|zone| !zone.is_empty())) {
+            (ResourceKind::Location, None) => return Err(DomainError::invalid("time_zone", "locations need a time zone")),
+            (ResourceKind::Location, Some(zone)) if !zone.contains('/') && zone != "UTC" => {
+                return Err(DomainError::invalid("time_zone", "an IANA zone such as America/Chicago"));
+            }
+            (ResourceKind::Provider, Some(_)) => {
+                return Err(DomainError::invalid("time_zone", "only locations carry a time zone"));
+            }
+            (_, zone) => zone,
+        };
+        let practice = self.get_practice(actor, practice_id).await?;
+        if !actor.administers(&practice.enterprise_id) {
+            return Err(DomainError::PermissionDenied("only enterprise admins add resources"));
+        }
+        self.store.insert_resource(&practice.enterprise_id, practice_id, kind, &name, time_zone).await
+    }
+
+    pub async fn get_practice(&self, actor: &Actor, id: &PracticeId) -> Result<Practice, DomainError> {
+        let practice = self.store.practice(id).await?.ok_or(DomainError::NotFound("practice"))?;
+        if !actor.reaches(&practice.enterprise_id) {
+            return Err(DomainError::NotFound("practice"));
+        }
+        Ok(practice)
+    }
+
+    pub async fn list_practices(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+        page: &PageRequest,
+    ) -> Result<(Page<Practice>, i64), DomainError> {
+        let enterprise = self.visible_enterprise(actor, enterprise_id).await?;
+        let page = self.store.list_practices(enterprise_id, page).await?;
+        Ok((page, enterprise.revision))
+    }
+
+    // === users ===
+
+    /// Creates a user directly, without the D10 creation rules or an invitation: for the
+    /// operator only (bootstrap, demo data).
+    pub async fn seed_user(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+        new_user: NewUser,
+        now: DateTime<Utc>,
+    ) -> Result<(User, i64), DomainError> {
+        if !matches!(actor, Actor::Operator) {
+            return Err(DomainError::PermissionDenied("seeding users is an operator action"));
+        }
+        let new_user = NewUser { email: normalize_email(&new_user.email)?, ..new_user };
+        self.visible_enterprise(actor, enterprise_id).await?;
+        self.store.insert_user(enterprise_id, &new_user, UserStatus::Active, now).await
+    }
+
+    pub async fn get_user(&self, actor: &Actor, id: &UserId) -> Result<(User, i64), DomainError> {
+        let user = self.store.user(id).await?.ok_or(DomainError::NotFound("user"))?;
+        if !actor.reaches(&user.enterprise_id) {
+            return Err(DomainError::NotFound("user"));
+        }
+        let revision = self.store.revision(&user.enterprise_id).await?;
+        Ok((user, revision))
+    }
+
+    pub async fn find_user_by_email(&self, actor: &Actor, email: &str) -> Result<User, DomainError> {
+        let email = normalize_email(email)?;
+        let user = self.store.user_by_email(&email).await?.ok_or(DomainError::NotFound("user"))?;
+        if !actor.reaches(&user.enterprise_id) {
+            return Err(DomainError::NotFound("user"));
+        }
+        Ok(user)
+    }
+
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+        filter: &UserFilter,
+        page: &PageRequest,
+    ) -> Result<(Page<User>, i64), DomainError> {
+        let enterprise = self.visible_enterprise(actor, enterprise_id).await?;
+        let page = self.store.list_users(enterprise_id, filter, page).await?;
+        Ok((page, enterprise.revision))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(display_name("n", "  North Clinic ").ok().as_deref(), Some("North Clinic"));
+        assert!(display_name("n", "   ").is_err());
+        assert!(display_name("n", &"x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn emails_are_normalized_or_refused() {
+        assert_eq!(normalize_email(" Ann@Clinic.Example ").ok().as_deref(), Some("ann@clinic.example"));
+        for bad in ["", "ann", "@clinic.example", "ann@clinic", "ann@.example", "a nn@clinic.example"] {
+            assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn page_sizes_default_and_cap() {
+        assert_eq!(Directory::page(0, None).map(|p| p.size).ok(), Some(DEFAULT_PAGE_SIZE));
+        assert_eq!(Directory::page(10_000, None).map(|p| p.size).ok(), Some(MAX_PAGE_SIZE));
+        assert!(Directory::page(-1, None).is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! The gRPC surface: decode and validate requests, call the domain, encode answers. Conversions
+//! between proto and domain types live in `convert`.
+
+mod convert;
+mod enterprises;
+mod practices;
+mod users;
+
+pub use enterprises::EnterpriseApi;
+pub use practices::PracticeApi;
+pub use users::UserApi;
+
+use crate::domain::{Actor, DomainError};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use praxis_runtime::error::{internal, invalid_argument};
+use tonic::Status;
+
+pub const ERROR_DOMAIN: &str = "directory.praxis";
+
+impl From<DomainError> for Status {
+    fn from(error: DomainError) -> Self {
+        match error {
+            DomainError::InvalidArgument { field, description } => invalid_argument(field, description),
+            DomainError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            DomainError::PermissionDenied(why) => Status::permission_denied(why),
+            DomainError::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
+            DomainError::Storage(cause) => internal("directory store", &cause),
+        }
+    }
+}
+
+fn actor<T>(request: &tonic::Request<T>) -> Result<Actor, Status> {
+    praxis_runtime::auth::caller(request).map(|caller| Actor::Caller(caller.clone()))
+}
+
+fn required<'a>(field: &'static str, value: &'a str) -> Result<&'a str, Status> {
+    let value = value.trim();
+    if value.is_empty() { Err(invalid_argument(field, "required")) } else { Ok(value) }
+}
+
+/// Page tokens are opaque to clients: the id to continue after, base64url-encoded.
+fn encode_page_token(after: Option<String>) -> String {
+    after.map(|id| URL_SAFE_NO_PAD.encode(id)).unwrap_or_default()
+}
+
+fn decode_page_token(token: &str) -> Result<Option<String>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| invalid_argument("page_token", "not a token this service issued"))
+}

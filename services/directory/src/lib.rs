@@ -1,0 +1,69 @@
+//! The directory service: the system of record for enterprises, practices, lines, resources and
+//! users. `open` wires config → store → domain; `host` puts the gRPC surface on a
+//! [`ServiceHost`]. The standalone binary and the all-in-one `praxis` both use these.
+#![forbid(unsafe_code)]
+
+pub mod domain;
+pub mod grpc;
+pub mod store;
+
+use praxis_cache::{Cache, CacheProbe};
+use praxis_proto::directory::v1::enterprise_service_server::EnterpriseServiceServer;
+use praxis_proto::directory::v1::practice_service_server::PracticeServiceServer;
+use praxis_proto::directory::v1::user_service_server::UserServiceServer;
+use praxis_runtime::config::ServiceConfig;
+use praxis_runtime::{ServiceHost, TokenVerifier};
+use praxis_store::DatabaseProbe;
+use praxis_store::sea_orm::DatabaseConnection;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+pub use domain::Directory;
+
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+
+pub fn default_config() -> ServiceConfig {
+    ServiceConfig::with_defaults(DEFAULT_LISTEN, "directory.db")
+}
+
+/// A directory ready to serve: migrated database, open cache.
+pub struct DirectoryService {
+    pub directory: Directory,
+    db: DatabaseConnection,
+    cache: Arc<dyn Cache>,
+}
+
+pub async fn open(database_url: &str, cache: Arc<dyn Cache>) -> Result<DirectoryService, StartError> {
+    let db = praxis_store::connect(database_url).await?;
+    praxis_store::migrate::<store::migrations::Migrator>(&db).await?;
+    let directory = Directory::new(store::Store::new(db.clone()));
+    Ok(DirectoryService { directory, db, cache })
+}
+
+/// Applies the directory's migrations and nothing else (`praxis migrate`).
+pub async fn migrate(database_url: &str) -> Result<(), StartError> {
+    let db = praxis_store::connect(database_url).await?;
+    praxis_store::migrate::<store::migrations::Migrator>(&db).await?;
+    Ok(())
+}
+
+impl DirectoryService {
+    pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {
+        let routes = Routes::new(EnterpriseServiceServer::new(grpc::EnterpriseApi { directory: self.directory.clone() }))
+            .add_service(PracticeServiceServer::new(grpc::PracticeApi { directory: self.directory.clone() }))
+            .add_service(UserServiceServer::new(grpc::UserApi { directory: self.directory.clone() }));
+        let names = vec![
+            <EnterpriseServiceServer<grpc::EnterpriseApi> as NamedService>::NAME,
+            <PracticeServiceServer<grpc::PracticeApi> as NamedService>::NAME,
+            <UserServiceServer<grpc::UserApi> as NamedService>::NAME,
+        ];
+        ServiceHost::new("directory", routes, names, verifier)
+            .probe(Arc::new(DatabaseProbe(self.db.clone())))
+            .probe(Arc::new(CacheProbe(self.cache.clone())))
+            .drain(drain)
+    }
+}

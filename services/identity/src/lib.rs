@@ -1,0 +1,143 @@
+//! The identity service. This first cut owns the access-token signing keys: it signs tokens,
+//! publishes the JWK Set over gRPC and HTTP (`/.well-known/jwks.json`), and, in one-process
+//! installs, writes the set to a file the other services verify with.
+#![forbid(unsafe_code)]
+
+pub mod keys;
+pub mod store;
+
+mod grpc;
+mod http;
+
+use praxis_cache::{Cache, CacheProbe};
+use praxis_proto::identity::v1::token_service_server::TokenServiceServer;
+use praxis_runtime::config::ServiceConfig;
+use praxis_runtime::{ServiceHost, TokenVerifier};
+use praxis_store::DatabaseProbe;
+use praxis_store::sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+
+pub use keys::{KeyRing, TokenSubject};
+
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdentityConfig {
+    #[serde(flatten)]
+    pub service: ServiceConfig,
+    /// Address of the HTTP endpoints (JWKS; SSO callbacks later).
+    pub http_listen: String,
+    /// Where to write the JWK Set for services that read it from a file (one-process installs).
+    pub jwks_out: Option<PathBuf>,
+    /// Lifetime of access tokens, in seconds.
+    pub access_token_seconds: i64,
+    /// How long a retired signing key stays published, in seconds.
+    pub key_overlap_seconds: i64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            service: ServiceConfig::with_defaults(DEFAULT_LISTEN, "identity.db"),
+            http_listen: DEFAULT_HTTP_LISTEN.to_owned(),
+            jwks_out: Some(PathBuf::from(".praxis/jwks.json")),
+            access_token_seconds: 900,
+            key_overlap_seconds: 86_400,
+        }
+    }
+}
+
+impl IdentityConfig {
+    pub fn validate(&self) -> Result<(), praxis_runtime::config::ConfigError> {
+        self.service.validate()?;
+        self.http_listen.parse::<std::net::SocketAddr>().map_err(|error| {
+            praxis_runtime::config::ConfigError::new(format!("http_listen {:?}: {error}", self.http_listen))
+        })?;
+        if self.access_token_seconds < 60 || self.access_token_seconds > 3600 {
+            return Err(praxis_runtime::config::ConfigError::new("access_token_seconds must be between 60 and 3600"));
+        }
+        if self.key_overlap_seconds < self.access_token_seconds {
+            return Err(praxis_runtime::config::ConfigError::new(
+                "key_overlap_seconds must be at least access_token_seconds, or tokens stop verifying early",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub struct IdentityService {
+    pub keys: KeyRing,
+    db: DatabaseConnection,
+    cache: Arc<dyn Cache>,
+    jwks_out: Option<PathBuf>,
+}
+
+pub async fn open(config: &IdentityConfig, cache: Arc<dyn Cache>) -> Result<IdentityService, StartError> {
+    let db = praxis_store::connect(&config.service.database_url).await?;
+    praxis_store::migrate::<store::migrations::Migrator>(&db).await?;
+    let keys = KeyRing::new(
+        db.clone(),
+        &config.service.auth.issuer,
+        &config.service.auth.audience,
+        chrono::Duration::seconds(config.key_overlap_seconds),
+    );
+    keys.ensure_active(chrono::Utc::now()).await?;
+    let service = IdentityService { keys, db, cache, jwks_out: config.jwks_out.clone() };
+    service.publish_jwks_file().await?;
+    Ok(service)
+}
+
+pub async fn migrate(database_url: &str) -> Result<(), StartError> {
+    let db = praxis_store::connect(database_url).await?;
+    praxis_store::migrate::<store::migrations::Migrator>(&db).await?;
+    Ok(())
+}
+
+impl IdentityService {
+    /// Writes the current JWK Set where file-configured verifiers read it; written to a temporary
+    /// file and renamed, so a reader never sees half a file.
+    pub async fn publish_jwks_file(&self) -> Result<(), StartError> {
+        let Some(path) = &self.jwks_out else { return Ok(()) };
+        let set = self.keys.jwks(chrono::Utc::now()).await?;
+        write_atomically(path, &serde_json::to_vec_pretty(&set)?).await?;
+        Ok(())
+    }
+
+    pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {
+        let api = grpc::TokenApi { keys: self.keys.clone() };
+        let routes = Routes::new(TokenServiceServer::new(api));
+        let names = vec![<TokenServiceServer<grpc::TokenApi> as NamedService>::NAME];
+        ServiceHost::new("identity", routes, names, verifier)
+            .public_method(grpc::GET_JWKS_PATH)
+            .probe(Arc::new(DatabaseProbe(self.db.clone())))
+            .probe(Arc::new(CacheProbe(self.cache.clone())))
+            .drain(drain)
+    }
+
+    /// The HTTP endpoints, served until `shutdown`.
+    pub async fn serve_http(
+        &self,
+        listener: tokio::net::TcpListener,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<(), StartError> {
+        http::serve(self.keys.clone(), listener, shutdown).await
+    }
+}
+
+async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    let temporary = path.with_extension("tmp");
+    tokio::fs::write(&temporary, bytes).await?;
+    tokio::fs::rename(&temporary, path).await
+}

@@ -1,0 +1,96 @@
+//! Configuration of the one-process install: every service on loopback, SQLite files under the
+//! data directory, one in-memory cache, unless told otherwise.
+
+use praxis_runtime::config::{AuthConfig, ConfigError, ServiceConfig, TelemetryConfig};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PraxisConfig {
+    /// SQLite files and the JWK Set live here.
+    pub data_dir: PathBuf,
+    /// `memory` (one process needs nothing else) or Redis URLs.
+    pub cache_url: String,
+    pub drain_seconds: u64,
+    pub telemetry: TelemetryConfig,
+    pub directory: Endpoint,
+    pub identity: IdentityEndpoint,
+    pub authz: Endpoint,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub listen: String,
+    /// Overrides the SQLite file under `data_dir`, e.g. with a PostgreSQL URL.
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityEndpoint {
+    pub listen: String,
+    pub http_listen: String,
+    pub database_url: Option<String>,
+}
+
+impl Default for PraxisConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(".praxis"),
+            cache_url: "memory".to_owned(),
+            drain_seconds: 20,
+            telemetry: TelemetryConfig::default(),
+            directory: Endpoint { listen: praxis_directory::DEFAULT_LISTEN.to_owned(), database_url: None },
+            identity: IdentityEndpoint {
+                listen: praxis_identity::DEFAULT_LISTEN.to_owned(),
+                http_listen: praxis_identity::DEFAULT_HTTP_LISTEN.to_owned(),
+                database_url: None,
+            },
+            authz: Endpoint { listen: praxis_authz::DEFAULT_LISTEN.to_owned(), database_url: None },
+        }
+    }
+}
+
+impl PraxisConfig {
+    fn database_url(&self, explicit: &Option<String>, file: &str) -> String {
+        explicit.clone().unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join(file).display()))
+    }
+
+    pub fn jwks_file(&self) -> PathBuf {
+        self.data_dir.join("jwks.json")
+    }
+
+    fn service(&self, listen: &str, database_url: String) -> ServiceConfig {
+        ServiceConfig {
+            listen: listen.to_owned(),
+            database_url,
+            cache_url: self.cache_url.clone(),
+            drain_seconds: self.drain_seconds,
+            telemetry: self.telemetry.clone(),
+            auth: AuthConfig { jwks_file: Some(self.jwks_file()), jwks_url: None, ..AuthConfig::default() },
+        }
+    }
+
+    pub fn directory(&self) -> ServiceConfig {
+        self.service(&self.directory.listen, self.database_url(&self.directory.database_url, "directory.db"))
+    }
+
+    pub fn identity(&self) -> praxis_identity::IdentityConfig {
+        praxis_identity::IdentityConfig {
+            service: self.service(&self.identity.listen, self.database_url(&self.identity.database_url, "identity.db")),
+            http_listen: self.identity.http_listen.clone(),
+            jwks_out: Some(self.jwks_file()),
+            ..praxis_identity::IdentityConfig::default()
+        }
+    }
+
+    pub fn authz(&self) -> ServiceConfig {
+        self.service(&self.authz.listen, self.database_url(&self.authz.database_url, "authz.db"))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.directory().validate()?;
+        self.identity().validate()?;
+        self.authz().validate()
+    }
+}
