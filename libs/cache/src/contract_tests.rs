@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn backends() -> Vec<(&'static str, Arc<dyn Cache>)> {
-    let mut backends: Vec<(&'static str, Arc<dyn Cache>)> = vec![("memory", open("memory").expect("memory cache"))];
-    if let Some(url) = std::env::var("PRAXIS_TEST_REDIS_URL").ok().filter(|url| !url.is_empty()) {
+    let mut backends: Vec<(&'static str, Arc<dyn Cache>)> =
+        vec![("memory", open("memory").expect("memory cache"))];
+    if let Some(url) = std::env::var("PRAXIS_TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+    {
         eprintln!("cache contract: also running on Redis at {url}");
         backends.push(("redis", open(&url).expect("redis cache")));
     }
@@ -21,10 +25,21 @@ fn key(name: &str) -> String {
 async fn values_expire_after_their_ttl() {
     for (backend, cache) in backends() {
         let k = key("ttl");
-        cache.set(&k, b"v", Duration::from_millis(300)).await.unwrap();
-        assert_eq!(cache.get(&k).await.unwrap().as_deref(), Some(&b"v"[..]), "{backend}");
+        cache
+            .set(&k, b"v", Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get(&k).await.unwrap().as_deref(),
+            Some(&b"v"[..]),
+            "{backend}"
+        );
         tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(cache.get(&k).await.unwrap(), None, "{backend}: expired value still there");
+        assert_eq!(
+            cache.get(&k).await.unwrap(),
+            None,
+            "{backend}: expired value still there"
+        );
     }
 }
 
@@ -32,10 +47,30 @@ async fn values_expire_after_their_ttl() {
 async fn set_if_absent_stores_once_and_take_is_single_use() {
     for (backend, cache) in backends() {
         let k = key("once");
-        assert!(cache.set_if_absent(&k, b"first", Duration::from_secs(30)).await.unwrap(), "{backend}");
-        assert!(!cache.set_if_absent(&k, b"second", Duration::from_secs(30)).await.unwrap(), "{backend}");
-        assert_eq!(cache.take(&k).await.unwrap().as_deref(), Some(&b"first"[..]), "{backend}");
-        assert_eq!(cache.take(&k).await.unwrap(), None, "{backend}: a taken value was taken twice");
+        assert!(
+            cache
+                .set_if_absent(&k, b"first", Duration::from_secs(30))
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !cache
+                .set_if_absent(&k, b"second", Duration::from_secs(30))
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+        assert_eq!(
+            cache.take(&k).await.unwrap().as_deref(),
+            Some(&b"first"[..]),
+            "{backend}"
+        );
+        assert_eq!(
+            cache.take(&k).await.unwrap(),
+            None,
+            "{backend}: a taken value was taken twice"
+        );
         cache.set(&k, b"x", Duration::from_secs(30)).await.unwrap();
         assert!(cache.delete(&k).await.unwrap(), "{backend}");
         assert!(!cache.delete(&k).await.unwrap(), "{backend}");
@@ -50,7 +85,12 @@ async fn counters_count_atomically_within_their_window() {
             .map(|_| {
                 let cache = cache.clone();
                 let k = k.clone();
-                tokio::spawn(async move { cache.increment(&k, Duration::from_millis(700)).await.unwrap() })
+                tokio::spawn(async move {
+                    cache
+                        .increment(&k, Duration::from_millis(700))
+                        .await
+                        .unwrap()
+                })
             })
             .collect();
         let mut counts = Vec::new();
@@ -58,12 +98,30 @@ async fn counters_count_atomically_within_their_window() {
             counts.push(task.await.unwrap());
         }
         counts.sort_unstable();
-        assert_eq!(counts, (1..=20).collect::<Vec<i64>>(), "{backend}: increments were lost or repeated");
+        assert_eq!(
+            counts,
+            (1..=20).collect::<Vec<i64>>(),
+            "{backend}: increments were lost or repeated"
+        );
         // Later increments do not extend the window: it closes 700 ms after the first.
         tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(cache.increment(&k, Duration::from_millis(700)).await.unwrap(), 21, "{backend}");
+        assert_eq!(
+            cache
+                .increment(&k, Duration::from_millis(700))
+                .await
+                .unwrap(),
+            21,
+            "{backend}"
+        );
         tokio::time::sleep(Duration::from_millis(600)).await;
-        assert_eq!(cache.increment(&k, Duration::from_millis(700)).await.unwrap(), 1, "{backend}: window never closed");
+        assert_eq!(
+            cache
+                .increment(&k, Duration::from_millis(700))
+                .await
+                .unwrap(),
+            1,
+            "{backend}: window never closed"
+        );
     }
 }
 
@@ -74,20 +132,35 @@ async fn subscribers_receive_what_is_published() {
         let mut first = cache.subscribe(&channel).await.unwrap();
         let mut second = cache.subscribe(&channel).await.unwrap();
         cache.publish(&channel, b"enterprise-1:42").await.unwrap();
-        cache.publish(&key("other-channel"), b"not for us").await.unwrap();
+        cache
+            .publish(&key("other-channel"), b"not for us")
+            .await
+            .unwrap();
         for subscription in [&mut first, &mut second] {
-            let notice = tokio::time::timeout(Duration::from_secs(5), subscription.next()).await.expect("no message in time");
-            assert_eq!(notice, Some(Notice::Message(b"enterprise-1:42".to_vec())), "{backend}");
+            let notice = tokio::time::timeout(Duration::from_secs(5), subscription.next())
+                .await
+                .expect("no message in time");
+            assert_eq!(
+                notice,
+                Some(Notice::Message(b"enterprise-1:42".to_vec())),
+                "{backend}"
+            );
         }
         let nothing_else = tokio::time::timeout(Duration::from_millis(200), first.next()).await;
-        assert!(nothing_else.is_err(), "{backend}: received a message from another channel");
+        assert!(
+            nothing_else.is_err(),
+            "{backend}: received a message from another channel"
+        );
     }
 }
 
 #[tokio::test]
 async fn ping_answers_and_bad_urls_are_refused() {
     for (backend, cache) in backends() {
-        cache.ping().await.unwrap_or_else(|error| panic!("{backend}: {error}"));
+        cache
+            .ping()
+            .await
+            .unwrap_or_else(|error| panic!("{backend}: {error}"));
     }
     assert!(open("memcached://127.0.0.1").is_err());
     assert!(open("").is_err());
@@ -97,7 +170,9 @@ async fn ping_answers_and_bad_urls_are_refused() {
 async fn an_unreachable_redis_is_an_error_not_a_hang() {
     // Nothing listens on port 1 of loopback.
     let cache = open("redis://127.0.0.1:1").unwrap();
-    let outcome = tokio::time::timeout(Duration::from_secs(10), cache.ping()).await.expect("ping hung");
+    let outcome = tokio::time::timeout(Duration::from_secs(10), cache.ping())
+        .await
+        .expect("ping hung");
     assert!(outcome.is_err());
     assert!(cache.get("k").await.is_err());
 }

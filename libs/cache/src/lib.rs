@@ -53,7 +53,12 @@ pub trait Cache: Send + Sync {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError>;
     /// Stores only if the key is absent; true when stored.
-    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError>;
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError>;
     /// Reads and removes in one step, so a single-use value is used at most once.
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError>;
     /// True when the key existed.
@@ -73,9 +78,18 @@ pub fn open(url: &str) -> Result<Arc<dyn Cache>, CacheError> {
     if url == "memory" {
         return Ok(Arc::new(MemoryCache::new()));
     }
-    let nodes: Vec<&str> = url.split(',').map(str::trim).filter(|node| !node.is_empty()).collect();
-    if nodes.iter().any(|node| !node.starts_with("redis://") && !node.starts_with("rediss://")) {
-        return Err(CacheError::Config(format!("cache_url must be `memory` or redis:// URLs, got {url:?}")));
+    let nodes: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|node| !node.is_empty())
+        .collect();
+    if nodes
+        .iter()
+        .any(|node| !node.starts_with("redis://") && !node.starts_with("rediss://"))
+    {
+        return Err(CacheError::Config(format!(
+            "cache_url must be `memory` or redis:// URLs, got {url:?}"
+        )));
     }
     match nodes.as_slice() {
         [] => Err(CacheError::Config("cache_url is empty".to_owned())),

@@ -19,7 +19,12 @@ struct Entry {
 struct EntryExpiry;
 
 impl Expiry<String, Entry> for EntryExpiry {
-    fn expire_after_create(&self, _key: &String, entry: &Entry, _created_at: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        entry: &Entry,
+        _created_at: Instant,
+    ) -> Option<Duration> {
         Some(entry.ttl)
     }
 
@@ -30,7 +35,11 @@ impl Expiry<String, Entry> for EntryExpiry {
         _updated_at: Instant,
         remaining: Option<Duration>,
     ) -> Option<Duration> {
-        if entry.keeps_expiry { remaining } else { Some(entry.ttl) }
+        if entry.keeps_expiry {
+            remaining
+        } else {
+            Some(entry.ttl)
+        }
     }
 }
 
@@ -44,15 +53,24 @@ const CHANNEL_CAPACITY: usize = 1024;
 impl MemoryCache {
     pub fn new() -> Self {
         Self {
-            entries: moka::future::Cache::builder().max_capacity(1_000_000).expire_after(EntryExpiry).build(),
+            entries: moka::future::Cache::builder()
+                .max_capacity(1_000_000)
+                .expire_after(EntryExpiry)
+                .build(),
             channels: Mutex::new(HashMap::new()),
         }
     }
 
     fn sender(&self, channel: &str) -> broadcast::Sender<Vec<u8>> {
         // A poisoned lock only means another thread panicked mid-insert; the map is still usable.
-        let mut channels = self.channels.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        channels.entry(channel.to_owned()).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).clone()
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        channels
+            .entry(channel.to_owned())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .clone()
     }
 }
 
@@ -63,13 +81,21 @@ impl Default for MemoryCache {
 }
 
 fn plain(value: &[u8], ttl: Duration) -> Entry {
-    Entry { value: Arc::new(value.to_vec()), ttl, keeps_expiry: false }
+    Entry {
+        value: Arc::new(value.to_vec()),
+        ttl,
+        keeps_expiry: false,
+    }
 }
 
 #[async_trait::async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        Ok(self.entries.get(key).await.map(|entry| entry.value.to_vec()))
+        Ok(self
+            .entries
+            .get(key)
+            .await
+            .map(|entry| entry.value.to_vec()))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
@@ -77,13 +103,26 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
-    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
-        let entry = self.entries.entry(key.to_owned()).or_insert_with(async { plain(value, ttl) }).await;
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let entry = self
+            .entries
+            .entry(key.to_owned())
+            .or_insert_with(async { plain(value, ttl) })
+            .await;
         Ok(entry.is_fresh())
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
-        Ok(self.entries.remove(key).await.map(|entry| entry.value.to_vec()))
+        Ok(self
+            .entries
+            .remove(key)
+            .await
+            .map(|entry| entry.value.to_vec()))
     }
 
     async fn delete(&self, key: &str) -> Result<bool, CacheError> {
@@ -95,12 +134,21 @@ impl Cache for MemoryCache {
             .entries
             .entry(key.to_owned())
             .and_compute_with(|existing| {
-                let count = existing.and_then(|entry| counter_value(&entry.into_value().value)).unwrap_or(0) + 1;
-                let entry = Entry { value: Arc::new(count.to_string().into_bytes()), ttl: window, keeps_expiry: true };
+                let count = existing
+                    .and_then(|entry| counter_value(&entry.into_value().value))
+                    .unwrap_or(0)
+                    + 1;
+                let entry = Entry {
+                    value: Arc::new(count.to_string().into_bytes()),
+                    ttl: window,
+                    keeps_expiry: true,
+                };
                 std::future::ready(Op::Put(entry))
             })
             .await;
-        let count = result.into_entry().and_then(|entry| counter_value(&entry.into_value().value));
+        let count = result
+            .into_entry()
+            .and_then(|entry| counter_value(&entry.into_value().value));
         count.ok_or_else(|| CacheError::Unavailable("counter lost".to_owned()))
     }
 

@@ -21,7 +21,10 @@ enum Connection {
 enum Target {
     Single(Client),
     /// Pub/sub messages reach every node of a cluster, so one node serves subscriptions.
-    Cluster { client: ClusterClient, subscriptions: Client },
+    Cluster {
+        client: Box<ClusterClient>,
+        subscriptions: Client,
+    },
 }
 
 pub struct RedisCache {
@@ -40,7 +43,9 @@ fn config_error(error: redis::RedisError) -> CacheError {
 
 impl RedisCache {
     pub fn single(url: &str) -> Result<Self, CacheError> {
-        Ok(Self::with_target(Target::Single(Client::open(url).map_err(config_error)?)))
+        Ok(Self::with_target(Target::Single(
+            Client::open(url).map_err(config_error)?,
+        )))
     }
 
     pub fn cluster(urls: &[&str]) -> Result<Self, CacheError> {
@@ -49,9 +54,14 @@ impl RedisCache {
             .response_timeout(TIMEOUT)
             .build()
             .map_err(config_error)?;
-        let first = urls.first().ok_or_else(|| CacheError::Config("no cluster nodes".to_owned()))?;
+        let first = urls
+            .first()
+            .ok_or_else(|| CacheError::Config("no cluster nodes".to_owned()))?;
         let subscriptions = Client::open(*first).map_err(config_error)?;
-        Ok(Self::with_target(Target::Cluster { client, subscriptions }))
+        Ok(Self::with_target(Target::Cluster {
+            client: Box::new(client),
+            subscriptions,
+        }))
     }
 
     fn with_target(target: Target) -> Self {
@@ -62,7 +72,11 @@ impl RedisCache {
              if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
              return n",
         );
-        Self { target, connection: OnceCell::new(), increment_script }
+        Self {
+            target,
+            connection: OnceCell::new(),
+            increment_script,
+        }
     }
 
     async fn connection(&self) -> Result<Connection, CacheError> {
@@ -80,9 +94,11 @@ impl RedisCache {
                             .map(Connection::Single)
                             .map_err(unavailable)
                     }
-                    Target::Cluster { client, .. } => {
-                        client.get_async_connection().await.map(Connection::Cluster).map_err(unavailable)
-                    }
+                    Target::Cluster { client, .. } => client
+                        .get_async_connection()
+                        .await
+                        .map(Connection::Cluster)
+                        .map_err(unavailable),
                 }
             })
             .await?;
@@ -106,7 +122,9 @@ impl RedisCache {
 }
 
 fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 #[async_trait::async_trait]
@@ -116,11 +134,32 @@ impl Cache for RedisCache {
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), CacheError> {
-        self.query(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(millis(ttl))).await
+        self.query(
+            redis::cmd("SET")
+                .arg(key)
+                .arg(value)
+                .arg("PX")
+                .arg(millis(ttl)),
+        )
+        .await
     }
 
-    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, CacheError> {
-        let reply: Option<String> = self.query(redis::cmd("SET").arg(key).arg(value).arg("PX").arg(millis(ttl)).arg("NX")).await?;
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let reply: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("PX")
+                    .arg(millis(ttl))
+                    .arg("NX"),
+            )
+            .await?;
         Ok(reply.is_some())
     }
 
@@ -144,7 +183,9 @@ impl Cache for RedisCache {
     }
 
     async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), CacheError> {
-        let _receivers: i64 = self.query(redis::cmd("PUBLISH").arg(channel).arg(message)).await?;
+        let _receivers: i64 = self
+            .query(redis::cmd("PUBLISH").arg(channel).arg(message))
+            .await?;
         Ok(())
     }
 
@@ -160,7 +201,11 @@ impl Cache for RedisCache {
                 {
                     let mut messages = pubsub.on_message();
                     while let Some(message) = messages.next().await {
-                        if sender.send(Notice::Message(message.get_payload_bytes().to_vec())).await.is_err() {
+                        if sender
+                            .send(Notice::Message(message.get_payload_bytes().to_vec()))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }

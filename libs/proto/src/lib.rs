@@ -3,7 +3,8 @@
 #![allow(clippy::all, clippy::unwrap_used, clippy::expect_used)]
 
 /// Encoded `FileDescriptorSet` of every `praxis.*` package, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/praxis_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/praxis_descriptor.bin"));
 
 pub mod directory {
     pub mod v1 {

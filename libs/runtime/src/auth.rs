@@ -58,7 +58,10 @@ impl From<AccessClaims> for Caller {
 
 /// The caller a handler was given by [`AuthLayer`].
 pub fn caller<T>(request: &tonic::Request<T>) -> Result<&Caller, Status> {
-    request.extensions().get::<Caller>().ok_or_else(|| Status::unauthenticated("no authenticated caller"))
+    request
+        .extensions()
+        .get::<Caller>()
+        .ok_or_else(|| Status::unauthenticated("no authenticated caller"))
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +73,13 @@ enum KeySource {
 struct KeyCache {
     keys: HashMap<String, DecodingKey>,
     loaded_at: Option<Instant>,
+}
+
+impl KeyCache {
+    fn recently_loaded(&self) -> bool {
+        self.loaded_at
+            .is_some_and(|at| at.elapsed() < RELOAD_INTERVAL)
+    }
 }
 
 /// Verifies access tokens against a JWK Set that is reloaded when a token names an unknown key
@@ -123,14 +133,28 @@ impl TokenVerifier {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|error| crate::config::ConfigError::new(format!("auth: http client: {error}")))?;
-        Ok(Self { source, validation, cache: RwLock::new(KeyCache { keys: HashMap::new(), loaded_at: None }), http })
+            .map_err(|error| {
+                crate::config::ConfigError::new(format!("auth: http client: {error}"))
+            })?;
+        Ok(Self {
+            source,
+            validation,
+            cache: RwLock::new(KeyCache {
+                keys: HashMap::new(),
+                loaded_at: None,
+            }),
+            http,
+        })
     }
 
     /// Verifies an `authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
         let token = authorization
-            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(AuthError::Missing)?;
@@ -155,12 +179,13 @@ impl TokenVerifier {
             if let Some(key) = cache.keys.get(kid) {
                 return Ok(key.clone());
             }
-            if cache.loaded_at.is_some_and(|at| at.elapsed() < RELOAD_INTERVAL) {
+            if cache.recently_loaded() {
                 return Err(AuthError::UnknownKey);
             }
         }
         let mut cache = self.cache.write().await;
-        if !cache.loaded_at.is_some_and(|at| at.elapsed() < RELOAD_INTERVAL) {
+        // Another call may have reloaded while this one waited for the lock.
+        if !cache.recently_loaded() {
             let set = self.load().await?;
             cache.keys = decoding_keys(&set);
             cache.loaded_at = Some(Instant::now());
@@ -169,14 +194,22 @@ impl TokenVerifier {
     }
 
     async fn load(&self) -> Result<JwkSet, AuthError> {
-        let unavailable = |error: &dyn std::fmt::Display| AuthError::KeysUnavailable(error.to_string());
+        let unavailable =
+            |error: &dyn std::fmt::Display| AuthError::KeysUnavailable(error.to_string());
         match &self.source {
             KeySource::File(path) => {
-                let text = tokio::fs::read_to_string(path).await.map_err(|e| unavailable(&e))?;
+                let text = tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| unavailable(&e))?;
                 serde_json::from_str(&text).map_err(|e| unavailable(&e))
             }
             KeySource::Url(url) => {
-                let response = self.http.get(url).send().await.map_err(|e| unavailable(&e))?;
+                let response = self
+                    .http
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(&e))?;
                 let response = response.error_for_status().map_err(|e| unavailable(&e))?;
                 response.json::<JwkSet>().await.map_err(|e| unavailable(&e))
             }
@@ -210,7 +243,10 @@ pub struct AuthLayer {
 
 impl AuthLayer {
     pub fn new(verifier: Arc<TokenVerifier>, public_methods: Vec<String>) -> Self {
-        Self { verifier, public_methods: public_methods.into() }
+        Self {
+            verifier,
+            public_methods: public_methods.into(),
+        }
     }
 }
 
@@ -218,7 +254,11 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, verifier: self.verifier.clone(), public_methods: self.public_methods.clone() }
+        AuthService {
+            inner,
+            verifier: self.verifier.clone(),
+            public_methods: self.public_methods.clone(),
+        }
     }
 }
 
@@ -254,7 +294,10 @@ where
         }
         let verifier = self.verifier.clone();
         Box::pin(async move {
-            let header = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let header = request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
             match verifier.authenticate(header).await {
                 Ok(caller) => {
                     tracing::Span::current().record("user_id", caller.user_id.as_str());

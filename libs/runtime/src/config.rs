@@ -19,16 +19,24 @@ impl ConfigError {
 }
 
 /// Loads `T` from its defaults, the optional TOML file and the environment.
-pub fn load<T: DeserializeOwned + Serialize + Default>(file: Option<&Path>) -> Result<T, ConfigError> {
+pub fn load<T: DeserializeOwned + Serialize + Default>(
+    file: Option<&Path>,
+) -> Result<T, ConfigError> {
     load_over(T::default(), file)
 }
 
 /// Like [`load`], with the defaults given (each service has its own port and database file).
-pub fn load_over<T: DeserializeOwned + Serialize>(defaults: T, file: Option<&Path>) -> Result<T, ConfigError> {
+pub fn load_over<T: DeserializeOwned + Serialize>(
+    defaults: T,
+    file: Option<&Path>,
+) -> Result<T, ConfigError> {
     let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Some(path) = file {
         if !path.exists() {
-            return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            return Err(ConfigError(format!(
+                "config file {} does not exist",
+                path.display()
+            )));
         }
         figment = figment.merge(Toml::file(path));
     }
@@ -56,7 +64,10 @@ pub struct TelemetryConfig {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        Self { log_format: LogFormat::Json, log_filter: "info".to_owned() }
+        Self {
+            log_format: LogFormat::Json,
+            log_filter: "info".to_owned(),
+        }
     }
 }
 
@@ -74,7 +85,12 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { jwks_url: None, jwks_file: None, issuer: DEFAULT_ISSUER.to_owned(), audience: DEFAULT_AUDIENCE.to_owned() }
+        Self {
+            jwks_url: None,
+            jwks_file: None,
+            issuer: DEFAULT_ISSUER.to_owned(),
+            audience: DEFAULT_AUDIENCE.to_owned(),
+        }
     }
 }
 
@@ -84,8 +100,12 @@ pub const DEFAULT_AUDIENCE: &str = "praxis";
 impl AuthConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         match (&self.jwks_url, &self.jwks_file) {
-            (None, None) => Err(ConfigError::new("auth: set auth.jwks_url or auth.jwks_file")),
-            (Some(_), Some(_)) => Err(ConfigError::new("auth: set only one of auth.jwks_url and auth.jwks_file")),
+            (None, None) => Err(ConfigError::new(
+                "auth: set auth.jwks_url or auth.jwks_file",
+            )),
+            (Some(_), Some(_)) => Err(ConfigError::new(
+                "auth: set only one of auth.jwks_url and auth.jwks_file",
+            )),
             _ => Ok(()),
         }
     }
@@ -115,7 +135,10 @@ impl ServiceConfig {
             cache_url: "memory".to_owned(),
             drain_seconds: 20,
             telemetry: TelemetryConfig::default(),
-            auth: AuthConfig { jwks_file: Some(PathBuf::from(".praxis/jwks.json")), ..AuthConfig::default() },
+            auth: AuthConfig {
+                jwks_file: Some(PathBuf::from(".praxis/jwks.json")),
+                ..AuthConfig::default()
+            },
         }
     }
 
@@ -141,12 +164,17 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail decides the closure's error type
     fn file_then_environment_override_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("praxis.toml", "listen = \"127.0.0.1:7000\"\n[auth]\njwks_url = \"http://x/jwks\"\n")?;
+            jail.create_file(
+                "praxis.toml",
+                "listen = \"127.0.0.1:7000\"\n[auth]\njwks_url = \"http://x/jwks\"\n",
+            )?;
             jail.set_env("PRAXIS_CACHE_URL", "redis://127.0.0.1:6379");
             jail.set_env("PRAXIS_TELEMETRY__LOG_FORMAT", "pretty");
-            let config: ServiceConfig = load(Some(Path::new("praxis.toml"))).map_err(|e| e.to_string())?;
+            let config: ServiceConfig =
+                load(Some(Path::new("praxis.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.listen, "127.0.0.1:7000");
             assert_eq!(config.cache_url, "redis://127.0.0.1:6379");
             assert_eq!(config.telemetry.log_format, LogFormat::Pretty);
@@ -157,10 +185,21 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported_before_start() {
-        let config = ServiceConfig { listen: "not an address".to_owned(), ..ServiceConfig::default() };
-        let error = config.validate().err().map(|e| e.to_string()).unwrap_or_default();
+        let config = ServiceConfig {
+            listen: "not an address".to_owned(),
+            ..ServiceConfig::default()
+        };
+        let error = config
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(error.contains("listen"), "{error}");
-        let both = AuthConfig { jwks_url: Some("http://x".into()), jwks_file: Some("f".into()), ..AuthConfig::default() };
+        let both = AuthConfig {
+            jwks_url: Some("http://x".into()),
+            jwks_file: Some("f".into()),
+            ..AuthConfig::default()
+        };
         assert!(both.validate().is_err());
         assert!(load::<ServiceConfig>(Some(Path::new("/nonexistent/praxis.toml"))).is_err());
     }

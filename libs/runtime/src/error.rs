@@ -26,7 +26,12 @@ impl FieldViolations {
         if self.0.is_empty() {
             return Ok(());
         }
-        let summary = self.0.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; ");
+        let summary = self
+            .0
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; ");
         Err(Status::with_error_details(
             Code::InvalidArgument,
             summary,
@@ -38,7 +43,10 @@ impl FieldViolations {
 pub fn invalid_argument(field: &str, description: impl Into<String>) -> Status {
     let mut violations = FieldViolations::new();
     violations.add(field, description);
-    violations.check().err().unwrap_or_else(|| Status::invalid_argument(field.to_owned()))
+    violations
+        .check()
+        .err()
+        .unwrap_or_else(|| Status::invalid_argument(field.to_owned()))
 }
 
 /// A stable `reason` in an ErrorInfo, e.g. `USER_KIND_MISMATCH` in domain `directory.praxis`.
@@ -46,7 +54,11 @@ pub fn with_reason(code: Code, reason: &str, domain: &str, message: impl Into<St
     Status::with_error_details(
         code,
         message,
-        ErrorDetails::with_error_info(reason, domain, std::collections::HashMap::<String, String>::new()),
+        ErrorDetails::with_error_info(
+            reason,
+            domain,
+            std::collections::HashMap::<String, String>::new(),
+        ),
     )
 }
 
@@ -76,8 +88,16 @@ mod tests {
 
     #[test]
     fn reasons_are_machine_readable() {
-        let status = with_reason(Code::FailedPrecondition, "USER_KIND_MISMATCH", "directory.praxis", "kind differs");
-        let reason = status.get_error_details().error_info().map(|info| info.reason.clone());
+        let status = with_reason(
+            Code::FailedPrecondition,
+            "USER_KIND_MISMATCH",
+            "directory.praxis",
+            "kind differs",
+        );
+        let reason = status
+            .get_error_details()
+            .error_info()
+            .map(|info| info.reason.clone());
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert_eq!(reason.as_deref(), Some("USER_KIND_MISMATCH"));
     }

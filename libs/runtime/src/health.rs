@@ -14,6 +14,15 @@ pub trait Probe: Send + Sync {
     fn check(&self) -> BoxFuture<'_, Result<(), String>>;
 }
 
+/// Every service answers NOT_SERVING, rather than "unknown service", until its first probe.
+pub async fn register_not_serving(reporter: &HealthReporter, service_names: &[&'static str]) {
+    for name in service_names.iter().copied().chain([""]) {
+        reporter
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
+    }
+}
+
 /// Runs every probe each `interval` and sets all `service_names` (and the server as a whole,
 /// the empty name) to SERVING or NOT_SERVING. Stops at shutdown, leaving NOT_SERVING behind so
 /// load balancers stop sending work while in-flight calls drain.
@@ -40,7 +49,9 @@ pub fn spawn_monitor(
             }
         }
         for name in service_names.iter().copied().chain([""]) {
-            reporter.set_service_status(name, ServingStatus::NotServing).await;
+            reporter
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
         }
     })
 }
@@ -60,5 +71,9 @@ async fn check_all(probes: &[Arc<dyn Probe>]) -> ServingStatus {
             healthy = false;
         }
     }
-    if healthy { ServingStatus::Serving } else { ServingStatus::NotServing }
+    if healthy {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
 }

@@ -3,7 +3,7 @@
 //! graceful drain bounded in time.
 
 use crate::auth::{AuthLayer, TokenVerifier};
-use crate::health::{Probe, spawn_monitor};
+use crate::health::{Probe, register_not_serving, spawn_monitor};
 use crate::request_context::RequestContextLayer;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +33,12 @@ pub struct ServiceHost {
 impl ServiceHost {
     /// `service_names` are the fully-qualified gRPC names in `routes` (`NamedService::NAME`),
     /// each of which gets a health status.
-    pub fn new(name: &'static str, routes: Routes, service_names: Vec<&'static str>, verifier: Arc<TokenVerifier>) -> Self {
+    pub fn new(
+        name: &'static str,
+        routes: Routes,
+        service_names: Vec<&'static str>,
+        verifier: Arc<TokenVerifier>,
+    ) -> Self {
         Self {
             name,
             routes,
@@ -75,19 +80,38 @@ impl ServiceHost {
             .with_service_name("grpc.health.v1.Health")
             .with_service_name("grpc.reflection.v1.ServerReflection")
             .with_service_name("grpc.reflection.v1alpha.ServerReflection");
-        self.service_names.iter().fold(builder, |builder, name| builder.with_service_name(*name))
+        self.service_names
+            .iter()
+            .fold(builder, |builder, name| builder.with_service_name(*name))
     }
 
     /// Serves until `shutdown` is cancelled, then drains for at most the drain period.
-    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), HostError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), HostError> {
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        let reflection_v1 =
-            self.reflection().build_v1().map_err(|error| HostError::Reflection(error.to_string()))?;
-        let reflection_v1alpha =
-            self.reflection().build_v1alpha().map_err(|error| HostError::Reflection(error.to_string()))?;
+        let reflection_v1 = self
+            .reflection()
+            .build_v1()
+            .map_err(|error| HostError::Reflection(error.to_string()))?;
+        let reflection_v1alpha = self
+            .reflection()
+            .build_v1alpha()
+            .map_err(|error| HostError::Reflection(error.to_string()))?;
 
-        let monitor = spawn_monitor(reporter, self.service_names.clone(), self.probes, self.health_interval, shutdown.clone());
-        let address = listener.local_addr().map_err(|error| HostError::Transport(error.to_string()))?;
+        register_not_serving(&reporter, &self.service_names).await;
+        let monitor = spawn_monitor(
+            reporter,
+            self.service_names.clone(),
+            self.probes,
+            self.health_interval,
+            shutdown.clone(),
+        );
+        let address = listener
+            .local_addr()
+            .map_err(|error| HostError::Transport(error.to_string()))?;
         tracing::info!(service = self.name, %address, "serving gRPC");
 
         let server = tonic::transport::Server::builder()

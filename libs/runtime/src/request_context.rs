@@ -20,7 +20,8 @@ pub struct RequestId(pub String);
 /// Accept a caller's request id only if it is short and printable, so it is safe to log.
 fn incoming_request_id(headers: &http::HeaderMap) -> Option<String> {
     let value = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
-    let acceptable = !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
+    let acceptable =
+        !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
     acceptable.then(|| value.to_owned())
 }
 
@@ -54,7 +55,10 @@ impl Injector for MetadataInjector<'_> {
 pub struct PropagateTraceContext;
 
 impl tonic::service::Interceptor for PropagateTraceContext {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         let context = tracing::Span::current().context();
         opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));
@@ -73,7 +77,10 @@ impl RpcMetrics {
     fn new() -> Self {
         let meter = opentelemetry::global::meter("praxis");
         Self {
-            calls: meter.u64_counter("rpc.server.calls").with_description("gRPC calls served").build(),
+            calls: meter
+                .u64_counter("rpc.server.calls")
+                .with_description("gRPC calls served")
+                .build(),
             duration: meter
                 .f64_histogram("rpc.server.duration")
                 .with_unit("s")
@@ -91,7 +98,10 @@ pub struct RequestContextLayer {
 
 impl RequestContextLayer {
     pub fn new(service: &'static str) -> Self {
-        Self { service, metrics: RpcMetrics::new() }
+        Self {
+            service,
+            metrics: RpcMetrics::new(),
+        }
     }
 }
 
@@ -99,7 +109,11 @@ impl<S> tower::Layer<S> for RequestContextLayer {
     type Service = RequestContextService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequestContextService { inner, service: self.service, metrics: self.metrics.clone() }
+        RequestContextService {
+            inner,
+            service: self.service,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -128,7 +142,8 @@ where
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let request_id = incoming_request_id(request.headers()).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let request_id = incoming_request_id(request.headers())
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let method = request.uri().path().to_owned();
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.extract(&HeaderExtractor(request.headers()))
@@ -143,7 +158,9 @@ where
         );
         // A malformed or absent traceparent simply starts a new trace.
         let _ = span.set_parent(parent);
-        request.extensions_mut().insert(RequestId(request_id.clone()));
+        request
+            .extensions_mut()
+            .insert(RequestId(request_id.clone()));
         let metrics = self.metrics.clone();
         let service = self.service;
         Box::pin(
@@ -165,7 +182,9 @@ where
                     KeyValue::new("rpc.grpc.status_code", grpc_status),
                 ];
                 metrics.calls.add(1, &attributes);
-                metrics.duration.record(started.elapsed().as_secs_f64(), &attributes);
+                metrics
+                    .duration
+                    .record(started.elapsed().as_secs_f64(), &attributes);
                 result.map(|mut response| {
                     if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                         response.headers_mut().insert(REQUEST_ID_HEADER, value);
@@ -187,10 +206,16 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(REQUEST_ID_HEADER, http::HeaderValue::from_static("abc-123"));
         assert_eq!(incoming_request_id(&headers).as_deref(), Some("abc-123"));
-        headers.insert(REQUEST_ID_HEADER, http::HeaderValue::from_static("has space"));
+        headers.insert(
+            REQUEST_ID_HEADER,
+            http::HeaderValue::from_static("has space"),
+        );
         assert_eq!(incoming_request_id(&headers), None);
         let long = "x".repeat(129);
-        headers.insert(REQUEST_ID_HEADER, http::HeaderValue::from_str(&long).unwrap_or(http::HeaderValue::from_static("")));
+        headers.insert(
+            REQUEST_ID_HEADER,
+            http::HeaderValue::from_str(&long).unwrap_or(http::HeaderValue::from_static("")),
+        );
         assert_eq!(incoming_request_id(&headers), None);
     }
 }

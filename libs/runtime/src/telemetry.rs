@@ -31,7 +31,10 @@ impl Drop for TelemetryGuard {
 #[error("telemetry: {0}")]
 pub struct TelemetryError(String);
 
-pub fn init(service_name: &'static str, config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
+pub fn init(
+    service_name: &'static str,
+    config: &TelemetryConfig,
+) -> Result<TelemetryGuard, TelemetryError> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let resource = Resource::builder().with_service_name(service_name).build();
     let exporting = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
@@ -48,7 +51,10 @@ pub fn init(service_name: &'static str, config: &TelemetryConfig) -> Result<Tele
             .with_tonic()
             .build()
             .map_err(|error| TelemetryError(error.to_string()))?;
-        let provider = SdkMeterProvider::builder().with_resource(resource).with_periodic_exporter(metric_exporter).build();
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource)
+            .with_periodic_exporter(metric_exporter)
+            .build();
         opentelemetry::global::set_meter_provider(provider.clone());
         meter_provider = Some(provider);
     }
@@ -63,10 +69,25 @@ pub fn init(service_name: &'static str, config: &TelemetryConfig) -> Result<Tele
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
     let installed = match config.log_format {
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).json().with_current_span(true).with_span_list(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
             .try_init(),
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).pretty()).try_init(),
+        LogFormat::Pretty => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .pretty(),
+            )
+            .try_init(),
     };
     installed.map_err(|error| TelemetryError(error.to_string()))?;
-    Ok(TelemetryGuard { tracer_provider, meter_provider })
+    Ok(TelemetryGuard {
+        tracer_provider,
+        meter_provider,
+    })
 }

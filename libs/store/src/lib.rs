@@ -29,17 +29,21 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, StoreError> {
 }
 
 pub async fn connect_with(mut options: ConnectOptions) -> Result<DatabaseConnection, StoreError> {
-    if let Some(path) = sqlite_file(options.get_url()) {
-        if let Some(parent) = std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|error| StoreError::Connect(format!("create {}: {error}", parent.display())))?;
-        }
+    let sqlite_dir = sqlite_file(options.get_url())
+        .and_then(|path| std::path::Path::new(path).parent())
+        .filter(|parent| !parent.as_os_str().is_empty());
+    if let Some(parent) = sqlite_dir {
+        std::fs::create_dir_all(parent).map_err(|error| {
+            StoreError::Connect(format!("create {}: {error}", parent.display()))
+        })?;
     }
     options
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false);
-    let db = Database::connect(options).await.map_err(|error| StoreError::Connect(redact(&error)))?;
+    let db = Database::connect(options)
+        .await
+        .map_err(|error| StoreError::Connect(redact(&error)))?;
     if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
         // Several connections share one file: wait for a writer instead of failing at once.
         db.execute_unprepared("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;")
@@ -51,11 +55,15 @@ pub async fn connect_with(mut options: ConnectOptions) -> Result<DatabaseConnect
 
 /// Applies every pending migration of a service.
 pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> Result<(), StoreError> {
-    M::up(db, None).await.map_err(|error| StoreError::Migrate(error.to_string()))
+    M::up(db, None)
+        .await
+        .map_err(|error| StoreError::Migrate(error.to_string()))
 }
 
 fn sqlite_file(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && !path.starts_with(":memory:")).then_some(path)
 }
@@ -64,7 +72,9 @@ fn sqlite_file(url: &str) -> Option<&str> {
 fn redact(error: &DbErr) -> String {
     let text = error.to_string();
     match (text.find("://"), text.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &text[..scheme], &text[at..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***{}", &text[..scheme], &text[at..])
+        }
         _ => text,
     }
 }
@@ -88,7 +98,10 @@ mod tests {
 
     #[test]
     fn sqlite_paths_are_found_in_urls() {
-        assert_eq!(sqlite_file("sqlite://.praxis/directory.db?mode=rwc"), Some(".praxis/directory.db"));
+        assert_eq!(
+            sqlite_file("sqlite://.praxis/directory.db?mode=rwc"),
+            Some(".praxis/directory.db")
+        );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("postgres://u:p@h/db"), None);
     }

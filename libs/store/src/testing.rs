@@ -18,7 +18,10 @@ pub struct TestDatabase {
 /// One fresh database per backend available to this run.
 pub async fn test_databases() -> Result<Vec<TestDatabase>, StoreError> {
     let mut databases = vec![sqlite().await?];
-    if let Some(url) = std::env::var(DATABASE_URL_VAR).ok().filter(|url| !url.is_empty()) {
+    if let Some(url) = std::env::var(DATABASE_URL_VAR)
+        .ok()
+        .filter(|url| !url.is_empty())
+    {
         databases.push(postgres(&url).await?);
     }
     Ok(databases)
@@ -28,7 +31,12 @@ pub async fn sqlite() -> Result<TestDatabase, StoreError> {
     let dir = tempfile::tempdir().map_err(|error| StoreError::Connect(error.to_string()))?;
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
     let db = connect(&url).await?;
-    Ok(TestDatabase { backend: "sqlite", url, db, _dir: Some(dir) })
+    Ok(TestDatabase {
+        backend: "sqlite",
+        url,
+        db,
+        _dir: Some(dir),
+    })
 }
 
 pub async fn postgres(base_url: &str) -> Result<TestDatabase, StoreError> {
@@ -38,11 +46,21 @@ pub async fn postgres(base_url: &str) -> Result<TestDatabase, StoreError> {
         .execute_unprepared(&format!("CREATE SCHEMA \"{schema}\""))
         .await
         .map_err(|error| StoreError::Connect(error.to_string()))?;
-    admin.close().await.map_err(|error| StoreError::Connect(error.to_string()))?;
+    admin
+        .close()
+        .await
+        .map_err(|error| StoreError::Connect(error.to_string()))?;
     let mut options = ConnectOptions::new(base_url.to_owned());
-    options.set_schema_search_path(schema.clone()).max_connections(5);
+    options
+        .set_schema_search_path(schema.clone())
+        .max_connections(5);
     let db = connect_with(options).await?;
     let separator = if base_url.contains('?') { '&' } else { '?' };
     let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
-    Ok(TestDatabase { backend: "postgres", url, db, _dir: None })
+    Ok(TestDatabase {
+        backend: "postgres",
+        url,
+        db,
+        _dir: None,
+    })
 }

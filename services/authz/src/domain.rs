@@ -14,9 +14,14 @@ impl Permission {
         let word = |part: &str| {
             !part.is_empty()
                 && part.len() <= 64
-                && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
         };
-        (word(feature) && word(action)).then(|| Self { feature: feature.to_owned(), action: action.to_owned() })
+        (word(feature) && word(action)).then(|| Self {
+            feature: feature.to_owned(),
+            action: action.to_owned(),
+        })
     }
 }
 
@@ -47,7 +52,9 @@ impl PrincipalSnapshot {
     }
 
     fn works_line(&self, practice: &str, line: &str) -> bool {
-        self.memberships.iter().any(|(id, lines)| id == practice && lines.iter().any(|l| l == line))
+        self.memberships
+            .iter()
+            .any(|(id, lines)| id == practice && lines.iter().any(|l| l == line))
     }
 }
 
@@ -58,10 +65,20 @@ pub enum Outcome {
 }
 
 /// Features that hold patient data; content managers never reach them (D3).
-const PHI_FEATURES: [&str; 5] = ["patients", "conversations", "messages", "appointments", "clinical_notes"];
+const PHI_FEATURES: [&str; 5] = [
+    "patients",
+    "conversations",
+    "messages",
+    "appointments",
+    "clinical_notes",
+];
 const CONTENT_FEATURES: [&str; 3] = ["triggers", "flows", "campaigns"];
 
-pub fn decide(principal: &PrincipalSnapshot, permission: &Permission, resource: &ResourceRef) -> Outcome {
+pub fn decide(
+    principal: &PrincipalSnapshot,
+    permission: &Permission,
+    resource: &ResourceRef,
+) -> Outcome {
     if principal.enterprise_id != resource.enterprise_id {
         return Outcome::Deny("principal belongs to another enterprise".to_owned());
     }
@@ -76,7 +93,9 @@ pub fn decide(principal: &PrincipalSnapshot, permission: &Permission, resource: 
             if PHI_FEATURES.contains(&feature) {
                 Outcome::Deny("content managers see no patient data (D3)".to_owned())
             } else if CONTENT_FEATURES.contains(&feature) && action != "toggle" {
-                Outcome::Allow(format!("kind baseline: content manager may {action} {feature} (D3)"))
+                Outcome::Allow(format!(
+                    "kind baseline: content manager may {action} {feature} (D3)"
+                ))
             } else {
                 Outcome::Deny(format!("content managers may not {action} {feature} (D3)"))
             }
@@ -92,17 +111,33 @@ pub fn decide(principal: &PrincipalSnapshot, permission: &Permission, resource: 
     }
 }
 
-fn staff(principal: &PrincipalSnapshot, feature: &str, action: &str, resource: &ResourceRef) -> Outcome {
-    let Some(practice) = resource.practice_id.as_deref().filter(|p| principal.member_of(p)) else {
+fn staff(
+    principal: &PrincipalSnapshot,
+    feature: &str,
+    action: &str,
+    resource: &ResourceRef,
+) -> Outcome {
+    let Some(practice) = resource
+        .practice_id
+        .as_deref()
+        .filter(|p| principal.member_of(p))
+    else {
         return Outcome::Deny("resource outside the principal's practices".to_owned());
     };
-    let on_line = resource.line_id.as_deref().is_some_and(|line| principal.works_line(practice, line));
+    let on_line = resource
+        .line_id
+        .as_deref()
+        .is_some_and(|line| principal.works_line(practice, line));
     match (feature, action) {
-        ("appointments", "read") => Outcome::Allow("kind baseline: staff read appointments across their practice (A2)".into()),
+        ("appointments", "read") => Outcome::Allow(
+            "kind baseline: staff read appointments across their practice (A2)".into(),
+        ),
         ("conversations", _) | ("messages", "send" | "read") if on_line => {
             Outcome::Allow("kind baseline: staff on their own line (A2)".into())
         }
-        ("conversations", _) | ("messages", _) => Outcome::Deny("staff reach conversations only on their lines (A2)".into()),
+        ("conversations", _) | ("messages", _) => {
+            Outcome::Deny("staff reach conversations only on their lines (A2)".into())
+        }
         _ => Outcome::Deny(format!("no grant for {feature}:{action}")),
     }
 }
@@ -134,29 +169,64 @@ mod tests {
 
     fn allowed(kind: &str, permission: &str, resource: &ResourceRef) -> bool {
         let permission = Permission::parse(permission).expect("permission");
-        matches!(decide(&principal(kind), &permission, resource), Outcome::Allow(_))
+        matches!(
+            decide(&principal(kind), &permission, resource),
+            Outcome::Allow(_)
+        )
     }
 
     #[test]
     fn a2_staff_message_only_on_their_lines_but_read_appointments_practice_wide() {
-        assert!(allowed("STAFF", "messages:send", &resource("p1", Some("line-a"))));
-        assert!(!allowed("STAFF", "messages:send", &resource("p1", Some("line-b"))));
+        assert!(allowed(
+            "STAFF",
+            "messages:send",
+            &resource("p1", Some("line-a"))
+        ));
+        assert!(!allowed(
+            "STAFF",
+            "messages:send",
+            &resource("p1", Some("line-b"))
+        ));
         assert!(!allowed("STAFF", "messages:send", &resource("p1", None)));
         assert!(allowed("STAFF", "appointments:read", &resource("p1", None)));
-        assert!(!allowed("STAFF", "appointments:read", &resource("p2", None)));
-        assert!(!allowed("STAFF", "appointments:edit", &resource("p1", None)));
+        assert!(!allowed(
+            "STAFF",
+            "appointments:read",
+            &resource("p2", None)
+        ));
+        assert!(!allowed(
+            "STAFF",
+            "appointments:edit",
+            &resource("p1", None)
+        ));
     }
 
     #[test]
     fn d3_content_manager_edits_campaigns_but_never_toggles_or_reads_patients() {
-        assert!(allowed("ENTERPRISE_CONTENT_MANAGER", "campaigns:edit", &resource("p1", None)));
-        assert!(!allowed("ENTERPRISE_CONTENT_MANAGER", "triggers:toggle", &resource("p1", None)));
-        assert!(!allowed("ENTERPRISE_CONTENT_MANAGER", "patients:read", &resource("p1", None)));
+        assert!(allowed(
+            "ENTERPRISE_CONTENT_MANAGER",
+            "campaigns:edit",
+            &resource("p1", None)
+        ));
+        assert!(!allowed(
+            "ENTERPRISE_CONTENT_MANAGER",
+            "triggers:toggle",
+            &resource("p1", None)
+        ));
+        assert!(!allowed(
+            "ENTERPRISE_CONTENT_MANAGER",
+            "patients:read",
+            &resource("p1", None)
+        ));
     }
 
     #[test]
     fn a2_admins_everything_in_their_enterprise_only() {
-        assert!(allowed("ENTERPRISE_ADMIN", "patients:export", &resource("p9", None)));
+        assert!(allowed(
+            "ENTERPRISE_ADMIN",
+            "patients:export",
+            &resource("p9", None)
+        ));
         let mut other = resource("p1", None);
         other.enterprise_id = "e2".into();
         assert!(!allowed("ENTERPRISE_ADMIN", "patients:read", &other));
@@ -173,14 +243,29 @@ mod tests {
         let mut disabled = principal("ENTERPRISE_ADMIN");
         disabled.active = false;
         let permission = Permission::parse("patients:read").expect("permission");
-        assert!(matches!(decide(&disabled, &permission, &resource("p1", None)), Outcome::Deny(_)));
-        assert!(!allowed("PLATFORM_ADMIN", "patients:read", &resource("p1", None)));
+        assert!(matches!(
+            decide(&disabled, &permission, &resource("p1", None)),
+            Outcome::Deny(_)
+        ));
+        assert!(!allowed(
+            "PLATFORM_ADMIN",
+            "patients:read",
+            &resource("p1", None)
+        ));
     }
 
     #[test]
     fn permissions_must_be_feature_colon_action() {
         assert!(Permission::parse("appointments:read").is_some());
-        for bad in ["", "appointments", ":read", "appointments:", "Appointments:read", "a:b:c", "a b:read"] {
+        for bad in [
+            "",
+            "appointments",
+            ":read",
+            "appointments:",
+            "Appointments:read",
+            "a:b:c",
+            "a b:read",
+        ] {
             assert!(Permission::parse(bad).is_none(), "{bad:?} accepted");
         }
     }

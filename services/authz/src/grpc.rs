@@ -15,14 +15,23 @@ pub struct AuthzApi {
 }
 
 fn non_empty(value: &str) -> Option<String> {
-    Some(value.trim()).filter(|v| !v.is_empty()).map(str::to_owned)
+    Some(value.trim())
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 #[tonic::async_trait]
 impl AuthzService for AuthzApi {
-    async fn check(&self, request: Request<CheckRequest>) -> Result<Response<CheckResponse>, Status> {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
         let caller = praxis_runtime::auth::caller(&request)?.clone();
-        let authorization = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let authorization = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = request.into_inner();
 
         let mut violations = FieldViolations::new();
@@ -32,7 +41,10 @@ impl AuthzService for AuthzApi {
         }
         let permission = Permission::parse(body.permission.trim());
         if permission.is_none() {
-            violations.add("permission", "`feature:action` in lowercase, e.g. appointments:read");
+            violations.add(
+                "permission",
+                "`feature:action` in lowercase, e.g. appointments:read",
+            );
         }
         let resource = body.resource.unwrap_or_default();
         if resource.enterprise_id.trim().is_empty() {
@@ -46,7 +58,9 @@ impl AuthzService for AuthzApi {
             return Err(Status::invalid_argument("invalid check"));
         };
         if principal_id != caller.user_id {
-            return Err(Status::permission_denied("a user may only check their own access"));
+            return Err(Status::permission_denied(
+                "a user may only check their own access",
+            ));
         }
 
         let principal = self
@@ -65,7 +79,10 @@ impl AuthzService for AuthzApi {
                 Code::FailedPrecondition,
                 "REVISION_NOT_REACHED",
                 ERROR_DOMAIN,
-                format!("data is at revision {}, below min_revision {}", principal.revision, body.min_revision),
+                format!(
+                    "data is at revision {}, below min_revision {}",
+                    principal.revision, body.min_revision
+                ),
             ));
         }
         let resource = ResourceRef {

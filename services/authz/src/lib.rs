@@ -56,12 +56,18 @@ pub async fn open(
     cache: Arc<dyn Cache>,
 ) -> Result<AuthzService, StartError> {
     let db = praxis_store::connect(database_url).await?;
-    Ok(AuthzService { principals, db, cache })
+    Ok(AuthzService {
+        principals,
+        db,
+        cache,
+    })
 }
 
 impl AuthzService {
     pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {
-        let api = grpc::AuthzApi { principals: self.principals.clone() };
+        let api = grpc::AuthzApi {
+            principals: self.principals.clone(),
+        };
         let routes = Routes::new(AuthzServiceServer::new(api));
         let names = vec![<AuthzServiceServer<grpc::AuthzApi> as NamedService>::NAME];
         ServiceHost::new("authz", routes, names, verifier)

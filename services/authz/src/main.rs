@@ -22,12 +22,18 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = praxis_runtime::telemetry::init("praxis-authz", &config.service.telemetry)?;
     let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&config.service.auth)?);
     let cache = praxis_cache::open(&config.service.cache_url)?;
-    let directory = Arc::new(praxis_authz::principals::GrpcDirectory::new(&config.directory_url)?);
-    let service =
-        praxis_authz::open(&config.service.database_url, directory, cache).await.map_err(|e| anyhow::anyhow!(e))?;
+    let directory = Arc::new(praxis_authz::principals::GrpcDirectory::new(
+        &config.directory_url,
+    )?);
+    let service = praxis_authz::open(&config.service.database_url, directory, cache)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind(&config.service.listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(praxis_runtime::host::cancel_on_signal(shutdown.clone()));
-    service.host(verifier, Duration::from_secs(config.service.drain_seconds)).serve(listener, shutdown).await?;
+    service
+        .host(verifier, Duration::from_secs(config.service.drain_seconds))
+        .serve(listener, shutdown)
+        .await?;
     Ok(())
 }

@@ -31,14 +31,22 @@ pub trait PrincipalSource: Send + Sync {
 /// Snapshot from a directory `User`.
 pub fn snapshot_from(user: directory::User, revision: i64) -> PrincipalSnapshot {
     let kind = directory::UserKind::try_from(user.kind)
-        .map(|kind| kind.as_str_name().trim_start_matches("USER_KIND_").to_owned())
+        .map(|kind| {
+            kind.as_str_name()
+                .trim_start_matches("USER_KIND_")
+                .to_owned()
+        })
         .unwrap_or_default();
     PrincipalSnapshot {
         user_id: user.id,
         enterprise_id: user.enterprise_id,
         kind,
         active: user.status == i32::from(directory::UserStatus::Active),
-        memberships: user.memberships.into_iter().map(|m| (m.practice_id, m.line_ids)).collect(),
+        memberships: user
+            .memberships
+            .into_iter()
+            .map(|m| (m.practice_id, m.line_ids))
+            .collect(),
         revision,
     }
 }
@@ -57,7 +65,10 @@ impl GrpcDirectory {
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(2))
             .connect_lazy();
-        let client = directory::user_service_client::UserServiceClient::with_interceptor(channel, PropagateTraceContext);
+        let client = directory::user_service_client::UserServiceClient::with_interceptor(
+            channel,
+            PropagateTraceContext,
+        );
         Ok(Self { client })
     }
 }
@@ -70,18 +81,26 @@ impl PrincipalSource for GrpcDirectory {
         authorization: Option<&str>,
         user_id: &str,
     ) -> Result<PrincipalSnapshot, LookupError> {
-        let mut request = tonic::Request::new(directory::GetUserRequest { user_id: user_id.to_owned() });
+        let mut request = tonic::Request::new(directory::GetUserRequest {
+            user_id: user_id.to_owned(),
+        });
         if let Some(value) = authorization.and_then(|value| value.parse().ok()) {
             request.metadata_mut().insert("authorization", value);
         }
         match self.client.clone().get_user(request).await {
             Ok(response) => {
                 let response = response.into_inner();
-                let user = response.user.ok_or_else(|| LookupError::Unavailable("empty answer".to_owned()))?;
+                let user = response
+                    .user
+                    .ok_or_else(|| LookupError::Unavailable("empty answer".to_owned()))?;
                 Ok(snapshot_from(user, response.revision))
             }
             Err(status) if status.code() == tonic::Code::NotFound => Err(LookupError::NotFound),
-            Err(status) => Err(LookupError::Unavailable(format!("{:?}: {}", status.code(), status.message()))),
+            Err(status) => Err(LookupError::Unavailable(format!(
+                "{:?}: {}",
+                status.code(),
+                status.message()
+            ))),
         }
     }
 }

@@ -37,11 +37,18 @@ pub struct DirectoryService {
     cache: Arc<dyn Cache>,
 }
 
-pub async fn open(database_url: &str, cache: Arc<dyn Cache>) -> Result<DirectoryService, StartError> {
+pub async fn open(
+    database_url: &str,
+    cache: Arc<dyn Cache>,
+) -> Result<DirectoryService, StartError> {
     let db = praxis_store::connect(database_url).await?;
     praxis_store::migrate::<store::migrations::Migrator>(&db).await?;
     let directory = Directory::new(store::Store::new(db.clone()));
-    Ok(DirectoryService { directory, db, cache })
+    Ok(DirectoryService {
+        directory,
+        db,
+        cache,
+    })
 }
 
 /// Applies the directory's migrations and nothing else (`praxis migrate`).
@@ -53,9 +60,15 @@ pub async fn migrate(database_url: &str) -> Result<(), StartError> {
 
 impl DirectoryService {
     pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {
-        let routes = Routes::new(EnterpriseServiceServer::new(grpc::EnterpriseApi { directory: self.directory.clone() }))
-            .add_service(PracticeServiceServer::new(grpc::PracticeApi { directory: self.directory.clone() }))
-            .add_service(UserServiceServer::new(grpc::UserApi { directory: self.directory.clone() }));
+        let routes = Routes::new(EnterpriseServiceServer::new(grpc::EnterpriseApi {
+            directory: self.directory.clone(),
+        }))
+        .add_service(PracticeServiceServer::new(grpc::PracticeApi {
+            directory: self.directory.clone(),
+        }))
+        .add_service(UserServiceServer::new(grpc::UserApi {
+            directory: self.directory.clone(),
+        }));
         let names = vec![
             <EnterpriseServiceServer<grpc::EnterpriseApi> as NamedService>::NAME,
             <PracticeServiceServer<grpc::PracticeApi> as NamedService>::NAME,

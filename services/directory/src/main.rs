@@ -24,10 +24,15 @@ async fn main() -> anyhow::Result<()> {
     let _telemetry = praxis_runtime::telemetry::init("praxis-directory", &config.telemetry)?;
     let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&config.auth)?);
     let cache = praxis_cache::open(&config.cache_url)?;
-    let service = praxis_directory::open(&config.database_url, cache).await.map_err(|e| anyhow::anyhow!(e))?;
+    let service = praxis_directory::open(&config.database_url, cache)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(praxis_runtime::host::cancel_on_signal(shutdown.clone()));
-    service.host(verifier, Duration::from_secs(config.drain_seconds)).serve(listener, shutdown).await?;
+    service
+        .host(verifier, Duration::from_secs(config.drain_seconds))
+        .serve(listener, shutdown)
+        .await?;
     Ok(())
 }

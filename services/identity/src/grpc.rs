@@ -15,13 +15,26 @@ pub struct TokenApi {
 
 #[tonic::async_trait]
 impl TokenService for TokenApi {
-    async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
-        let set = self.keys.jwks(chrono::Utc::now()).await.map_err(|error| internal("jwks", &error))?;
+    async fn get_jwks(
+        &self,
+        _request: Request<GetJwksRequest>,
+    ) -> Result<Response<GetJwksResponse>, Status> {
+        let set = self
+            .keys
+            .jwks(chrono::Utc::now())
+            .await
+            .map_err(|error| internal("jwks", &error))?;
         let jwks_json = serde_json::to_string(&set).map_err(|error| internal("jwks", &error))?;
         let keys = set
             .keys
             .into_iter()
-            .map(|key| Jwk { kid: key.kid, kty: key.kty.into(), crv: key.crv.into(), alg: key.alg.into(), x: key.x })
+            .map(|key| Jwk {
+                kid: key.kid,
+                kty: key.kty.into(),
+                crv: key.crv.into(),
+                alg: key.alg.into(),
+                x: key.x,
+            })
             .collect();
         Ok(Response::new(GetJwksResponse { keys, jwks_json }))
     }

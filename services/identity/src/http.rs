@@ -13,16 +13,23 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), crate::StartError> {
-    let router = Router::new().route("/.well-known/jwks.json", get(jwks)).with_state(keys);
+    let router = Router::new()
+        .route("/.well-known/jwks.json", get(jwks))
+        .with_state(keys);
     tracing::info!(address = %listener.local_addr()?, "serving identity HTTP");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
     Ok(())
 }
 
 async fn jwks(State(keys): State<KeyRing>) -> Response {
     match keys.jwks(chrono::Utc::now()).await {
         Ok(set) => (
-            [(header::CACHE_CONTROL, "public, max-age=300"), (header::CONTENT_TYPE, "application/jwk-set+json")],
+            [
+                (header::CACHE_CONTROL, "public, max-age=300"),
+                (header::CONTENT_TYPE, "application/jwk-set+json"),
+            ],
             axum::Json(set),
         )
             .into_response(),

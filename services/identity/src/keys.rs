@@ -9,7 +9,9 @@ use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use praxis_runtime::auth::AccessClaims;
 use sea_orm::ActiveValue::Set;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +67,12 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub fn new(db: DatabaseConnection, issuer: &str, audience: &str, overlap: Duration) -> Self {
-        Self { db, issuer: issuer.to_owned(), audience: audience.to_owned(), overlap }
+        Self {
+            db,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+            overlap,
+        }
     }
 
     /// Makes sure a key signs; the first start of a fresh install creates it.
@@ -79,12 +86,17 @@ impl KeyRing {
     /// A new key signs from now on; the previous one is retired but stays published.
     pub async fn rotate(&self, now: DateTime<Utc>) -> Result<String, KeyError> {
         let signing_key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let private_key = signing_key.to_pkcs8_der().map_err(|error| KeyError::Material(error.to_string()))?;
+        let private_key = signing_key
+            .to_pkcs8_der()
+            .map_err(|error| KeyError::Material(error.to_string()))?;
         let public_x = URL_SAFE_NO_PAD.encode(signing_key.verifying_key().as_bytes());
         let kid = uuid::Uuid::now_v7().simple().to_string();
         let txn = self.db.begin().await.map_err(storage)?;
         signing_key::Entity::update_many()
-            .col_expr(signing_key::Column::RetiredAt, sea_orm::sea_query::Expr::value(now))
+            .col_expr(
+                signing_key::Column::RetiredAt,
+                sea_orm::sea_query::Expr::value(now),
+            )
             .filter(signing_key::Column::RetiredAt.is_null())
             .exec(&txn)
             .await
@@ -96,7 +108,10 @@ impl KeyRing {
             created_at: Set(now),
             retired_at: Set(None),
         };
-        signing_key::Entity::insert(row).exec_without_returning(&txn).await.map_err(storage)?;
+        signing_key::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await
+            .map_err(storage)?;
         txn.commit().await.map_err(storage)?;
         tracing::info!(kid = %kid, "signing key rotated");
         Ok(kid)
@@ -125,13 +140,25 @@ impl KeyRing {
             .map_err(storage)?;
         let keys = rows
             .into_iter()
-            .map(|row| PublicJwk { kty: "OKP", crv: "Ed25519", alg: "EdDSA", use_: "sig", kid: row.kid, x: row.public_x })
+            .map(|row| PublicJwk {
+                kty: "OKP",
+                crv: "Ed25519",
+                alg: "EdDSA",
+                use_: "sig",
+                kid: row.kid,
+                x: row.public_x,
+            })
             .collect();
         Ok(JwkSet { keys })
     }
 
     /// Signs an access token for `subject`, valid for `ttl` from `now`.
-    pub async fn issue(&self, subject: &TokenSubject, now: DateTime<Utc>, ttl: Duration) -> Result<String, KeyError> {
+    pub async fn issue(
+        &self,
+        subject: &TokenSubject,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<String, KeyError> {
         let key = self.active().await?.ok_or(KeyError::NoActiveKey)?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -147,7 +174,11 @@ impl KeyRing {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid);
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&key.private_key))
-            .map_err(|error| KeyError::Material(error.to_string()))
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_ed_der(&key.private_key),
+        )
+        .map_err(|error| KeyError::Material(error.to_string()))
     }
 }

@@ -59,11 +59,18 @@ impl Default for IdentityConfig {
 impl IdentityConfig {
     pub fn validate(&self) -> Result<(), praxis_runtime::config::ConfigError> {
         self.service.validate()?;
-        self.http_listen.parse::<std::net::SocketAddr>().map_err(|error| {
-            praxis_runtime::config::ConfigError::new(format!("http_listen {:?}: {error}", self.http_listen))
-        })?;
+        self.http_listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|error| {
+                praxis_runtime::config::ConfigError::new(format!(
+                    "http_listen {:?}: {error}",
+                    self.http_listen
+                ))
+            })?;
         if self.access_token_seconds < 60 || self.access_token_seconds > 3600 {
-            return Err(praxis_runtime::config::ConfigError::new("access_token_seconds must be between 60 and 3600"));
+            return Err(praxis_runtime::config::ConfigError::new(
+                "access_token_seconds must be between 60 and 3600",
+            ));
         }
         if self.key_overlap_seconds < self.access_token_seconds {
             return Err(praxis_runtime::config::ConfigError::new(
@@ -81,7 +88,10 @@ pub struct IdentityService {
     jwks_out: Option<PathBuf>,
 }
 
-pub async fn open(config: &IdentityConfig, cache: Arc<dyn Cache>) -> Result<IdentityService, StartError> {
+pub async fn open(
+    config: &IdentityConfig,
+    cache: Arc<dyn Cache>,
+) -> Result<IdentityService, StartError> {
     let db = praxis_store::connect(&config.service.database_url).await?;
     praxis_store::migrate::<store::migrations::Migrator>(&db).await?;
     let keys = KeyRing::new(
@@ -91,7 +101,12 @@ pub async fn open(config: &IdentityConfig, cache: Arc<dyn Cache>) -> Result<Iden
         chrono::Duration::seconds(config.key_overlap_seconds),
     );
     keys.ensure_active(chrono::Utc::now()).await?;
-    let service = IdentityService { keys, db, cache, jwks_out: config.jwks_out.clone() };
+    let service = IdentityService {
+        keys,
+        db,
+        cache,
+        jwks_out: config.jwks_out.clone(),
+    };
     service.publish_jwks_file().await?;
     Ok(service)
 }
@@ -106,14 +121,18 @@ impl IdentityService {
     /// Writes the current JWK Set where file-configured verifiers read it; written to a temporary
     /// file and renamed, so a reader never sees half a file.
     pub async fn publish_jwks_file(&self) -> Result<(), StartError> {
-        let Some(path) = &self.jwks_out else { return Ok(()) };
+        let Some(path) = &self.jwks_out else {
+            return Ok(());
+        };
         let set = self.keys.jwks(chrono::Utc::now()).await?;
         write_atomically(path, &serde_json::to_vec_pretty(&set)?).await?;
         Ok(())
     }
 
     pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {
-        let api = grpc::TokenApi { keys: self.keys.clone() };
+        let api = grpc::TokenApi {
+            keys: self.keys.clone(),
+        };
         let routes = Routes::new(TokenServiceServer::new(api));
         let names = vec![<TokenServiceServer<grpc::TokenApi> as NamedService>::NAME];
         ServiceHost::new("identity", routes, names, verifier)

@@ -17,18 +17,23 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config: praxis_identity::IdentityConfig = praxis_runtime::config::load(args.config.as_deref())?;
+    let config: praxis_identity::IdentityConfig =
+        praxis_runtime::config::load(args.config.as_deref())?;
     config.validate()?;
     let _telemetry = praxis_runtime::telemetry::init("praxis-identity", &config.service.telemetry)?;
     let cache = praxis_cache::open(&config.service.cache_url)?;
-    let service = praxis_identity::open(&config, cache).await.map_err(|e| anyhow::anyhow!(e))?;
+    let service = praxis_identity::open(&config, cache)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&config.service.auth)?);
     let grpc_listener = tokio::net::TcpListener::bind(&config.service.listen).await?;
     let http_listener = tokio::net::TcpListener::bind(&config.http_listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(praxis_runtime::host::cancel_on_signal(shutdown.clone()));
     let drain = Duration::from_secs(config.service.drain_seconds);
-    let grpc = service.host(verifier, drain).serve(grpc_listener, shutdown.clone());
+    let grpc = service
+        .host(verifier, drain)
+        .serve(grpc_listener, shutdown.clone());
     let http = service.serve_http(http_listener, shutdown.clone());
     let (grpc, http) = tokio::join!(grpc, http);
     grpc?;

@@ -39,14 +39,14 @@ pub mod migrations {
         }
     }
 
-        struct M0001SigningKeys;
+    struct M0001SigningKeys;
 
-// Names are stable ids recorded in the migrations table; never rename one.
-impl MigrationName for M0001SigningKeys {
-    fn name(&self) -> &str {
-        "m0001_signing_keys"
+    // Names are stable ids recorded in the migrations table; never rename one.
+    impl MigrationName for M0001SigningKeys {
+        fn name(&self) -> &str {
+            "m0001_signing_keys"
+        }
     }
-}
 
     #[async_trait::async_trait]
     impl MigrationTrait for M0001SigningKeys {
@@ -66,7 +66,9 @@ impl MigrationName for M0001SigningKeys {
         }
 
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            manager.drop_table(Table::drop().table("signing_keys").to_owned()).await
+            manager
+                .drop_table(Table::drop().table("signing_keys").to_owned())
+                .await
         }
     }
 }

@@ -40,20 +40,28 @@ impl Default for PraxisConfig {
             cache_url: "memory".to_owned(),
             drain_seconds: 20,
             telemetry: TelemetryConfig::default(),
-            directory: Endpoint { listen: praxis_directory::DEFAULT_LISTEN.to_owned(), database_url: None },
+            directory: Endpoint {
+                listen: praxis_directory::DEFAULT_LISTEN.to_owned(),
+                database_url: None,
+            },
             identity: IdentityEndpoint {
                 listen: praxis_identity::DEFAULT_LISTEN.to_owned(),
                 http_listen: praxis_identity::DEFAULT_HTTP_LISTEN.to_owned(),
                 database_url: None,
             },
-            authz: Endpoint { listen: praxis_authz::DEFAULT_LISTEN.to_owned(), database_url: None },
+            authz: Endpoint {
+                listen: praxis_authz::DEFAULT_LISTEN.to_owned(),
+                database_url: None,
+            },
         }
     }
 }
 
 impl PraxisConfig {
     fn database_url(&self, explicit: &Option<String>, file: &str) -> String {
-        explicit.clone().unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join(file).display()))
+        explicit
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join(file).display()))
     }
 
     pub fn jwks_file(&self) -> PathBuf {
@@ -67,17 +75,27 @@ impl PraxisConfig {
             cache_url: self.cache_url.clone(),
             drain_seconds: self.drain_seconds,
             telemetry: self.telemetry.clone(),
-            auth: AuthConfig { jwks_file: Some(self.jwks_file()), jwks_url: None, ..AuthConfig::default() },
+            auth: AuthConfig {
+                jwks_file: Some(self.jwks_file()),
+                jwks_url: None,
+                ..AuthConfig::default()
+            },
         }
     }
 
     pub fn directory(&self) -> ServiceConfig {
-        self.service(&self.directory.listen, self.database_url(&self.directory.database_url, "directory.db"))
+        self.service(
+            &self.directory.listen,
+            self.database_url(&self.directory.database_url, "directory.db"),
+        )
     }
 
     pub fn identity(&self) -> praxis_identity::IdentityConfig {
         praxis_identity::IdentityConfig {
-            service: self.service(&self.identity.listen, self.database_url(&self.identity.database_url, "identity.db")),
+            service: self.service(
+                &self.identity.listen,
+                self.database_url(&self.identity.database_url, "identity.db"),
+            ),
             http_listen: self.identity.http_listen.clone(),
             jwks_out: Some(self.jwks_file()),
             ..praxis_identity::IdentityConfig::default()
@@ -85,7 +103,10 @@ impl PraxisConfig {
     }
 
     pub fn authz(&self) -> ServiceConfig {
-        self.service(&self.authz.listen, self.database_url(&self.authz.database_url, "authz.db"))
+        self.service(
+            &self.authz.listen,
+            self.database_url(&self.authz.database_url, "authz.db"),
+        )
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

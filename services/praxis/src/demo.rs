@@ -32,7 +32,10 @@ const PRACTICES: [DemoPractice; 2] = [
     DemoPractice {
         request_id: "demo-practice-south",
         name: "South Pediatrics",
-        lines: [("Front desk", "+15550200001"), ("Nurse line", "+15550200002")],
+        lines: [
+            ("Front desk", "+15550200001"),
+            ("Nurse line", "+15550200002"),
+        ],
         provider: "Dr. Sam South",
         location: ("South Harbor", "America/New_York"),
     },
@@ -41,25 +44,50 @@ const PRACTICES: [DemoPractice; 2] = [
 pub async fn seed(directory: &Directory) -> Result<DemoSummary, DomainError> {
     let operator = Actor::Operator;
     let now = chrono::Utc::now();
-    let enterprise = directory.create_enterprise(&operator, DEMO_ENTERPRISE, "demo-enterprise", now).await?;
+    let enterprise = directory
+        .create_enterprise(&operator, DEMO_ENTERPRISE, "demo-enterprise", now)
+        .await?;
 
     let mut practices = Vec::new();
     for spec in &PRACTICES {
-        let (practice, _) = directory.create_practice(&operator, &enterprise.id, spec.name, spec.request_id, now).await?;
+        let (practice, _) = directory
+            .create_practice(&operator, &enterprise.id, spec.name, spec.request_id, now)
+            .await?;
         if practice.lines.is_empty() {
             for (name, phone) in spec.lines {
-                directory.add_line(&operator, &practice.id, name, phone).await?;
+                directory
+                    .add_line(&operator, &practice.id, name, phone)
+                    .await?;
             }
-            directory.add_resource(&operator, &practice.id, ResourceKind::Provider, spec.provider, None).await?;
+            directory
+                .add_resource(
+                    &operator,
+                    &practice.id,
+                    ResourceKind::Provider,
+                    spec.provider,
+                    None,
+                )
+                .await?;
             let (location, zone) = spec.location;
-            directory.add_resource(&operator, &practice.id, ResourceKind::Location, location, Some(zone)).await?;
+            directory
+                .add_resource(
+                    &operator,
+                    &practice.id,
+                    ResourceKind::Location,
+                    location,
+                    Some(zone),
+                )
+                .await?;
         }
         practices.push(directory.get_practice(&operator, &practice.id).await?);
     }
 
     let mut users = Vec::new();
     for kind in UserKind::ALL {
-        let email = format!("{}@{DEMO_DOMAIN}", kind.as_str().to_lowercase().replace('_', "."));
+        let email = format!(
+            "{}@{DEMO_DOMAIN}",
+            kind.as_str().to_lowercase().replace('_', ".")
+        );
         if let Ok(existing) = directory.find_user_by_email(&operator, &email).await {
             users.push(existing);
             continue;
@@ -72,21 +100,34 @@ pub async fn seed(directory: &Directory) -> Result<DemoSummary, DomainError> {
             kind,
             memberships,
         };
-        let (user, _) = directory.seed_user(&operator, &enterprise.id, new_user, now).await?;
+        let (user, _) = directory
+            .seed_user(&operator, &enterprise.id, new_user, now)
+            .await?;
         users.push(user);
     }
     let enterprise = directory.get_enterprise(&operator, &enterprise.id).await?;
-    Ok(DemoSummary { enterprise, practices, users })
+    Ok(DemoSummary {
+        enterprise,
+        practices,
+        users,
+    })
 }
 
 /// Staff work the first line of the first practice; advanced staff and managers hold every line
 /// of it (D7); enterprise-level users need no membership (D8).
 fn demo_memberships(kind: UserKind, practices: &[Practice]) -> Vec<Membership> {
-    let Some(first) = practices.first() else { return Vec::new() };
+    let Some(first) = practices.first() else {
+        return Vec::new();
+    };
     match kind {
         UserKind::Staff => vec![Membership {
             practice_id: first.id.clone(),
-            line_ids: first.lines.iter().take(1).map(|line| line.id.clone()).collect(),
+            line_ids: first
+                .lines
+                .iter()
+                .take(1)
+                .map(|line| line.id.clone())
+                .collect(),
         }],
         UserKind::AdvancedStaff | UserKind::Manager => vec![Membership {
             practice_id: first.id.clone(),

@@ -27,7 +27,12 @@ impl PrincipalSource for DirectoryPrincipals {
                 memberships: user
                     .memberships
                     .into_iter()
-                    .map(|m| (m.practice_id.0, m.line_ids.into_iter().map(|line| line.0).collect()))
+                    .map(|m| {
+                        (
+                            m.practice_id.0,
+                            m.line_ids.into_iter().map(|line| line.0).collect(),
+                        )
+                    })
                     .collect(),
                 revision,
             }),

@@ -51,7 +51,10 @@ impl Running {
 
 /// Opens the three services, binds their ports and starts serving. Every error (bad config,
 /// database, port in use) comes back before anything serves.
-pub async fn start(config: &PraxisConfig, shutdown: CancellationToken) -> Result<Running, StartError> {
+pub async fn start(
+    config: &PraxisConfig,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
     config.validate()?;
     let cache = praxis_cache::open(&config.cache_url)?;
     let drain = Duration::from_secs(config.drain_seconds);
@@ -90,7 +93,11 @@ pub async fn start(config: &PraxisConfig, shutdown: CancellationToken) -> Result
     let token = shutdown.clone();
     tasks.spawn(async move { identity.serve_http(identity_http_listener, token).await });
 
-    Ok(Running { addresses, directory: directory.directory, tasks })
+    Ok(Running {
+        addresses,
+        directory: directory.directory,
+        tasks,
+    })
 }
 
 /// Applies every service's migrations (`praxis migrate`).
@@ -105,13 +112,29 @@ pub async fn bootstrap(
     config: &PraxisConfig,
     enterprise_name: &str,
     admin: NewUser,
-) -> Result<(praxis_directory::domain::Enterprise, praxis_directory::domain::User), StartError> {
+) -> Result<
+    (
+        praxis_directory::domain::Enterprise,
+        praxis_directory::domain::User,
+    ),
+    StartError,
+> {
     let cache = praxis_cache::open("memory")?;
     let service = praxis_directory::open(&config.directory().database_url, cache).await?;
     let now = chrono::Utc::now();
-    let enterprise = service.directory.create_enterprise(&Actor::Operator, enterprise_name, "", now).await?;
-    let admin = NewUser { kind: UserKind::EnterpriseAdmin, memberships: Vec::new(), ..admin };
-    let (user, _) = service.directory.seed_user(&Actor::Operator, &enterprise.id, admin, now).await?;
+    let enterprise = service
+        .directory
+        .create_enterprise(&Actor::Operator, enterprise_name, "", now)
+        .await?;
+    let admin = NewUser {
+        kind: UserKind::EnterpriseAdmin,
+        memberships: Vec::new(),
+        ..admin
+    };
+    let (user, _) = service
+        .directory
+        .seed_user(&Actor::Operator, &enterprise.id, admin, now)
+        .await?;
     Ok((enterprise, user))
 }
 
@@ -123,7 +146,11 @@ pub enum TokenFor {
 
 /// Signs an access token with identity's active key, for the operator at the data directory
 /// (until interactive login arrives, this is how a person gets a token on a dev install).
-pub async fn issue_token(config: &PraxisConfig, whom: TokenFor, ttl: Duration) -> Result<String, StartError> {
+pub async fn issue_token(
+    config: &PraxisConfig,
+    whom: TokenFor,
+    ttl: Duration,
+) -> Result<String, StartError> {
     let cache = praxis_cache::open("memory")?;
     let identity = praxis_identity::open(&config.identity(), cache.clone()).await?;
     let now = chrono::Utc::now();
@@ -139,7 +166,10 @@ pub async fn issue_token(config: &PraxisConfig, whom: TokenFor, ttl: Duration) -
         },
         TokenFor::User { email } => {
             let directory = praxis_directory::open(&config.directory().database_url, cache).await?;
-            let user = directory.directory.find_user_by_email(&Actor::Operator, &email).await?;
+            let user = directory
+                .directory
+                .find_user_by_email(&Actor::Operator, &email)
+                .await?;
             TokenSubject {
                 user_id: user.id.0,
                 enterprise_id: user.enterprise_id.0,

@@ -9,7 +9,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(version, about = "Praxis: identity and access management for healthcare practices")]
+#[command(
+    version,
+    about = "Praxis: identity and access management for healthcare practices"
+)]
 struct Cli {
     /// TOML configuration file; `PRAXIS_*` variables override it.
     #[arg(long, global = true, env = "PRAXIS_CONFIG")]
@@ -66,11 +69,18 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { demo } => serve(config, demo).await,
         Command::Migrate => {
-            praxis::migrate(&config).await.map_err(|e| anyhow::anyhow!(e))?;
+            praxis::migrate(&config)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
             println!("migrations applied");
             Ok(())
         }
-        Command::Bootstrap { enterprise, admin_email, given_name, family_name } => {
+        Command::Bootstrap {
+            enterprise,
+            admin_email,
+            given_name,
+            family_name,
+        } => {
             let admin = NewUser {
                 email: admin_email,
                 given_name,
@@ -78,12 +88,18 @@ async fn main() -> anyhow::Result<()> {
                 kind: UserKind::EnterpriseAdmin,
                 memberships: Vec::new(),
             };
-            let (enterprise, admin) = praxis::bootstrap(&config, &enterprise, admin).await.map_err(|e| anyhow::anyhow!(e))?;
+            let (enterprise, admin) = praxis::bootstrap(&config, &enterprise, admin)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
             println!("enterprise {} ({})", enterprise.display_name, enterprise.id);
             println!("admin {} ({})", admin.email, admin.id);
             Ok(())
         }
-        Command::Token { email, platform_admin, ttl_seconds } => {
+        Command::Token {
+            email,
+            platform_admin,
+            ttl_seconds,
+        } => {
             let whom = match (email, platform_admin) {
                 (_, true) => TokenFor::PlatformAdmin,
                 (Some(email), false) => TokenFor::User { email },
@@ -101,7 +117,9 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: PraxisConfig, seed_demo: bool) -> anyhow::Result<()> {
     let _telemetry = praxis_runtime::telemetry::init("praxis", &config.telemetry)?;
     let shutdown = CancellationToken::new();
-    let running = praxis::start(&config, shutdown.clone()).await.map_err(|e| anyhow::anyhow!(e))?;
+    let running = praxis::start(&config, shutdown.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
     tokio::spawn(praxis_runtime::host::cancel_on_signal(shutdown.clone()));
     if seed_demo {
         let summary = demo::seed(&running.directory).await?;
@@ -113,19 +131,34 @@ async fn serve(config: PraxisConfig, seed_demo: bool) -> anyhow::Result<()> {
 fn print_demo(config: &PraxisConfig, addresses: &praxis::Addresses, summary: &demo::DemoSummary) {
     let data_dir = config.data_dir.display();
     println!();
-    println!("Demo enterprise {:?} ({}), revision {}", summary.enterprise.display_name, summary.enterprise.id, summary.enterprise.revision);
+    println!(
+        "Demo enterprise {:?} ({}), revision {}",
+        summary.enterprise.display_name, summary.enterprise.id, summary.enterprise.revision
+    );
     for practice in &summary.practices {
-        println!("  practice {:?} ({}): {} lines, {} resources", practice.display_name, practice.id, practice.lines.len(), practice.resources.len());
+        println!(
+            "  practice {:?} ({}): {} lines, {} resources",
+            practice.display_name,
+            practice.id,
+            practice.lines.len(),
+            practice.resources.len()
+        );
     }
     println!("Users (one of each kind):");
     for user in &summary.users {
         println!("  {:<28} {}", user.kind.as_str(), user.email);
     }
-    let admin = summary.users.iter().find(|u| u.kind == UserKind::EnterpriseAdmin);
+    let admin = summary
+        .users
+        .iter()
+        .find(|u| u.kind == UserKind::EnterpriseAdmin);
     if let Some(admin) = admin {
         println!();
         println!("Get a token for any of them, e.g. the enterprise admin:");
-        println!("  TOKEN=$(cargo run --release -p praxis -- --data-dir {data_dir} token --email {})", admin.email);
+        println!(
+            "  TOKEN=$(cargo run --release -p praxis -- --data-dir {data_dir} token --email {})",
+            admin.email
+        );
         println!("Then:");
         println!(
             "  grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{\"enterprise_id\": \"{}\"}}' {} praxis.directory.v1.PracticeService/ListPractices",
@@ -133,5 +166,8 @@ fn print_demo(config: &PraxisConfig, addresses: &praxis::Addresses, summary: &de
         );
     }
     println!();
-    println!("directory {}  identity {} (HTTP {})  authz {}", addresses.directory, addresses.identity, addresses.identity_http, addresses.authz);
+    println!(
+        "directory {}  identity {} (HTTP {})  authz {}",
+        addresses.directory, addresses.identity, addresses.identity_http, addresses.authz
+    );
 }

@@ -4,7 +4,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum DomainError {
     #[error("{field}: {description}")]
-    InvalidArgument { field: &'static str, description: String },
+    InvalidArgument {
+        field: &'static str,
+        description: String,
+    },
     /// Also the answer for another tenant's data, so its existence is not revealed.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -18,6 +21,9 @@ pub enum DomainError {
 
 impl DomainError {
     pub fn invalid(field: &'static str, description: impl Into<String>) -> Self {
-        Self::InvalidArgument { field, description: description.into() }
+        Self::InvalidArgument {
+            field,
+            description: description.into(),
+        }
     }
 }

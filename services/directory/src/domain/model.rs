@@ -66,7 +66,10 @@ impl UserKind {
     }
 
     pub fn is_enterprise_level(self) -> bool {
-        matches!(self, UserKind::EnterpriseAdmin | UserKind::EnterpriseContentManager)
+        matches!(
+            self,
+            UserKind::EnterpriseAdmin | UserKind::EnterpriseContentManager
+        )
     }
 }
 
@@ -87,7 +90,13 @@ impl UserStatus {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [UserStatus::Invited, UserStatus::Active, UserStatus::Disabled].into_iter().find(|s| s.as_str() == text)
+        [
+            UserStatus::Invited,
+            UserStatus::Active,
+            UserStatus::Disabled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 
@@ -121,7 +130,9 @@ impl ResourceKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [ResourceKind::Provider, ResourceKind::Location].into_iter().find(|k| k.as_str() == text)
+        [ResourceKind::Provider, ResourceKind::Location]
+            .into_iter()
+            .find(|k| k.as_str() == text)
     }
 }
 
@@ -186,7 +197,9 @@ impl Actor {
     pub fn reaches(&self, enterprise: &EnterpriseId) -> bool {
         match self {
             Actor::Operator => true,
-            Actor::Caller(caller) => caller.kind == PLATFORM_ADMIN_KIND || caller.enterprise_id == enterprise.0,
+            Actor::Caller(caller) => {
+                caller.kind == PLATFORM_ADMIN_KIND || caller.enterprise_id == enterprise.0
+            }
         }
     }
 
@@ -196,7 +209,8 @@ impl Actor {
             Actor::Operator => true,
             Actor::Caller(caller) => {
                 caller.kind == PLATFORM_ADMIN_KIND
-                    || (caller.enterprise_id == enterprise.0 && caller.kind == UserKind::EnterpriseAdmin.as_str())
+                    || (caller.enterprise_id == enterprise.0
+                        && caller.kind == UserKind::EnterpriseAdmin.as_str())
             }
         }
     }

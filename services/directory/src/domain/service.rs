@@ -20,7 +20,10 @@ fn display_name(field: &'static str, value: &str) -> Result<String, DomainError>
         return Err(DomainError::invalid(field, "must not be empty"));
     }
     if trimmed.chars().count() > MAX_NAME_LENGTH {
-        return Err(DomainError::invalid(field, format!("at most {MAX_NAME_LENGTH} characters")));
+        return Err(DomainError::invalid(
+            field,
+            format!("at most {MAX_NAME_LENGTH} characters"),
+        ));
     }
     Ok(trimmed.to_owned())
 }
@@ -31,7 +34,10 @@ fn request_id(value: &str) -> Result<Option<&str>, DomainError> {
         return Ok(None);
     }
     if value.len() > 128 || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(DomainError::invalid("request_id", "at most 128 printable ASCII characters"));
+        return Err(DomainError::invalid(
+            "request_id",
+            "at most 128 printable ASCII characters",
+        ));
     }
     Ok(Some(value))
 }
@@ -51,7 +57,11 @@ pub fn normalize_email(value: &str) -> Result<String, DomainError> {
         }
         None => false,
     };
-    if valid { Ok(email) } else { Err(DomainError::invalid("email", "not an email address")) }
+    if valid {
+        Ok(email)
+    } else {
+        Err(DomainError::invalid("email", "not an email address"))
+    }
 }
 
 impl Directory {
@@ -74,11 +84,18 @@ impl Directory {
     }
 
     /// The enterprise, if the actor may see it; another tenant's answers NOT_FOUND.
-    async fn visible_enterprise(&self, actor: &Actor, id: &EnterpriseId) -> Result<Enterprise, DomainError> {
+    async fn visible_enterprise(
+        &self,
+        actor: &Actor,
+        id: &EnterpriseId,
+    ) -> Result<Enterprise, DomainError> {
         if !actor.reaches(id) {
             return Err(DomainError::NotFound("enterprise"));
         }
-        self.store.enterprise(id).await?.ok_or(DomainError::NotFound("enterprise"))
+        self.store
+            .enterprise(id)
+            .await?
+            .ok_or(DomainError::NotFound("enterprise"))
     }
 
     // === enterprises ===
@@ -91,14 +108,20 @@ impl Directory {
         now: DateTime<Utc>,
     ) -> Result<Enterprise, DomainError> {
         if !actor.is_platform_admin() {
-            return Err(DomainError::PermissionDenied("only platform admins create enterprises"));
+            return Err(DomainError::PermissionDenied(
+                "only platform admins create enterprises",
+            ));
         }
         let name = display_name("display_name", name)?;
         let request = request_id(request)?;
         self.store.insert_enterprise(&name, request, now).await
     }
 
-    pub async fn get_enterprise(&self, actor: &Actor, id: &EnterpriseId) -> Result<Enterprise, DomainError> {
+    pub async fn get_enterprise(
+        &self,
+        actor: &Actor,
+        id: &EnterpriseId,
+    ) -> Result<Enterprise, DomainError> {
         self.visible_enterprise(actor, id).await
     }
 
@@ -116,9 +139,13 @@ impl Directory {
         let request = request_id(request)?;
         self.visible_enterprise(actor, enterprise_id).await?;
         if !actor.administers(enterprise_id) {
-            return Err(DomainError::PermissionDenied("only enterprise admins create practices"));
+            return Err(DomainError::PermissionDenied(
+                "only enterprise admins create practices",
+            ));
         }
-        self.store.insert_practice(enterprise_id, &name, request, now).await
+        self.store
+            .insert_practice(enterprise_id, &name, request, now)
+            .await
     }
 
     pub async fn add_line(
@@ -132,13 +159,20 @@ impl Directory {
         let phone = phone_number.trim();
         let digits = phone.strip_prefix('+').unwrap_or("");
         if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(DomainError::invalid("phone_number", "an E.164 number such as +15551234567"));
+            return Err(DomainError::invalid(
+                "phone_number",
+                "an E.164 number such as +15551234567",
+            ));
         }
         let practice = self.get_practice(actor, practice_id).await?;
         if !actor.administers(&practice.enterprise_id) {
-            return Err(DomainError::PermissionDenied("only enterprise admins add lines"));
+            return Err(DomainError::PermissionDenied(
+                "only enterprise admins add lines",
+            ));
         }
-        self.store.insert_line(&practice.enterprise_id, practice_id, &name, phone).await
+        self.store
+            .insert_line(&practice.enterprise_id, practice_id, &name, phone)
+            .await
     }
 
     pub async fn add_resource(
@@ -150,25 +184,51 @@ impl Directory {
         time_zone: Option<&str>,
     ) -> Result<(Resource, i64), DomainError> {
         let name = display_name("display_name", name)?;
-        let time_zone = match (kind, time_zone.map(str::trim).filter(|zone| !zone.is_empty())) {
-            (ResourceKind::Location, None) => return Err(DomainError::invalid("time_zone", "locations need a time zone")),
+        let time_zone = match (
+            kind,
+            time_zone.map(str::trim).filter(|zone| !zone.is_empty()),
+        ) {
+            (ResourceKind::Location, None) => {
+                return Err(DomainError::invalid(
+                    "time_zone",
+                    "locations need a time zone",
+                ));
+            }
             (ResourceKind::Location, Some(zone)) if !zone.contains('/') && zone != "UTC" => {
-                return Err(DomainError::invalid("time_zone", "an IANA zone such as America/Chicago"));
+                return Err(DomainError::invalid(
+                    "time_zone",
+                    "an IANA zone such as America/Chicago",
+                ));
             }
             (ResourceKind::Provider, Some(_)) => {
-                return Err(DomainError::invalid("time_zone", "only locations carry a time zone"));
+                return Err(DomainError::invalid(
+                    "time_zone",
+                    "only locations carry a time zone",
+                ));
             }
             (_, zone) => zone,
         };
         let practice = self.get_practice(actor, practice_id).await?;
         if !actor.administers(&practice.enterprise_id) {
-            return Err(DomainError::PermissionDenied("only enterprise admins add resources"));
+            return Err(DomainError::PermissionDenied(
+                "only enterprise admins add resources",
+            ));
         }
-        self.store.insert_resource(&practice.enterprise_id, practice_id, kind, &name, time_zone).await
+        self.store
+            .insert_resource(&practice.enterprise_id, practice_id, kind, &name, time_zone)
+            .await
     }
 
-    pub async fn get_practice(&self, actor: &Actor, id: &PracticeId) -> Result<Practice, DomainError> {
-        let practice = self.store.practice(id).await?.ok_or(DomainError::NotFound("practice"))?;
+    pub async fn get_practice(
+        &self,
+        actor: &Actor,
+        id: &PracticeId,
+    ) -> Result<Practice, DomainError> {
+        let practice = self
+            .store
+            .practice(id)
+            .await?
+            .ok_or(DomainError::NotFound("practice"))?;
         if !actor.reaches(&practice.enterprise_id) {
             return Err(DomainError::NotFound("practice"));
         }
@@ -198,15 +258,26 @@ impl Directory {
         now: DateTime<Utc>,
     ) -> Result<(User, i64), DomainError> {
         if !matches!(actor, Actor::Operator) {
-            return Err(DomainError::PermissionDenied("seeding users is an operator action"));
+            return Err(DomainError::PermissionDenied(
+                "seeding users is an operator action",
+            ));
         }
-        let new_user = NewUser { email: normalize_email(&new_user.email)?, ..new_user };
+        let new_user = NewUser {
+            email: normalize_email(&new_user.email)?,
+            ..new_user
+        };
         self.visible_enterprise(actor, enterprise_id).await?;
-        self.store.insert_user(enterprise_id, &new_user, UserStatus::Active, now).await
+        self.store
+            .insert_user(enterprise_id, &new_user, UserStatus::Active, now)
+            .await
     }
 
     pub async fn get_user(&self, actor: &Actor, id: &UserId) -> Result<(User, i64), DomainError> {
-        let user = self.store.user(id).await?.ok_or(DomainError::NotFound("user"))?;
+        let user = self
+            .store
+            .user(id)
+            .await?
+            .ok_or(DomainError::NotFound("user"))?;
         if !actor.reaches(&user.enterprise_id) {
             return Err(DomainError::NotFound("user"));
         }
@@ -214,9 +285,17 @@ impl Directory {
         Ok((user, revision))
     }
 
-    pub async fn find_user_by_email(&self, actor: &Actor, email: &str) -> Result<User, DomainError> {
+    pub async fn find_user_by_email(
+        &self,
+        actor: &Actor,
+        email: &str,
+    ) -> Result<User, DomainError> {
         let email = normalize_email(email)?;
-        let user = self.store.user_by_email(&email).await?.ok_or(DomainError::NotFound("user"))?;
+        let user = self
+            .store
+            .user_by_email(&email)
+            .await?
+            .ok_or(DomainError::NotFound("user"))?;
         if !actor.reaches(&user.enterprise_id) {
             return Err(DomainError::NotFound("user"));
         }
@@ -242,23 +321,42 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded() {
-        assert_eq!(display_name("n", "  North Clinic ").ok().as_deref(), Some("North Clinic"));
+        assert_eq!(
+            display_name("n", "  North Clinic ").ok().as_deref(),
+            Some("North Clinic")
+        );
         assert!(display_name("n", "   ").is_err());
         assert!(display_name("n", &"x".repeat(201)).is_err());
     }
 
     #[test]
     fn emails_are_normalized_or_refused() {
-        assert_eq!(normalize_email(" Ann@Clinic.Example ").ok().as_deref(), Some("ann@clinic.example"));
-        for bad in ["", "ann", "@clinic.example", "ann@clinic", "ann@.example", "a nn@clinic.example"] {
+        assert_eq!(
+            normalize_email(" Ann@Clinic.Example ").ok().as_deref(),
+            Some("ann@clinic.example")
+        );
+        for bad in [
+            "",
+            "ann",
+            "@clinic.example",
+            "ann@clinic",
+            "ann@.example",
+            "a nn@clinic.example",
+        ] {
             assert!(normalize_email(bad).is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn page_sizes_default_and_cap() {
-        assert_eq!(Directory::page(0, None).map(|p| p.size).ok(), Some(DEFAULT_PAGE_SIZE));
-        assert_eq!(Directory::page(10_000, None).map(|p| p.size).ok(), Some(MAX_PAGE_SIZE));
+        assert_eq!(
+            Directory::page(0, None).map(|p| p.size).ok(),
+            Some(DEFAULT_PAGE_SIZE)
+        );
+        assert_eq!(
+            Directory::page(10_000, None).map(|p| p.size).ok(),
+            Some(MAX_PAGE_SIZE)
+        );
         assert!(Directory::page(-1, None).is_err());
     }
 }

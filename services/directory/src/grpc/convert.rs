@@ -4,7 +4,10 @@ use crate::domain::*;
 use praxis_proto::directory::v1 as pb;
 
 fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: time.timestamp(), nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0) }
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }
 }
 
 impl From<Enterprise> for pb::Enterprise {
@@ -21,7 +24,11 @@ impl From<Enterprise> for pb::Enterprise {
 
 impl From<Line> for pb::Line {
     fn from(line: Line) -> Self {
-        pb::Line { id: line.id.0, display_name: line.display_name, phone_number: line.phone_number }
+        pb::Line {
+            id: line.id.0,
+            display_name: line.display_name,
+            phone_number: line.phone_number,
+        }
     }
 }
 

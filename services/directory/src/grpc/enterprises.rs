@@ -16,15 +16,30 @@ impl EnterpriseService for EnterpriseApi {
     ) -> Result<Response<CreateEnterpriseResponse>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
-        let enterprise =
-            self.directory.create_enterprise(&actor, &body.display_name, &body.request_id, chrono::Utc::now()).await?;
-        Ok(Response::new(CreateEnterpriseResponse { enterprise: Some(enterprise.into()) }))
+        let enterprise = self
+            .directory
+            .create_enterprise(
+                &actor,
+                &body.display_name,
+                &body.request_id,
+                chrono::Utc::now(),
+            )
+            .await?;
+        Ok(Response::new(CreateEnterpriseResponse {
+            enterprise: Some(enterprise.into()),
+        }))
     }
 
-    async fn get_enterprise(&self, request: Request<GetEnterpriseRequest>) -> Result<Response<GetEnterpriseResponse>, Status> {
+    async fn get_enterprise(
+        &self,
+        request: Request<GetEnterpriseRequest>,
+    ) -> Result<Response<GetEnterpriseResponse>, Status> {
         let actor = actor(&request)?;
-        let id = EnterpriseId(required("enterprise_id", &request.get_ref().enterprise_id)?.to_owned());
+        let id =
+            EnterpriseId(required("enterprise_id", &request.get_ref().enterprise_id)?.to_owned());
         let enterprise = self.directory.get_enterprise(&actor, &id).await?;
-        Ok(Response::new(GetEnterpriseResponse { enterprise: Some(enterprise.into()) }))
+        Ok(Response::new(GetEnterpriseResponse {
+            enterprise: Some(enterprise.into()),
+        }))
     }
 }

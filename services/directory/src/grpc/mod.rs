@@ -21,10 +21,14 @@ pub const ERROR_DOMAIN: &str = "directory.praxis";
 impl From<DomainError> for Status {
     fn from(error: DomainError) -> Self {
         match error {
-            DomainError::InvalidArgument { field, description } => invalid_argument(field, description),
+            DomainError::InvalidArgument { field, description } => {
+                invalid_argument(field, description)
+            }
             DomainError::NotFound(what) => Status::not_found(format!("{what} not found")),
             DomainError::PermissionDenied(why) => Status::permission_denied(why),
-            DomainError::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
+            DomainError::AlreadyExists(what) => {
+                Status::already_exists(format!("{what} already exists"))
+            }
             DomainError::Storage(cause) => internal("directory store", &cause),
         }
     }
@@ -36,12 +40,18 @@ fn actor<T>(request: &tonic::Request<T>) -> Result<Actor, Status> {
 
 fn required<'a>(field: &'static str, value: &'a str) -> Result<&'a str, Status> {
     let value = value.trim();
-    if value.is_empty() { Err(invalid_argument(field, "required")) } else { Ok(value) }
+    if value.is_empty() {
+        Err(invalid_argument(field, "required"))
+    } else {
+        Ok(value)
+    }
 }
 
 /// Page tokens are opaque to clients: the id to continue after, base64url-encoded.
 fn encode_page_token(after: Option<String>) -> String {
-    after.map(|id| URL_SAFE_NO_PAD.encode(id)).unwrap_or_default()
+    after
+        .map(|id| URL_SAFE_NO_PAD.encode(id))
+        .unwrap_or_default()
 }
 
 fn decode_page_token(token: &str) -> Result<Option<String>, Status> {

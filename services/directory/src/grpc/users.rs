@@ -12,14 +12,23 @@ pub struct UserApi {
 
 #[tonic::async_trait]
 impl UserService for UserApi {
-    async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<GetUserResponse>, Status> {
+    async fn get_user(
+        &self,
+        request: Request<GetUserRequest>,
+    ) -> Result<Response<GetUserResponse>, Status> {
         let actor = actor(&request)?;
         let id = UserId(required("user_id", &request.get_ref().user_id)?.to_owned());
         let (user, revision) = self.directory.get_user(&actor, &id).await?;
-        Ok(Response::new(GetUserResponse { user: Some(user.into()), revision }))
+        Ok(Response::new(GetUserResponse {
+            user: Some(user.into()),
+            revision,
+        }))
     }
 
-    async fn list_users(&self, request: Request<ListUsersRequest>) -> Result<Response<ListUsersResponse>, Status> {
+    async fn list_users(
+        &self,
+        request: Request<ListUsersRequest>,
+    ) -> Result<Response<ListUsersResponse>, Status> {
         let actor = actor(&request)?;
         let body = request.into_inner();
         let mut violations = FieldViolations::new();
@@ -41,12 +50,17 @@ impl UserService for UserApi {
         violations.check()?;
         let page = Directory::page(body.page_size, after?)?;
         let filter = UserFilter {
-            practice_id: Some(body.practice_id.trim()).filter(|id| !id.is_empty()).map(|id| PracticeId(id.to_owned())),
+            practice_id: Some(body.practice_id.trim())
+                .filter(|id| !id.is_empty())
+                .map(|id| PracticeId(id.to_owned())),
             kind,
             query: Some(query).filter(|q| !q.is_empty()).map(str::to_owned),
         };
         let enterprise_id = EnterpriseId(body.enterprise_id.trim().to_owned());
-        let (page, revision) = self.directory.list_users(&actor, &enterprise_id, &filter, &page).await?;
+        let (page, revision) = self
+            .directory
+            .list_users(&actor, &enterprise_id, &filter, &page)
+            .await?;
         Ok(Response::new(ListUsersResponse {
             users: page.items.into_iter().map(Into::into).collect(),
             next_page_token: encode_page_token(page.next_after),

@@ -48,7 +48,11 @@ impl MigrationTrait for M0001Structure {
                     .col(string("display_name"))
                     .col(string_null("create_request_id"))
                     .col(timestamp_with_time_zone("created_at"))
-                    .foreign_key(ForeignKey::create().from("practices", "enterprise_id").to("enterprises", "id"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("practices", "enterprise_id")
+                            .to("enterprises", "id"),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -71,7 +75,11 @@ impl MigrationTrait for M0001Structure {
                     .col(string("practice_id"))
                     .col(string("display_name"))
                     .col(string("phone_number"))
-                    .foreign_key(ForeignKey::create().from("lines", "practice_id").to("practices", "id"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("lines", "practice_id")
+                            .to("practices", "id"),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -84,7 +92,11 @@ impl MigrationTrait for M0001Structure {
                     .col(string("kind"))
                     .col(string("display_name"))
                     .col(string_null("time_zone"))
-                    .foreign_key(ForeignKey::create().from("resources", "practice_id").to("practices", "id"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("resources", "practice_id")
+                            .to("practices", "id"),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -100,12 +112,23 @@ impl MigrationTrait for M0001Structure {
                     .col(string("kind"))
                     .col(string("status"))
                     .col(timestamp_with_time_zone("created_at"))
-                    .foreign_key(ForeignKey::create().from("users", "enterprise_id").to("enterprises", "id"))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("users", "enterprise_id")
+                            .to("enterprises", "id"),
+                    )
                     .to_owned(),
             )
             .await?;
         manager
-            .create_index(Index::create().name("users_enterprise").table("users").col("enterprise_id").col("id").to_owned())
+            .create_index(
+                Index::create()
+                    .name("users_enterprise")
+                    .table("users")
+                    .col("enterprise_id")
+                    .col("id")
+                    .to_owned(),
+            )
             .await?;
         manager
             .create_table(
@@ -114,22 +137,48 @@ impl MigrationTrait for M0001Structure {
                     .col(string("user_id"))
                     .col(string("practice_id"))
                     .col(string("line_id"))
-                    .primary_key(Index::create().col("user_id").col("practice_id").col("line_id"))
-                    .foreign_key(ForeignKey::create().from("membership_lines", "user_id").to("users", "id"))
-                    .foreign_key(ForeignKey::create().from("membership_lines", "practice_id").to("practices", "id"))
+                    .primary_key(
+                        Index::create()
+                            .col("user_id")
+                            .col("practice_id")
+                            .col("line_id"),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("membership_lines", "user_id")
+                            .to("users", "id"),
+                    )
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from("membership_lines", "practice_id")
+                            .to("practices", "id"),
+                    )
                     .to_owned(),
             )
             .await?;
         manager
             .create_index(
-                Index::create().name("membership_lines_practice").table("membership_lines").col("practice_id").to_owned(),
+                Index::create()
+                    .name("membership_lines_practice")
+                    .table("membership_lines")
+                    .col("practice_id")
+                    .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for table in ["membership_lines", "users", "resources", "lines", "practices", "enterprises"] {
-            manager.drop_table(Table::drop().table(table).to_owned()).await?;
+        for table in [
+            "membership_lines",
+            "users",
+            "resources",
+            "lines",
+            "practices",
+            "enterprises",
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -7,10 +7,10 @@ pub mod migrations;
 use crate::domain::*;
 use chrono::{DateTime, Utc};
 use entities::{enterprise, line, membership_line, practice, resource, user};
-use sea_orm::sea_query::{Expr, Func, Query};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ExprTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbErr,
+    EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
 use std::collections::BTreeMap;
 
@@ -22,7 +22,9 @@ pub struct Store {
 fn storage(error: DbErr) -> DomainError {
     match error.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => DomainError::AlreadyExists("record"),
-        Some(SqlErr::ForeignKeyConstraintViolation(_)) => DomainError::NotFound("referenced record"),
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+            DomainError::NotFound("referenced record")
+        }
         _ => DomainError::Storage(error.to_string()),
     }
 }
@@ -41,9 +43,15 @@ impl Store {
     }
 
     /// D18: every write moves the enterprise revision forward, inside the write's transaction.
-    async fn bump_revision(txn: &DatabaseTransaction, enterprise_id: &EnterpriseId) -> Result<i64, DomainError> {
+    async fn bump_revision(
+        txn: &DatabaseTransaction,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<i64, DomainError> {
         let updated = enterprise::Entity::update_many()
-            .col_expr(enterprise::Column::Revision, Expr::col(enterprise::Column::Revision).add(1))
+            .col_expr(
+                enterprise::Column::Revision,
+                Expr::col(enterprise::Column::Revision).add(1),
+            )
             .filter(enterprise::Column::Id.eq(enterprise_id.as_str()))
             .exec(txn)
             .await
@@ -51,8 +59,12 @@ impl Store {
         if updated.rows_affected != 1 {
             return Err(DomainError::NotFound("enterprise"));
         }
-        let row = enterprise::Entity::find_by_id(enterprise_id.as_str()).one(txn).await.map_err(storage)?;
-        row.map(|row| row.revision).ok_or(DomainError::NotFound("enterprise"))
+        let row = enterprise::Entity::find_by_id(enterprise_id.as_str())
+            .one(txn)
+            .await
+            .map_err(storage)?;
+        row.map(|row| row.revision)
+            .ok_or(DomainError::NotFound("enterprise"))
     }
 
     // === enterprises ===
@@ -80,16 +92,25 @@ impl Store {
             create_request_id: Set(request_id.map(str::to_owned)),
             created_at: Set(now),
         };
-        let inserted = enterprise::Entity::insert(row).exec_with_returning(&self.db).await.map_err(storage)?;
+        let inserted = enterprise::Entity::insert(row)
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(storage)?;
         Ok(enterprise_from(inserted))
     }
 
     pub async fn enterprise(&self, id: &EnterpriseId) -> Result<Option<Enterprise>, DomainError> {
-        let row = enterprise::Entity::find_by_id(id.as_str()).one(&self.db).await.map_err(storage)?;
+        let row = enterprise::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await
+            .map_err(storage)?;
         Ok(row.map(enterprise_from))
     }
 
-    pub async fn enterprise_by_name(&self, display_name: &str) -> Result<Option<Enterprise>, DomainError> {
+    pub async fn enterprise_by_name(
+        &self,
+        display_name: &str,
+    ) -> Result<Option<Enterprise>, DomainError> {
         let row = enterprise::Entity::find()
             .filter(enterprise::Column::DisplayName.eq(display_name))
             .order_by_asc(enterprise::Column::Id)
@@ -130,7 +151,10 @@ impl Store {
             create_request_id: Set(request_id.map(str::to_owned)),
             created_at: Set(now),
         };
-        let inserted = practice::Entity::insert(row).exec_with_returning(&txn).await.map_err(storage)?;
+        let inserted = practice::Entity::insert(row)
+            .exec_with_returning(&txn)
+            .await
+            .map_err(storage)?;
         let revision = Self::bump_revision(&txn, enterprise_id).await?;
         let practice = load_practice(&txn, inserted).await?;
         txn.commit().await.map_err(storage)?;
@@ -151,7 +175,10 @@ impl Store {
             display_name: Set(display_name.to_owned()),
             phone_number: Set(phone_number.to_owned()),
         };
-        let inserted = line::Entity::insert(row).exec_with_returning(&txn).await.map_err(storage)?;
+        let inserted = line::Entity::insert(row)
+            .exec_with_returning(&txn)
+            .await
+            .map_err(storage)?;
         let revision = Self::bump_revision(&txn, enterprise_id).await?;
         txn.commit().await.map_err(storage)?;
         Ok((line_from(inserted), revision))
@@ -173,22 +200,33 @@ impl Store {
             display_name: Set(display_name.to_owned()),
             time_zone: Set(time_zone.map(str::to_owned)),
         };
-        let inserted = resource::Entity::insert(row).exec_with_returning(&txn).await.map_err(storage)?;
+        let inserted = resource::Entity::insert(row)
+            .exec_with_returning(&txn)
+            .await
+            .map_err(storage)?;
         let revision = Self::bump_revision(&txn, enterprise_id).await?;
         txn.commit().await.map_err(storage)?;
-        let resource = resource_from(inserted).ok_or_else(|| DomainError::Storage("unknown resource kind".into()))?;
+        let resource = resource_from(inserted)
+            .ok_or_else(|| DomainError::Storage("unknown resource kind".into()))?;
         Ok((resource, revision))
     }
 
     pub async fn practice(&self, id: &PracticeId) -> Result<Option<Practice>, DomainError> {
-        let row = practice::Entity::find_by_id(id.as_str()).one(&self.db).await.map_err(storage)?;
+        let row = practice::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await
+            .map_err(storage)?;
         match row {
             Some(row) => Ok(Some(load_practice(&self.db, row).await?)),
             None => Ok(None),
         }
     }
 
-    pub async fn list_practices(&self, enterprise_id: &EnterpriseId, page: &PageRequest) -> Result<Page<Practice>, DomainError> {
+    pub async fn list_practices(
+        &self,
+        enterprise_id: &EnterpriseId,
+        page: &PageRequest,
+    ) -> Result<Page<Practice>, DomainError> {
         let mut query = practice::Entity::find()
             .filter(practice::Column::EnterpriseId.eq(enterprise_id.as_str()))
             .order_by_asc(practice::Column::Id)
@@ -230,16 +268,23 @@ impl Store {
             status: Set(status.as_str().to_owned()),
             created_at: Set(now),
         };
-        let inserted = user::Entity::insert(row).exec_with_returning(&txn).await.map_err(|error| match storage(error) {
-            DomainError::AlreadyExists(_) => DomainError::AlreadyExists("user with this email"),
-            other => other,
-        })?;
+        let inserted = user::Entity::insert(row)
+            .exec_with_returning(&txn)
+            .await
+            .map_err(|error| match storage(error) {
+                DomainError::AlreadyExists(_) => DomainError::AlreadyExists("user with this email"),
+                other => other,
+            })?;
         let mut membership_rows = Vec::new();
         for membership in &new_user.memberships {
             let line_ids: Vec<String> = if membership.line_ids.is_empty() {
                 vec![String::new()]
             } else {
-                membership.line_ids.iter().map(|line| line.0.clone()).collect()
+                membership
+                    .line_ids
+                    .iter()
+                    .map(|line| line.0.clone())
+                    .collect()
             };
             for line_id in line_ids {
                 membership_rows.push(membership_line::ActiveModel {
@@ -250,22 +295,39 @@ impl Store {
             }
         }
         if !membership_rows.is_empty() {
-            membership_line::Entity::insert_many(membership_rows).exec(&txn).await.map_err(storage)?;
+            membership_line::Entity::insert_many(membership_rows)
+                .exec(&txn)
+                .await
+                .map_err(storage)?;
         }
         let revision = Self::bump_revision(&txn, enterprise_id).await?;
         let mut users = attach_memberships(&txn, vec![inserted]).await?;
         txn.commit().await.map_err(storage)?;
-        users.pop().map(|user| (user, revision)).ok_or(DomainError::NotFound("user"))
+        users
+            .pop()
+            .map(|user| (user, revision))
+            .ok_or(DomainError::NotFound("user"))
     }
 
     pub async fn user(&self, id: &UserId) -> Result<Option<User>, DomainError> {
-        let row = user::Entity::find_by_id(id.as_str()).one(&self.db).await.map_err(storage)?;
-        Ok(attach_memberships(&self.db, row.into_iter().collect()).await?.pop())
+        let row = user::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(attach_memberships(&self.db, row.into_iter().collect())
+            .await?
+            .pop())
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DomainError> {
-        let row = user::Entity::find().filter(user::Column::Email.eq(email)).one(&self.db).await.map_err(storage)?;
-        Ok(attach_memberships(&self.db, row.into_iter().collect()).await?.pop())
+        let row = user::Entity::find()
+            .filter(user::Column::Email.eq(email))
+            .one(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(attach_memberships(&self.db, row.into_iter().collect())
+            .await?
+            .pop())
     }
 
     pub async fn list_users(
@@ -291,20 +353,28 @@ impl Store {
                 .from(membership_line::Entity)
                 .and_where(membership_line::Column::PracticeId.eq(practice_id.as_str()))
                 .to_owned();
-            let enterprise_level: Vec<&str> =
-                UserKind::ALL.iter().filter(|kind| kind.is_enterprise_level()).map(|kind| kind.as_str()).collect();
+            let enterprise_level: Vec<&str> = UserKind::ALL
+                .iter()
+                .filter(|kind| kind.is_enterprise_level())
+                .map(|kind| kind.as_str())
+                .collect();
             query = query.filter(
-                Condition::any().add(user::Column::Id.in_subquery(members)).add(user::Column::Kind.is_in(enterprise_level)),
+                Condition::any()
+                    .add(user::Column::Id.in_subquery(members))
+                    .add(user::Column::Kind.is_in(enterprise_level)),
             );
         }
         if let Some(text) = &filter.query {
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-            let lower = |column: user::Column| Expr::expr(Func::lower(Expr::col(column)));
+            let matches = |column: user::Column| {
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.as_str()).escape('\\'))
+            };
             query = query.filter(
                 Condition::any()
-                    .add(lower(user::Column::Email).like(pattern.as_str()))
-                    .add(lower(user::Column::GivenName).like(pattern.as_str()))
-                    .add(lower(user::Column::FamilyName).like(pattern.as_str())),
+                    .add(matches(user::Column::Email))
+                    .add(matches(user::Column::GivenName))
+                    .add(matches(user::Column::FamilyName)),
             );
         }
         let rows = query.all(&self.db).await.map_err(storage)?;
@@ -314,12 +384,18 @@ impl Store {
     }
 }
 
-/// `%`, `_` and `\` are dropped from a search, so a query can never become a wildcard pattern.
+/// `%`, `_` and `\` in a search are literal characters, never wildcards.
 fn escape_like(text: &str) -> String {
-    text.replace('\\', "").replace('%', "").replace('_', "")
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
-fn split_page<T>(mut rows: Vec<T>, size: u64, id: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+fn split_page<T>(
+    mut rows: Vec<T>,
+    size: u64,
+    id: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     if rows.len() > size {
         rows.truncate(size);
@@ -330,12 +406,22 @@ fn split_page<T>(mut rows: Vec<T>, size: u64, id: impl Fn(&T) -> String) -> (Vec
     }
 }
 
-async fn revision_of<C: sea_orm::ConnectionTrait>(db: &C, enterprise_id: &EnterpriseId) -> Result<i64, DomainError> {
-    let row = enterprise::Entity::find_by_id(enterprise_id.as_str()).one(db).await.map_err(storage)?;
-    row.map(|row| row.revision).ok_or(DomainError::NotFound("enterprise"))
+async fn revision_of<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    enterprise_id: &EnterpriseId,
+) -> Result<i64, DomainError> {
+    let row = enterprise::Entity::find_by_id(enterprise_id.as_str())
+        .one(db)
+        .await
+        .map_err(storage)?;
+    row.map(|row| row.revision)
+        .ok_or(DomainError::NotFound("enterprise"))
 }
 
-async fn load_practice<C: sea_orm::ConnectionTrait>(db: &C, row: practice::Model) -> Result<Practice, DomainError> {
+async fn load_practice<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    row: practice::Model,
+) -> Result<Practice, DomainError> {
     let lines = line::Entity::find()
         .filter(line::Column::PracticeId.eq(row.id.as_str()))
         .order_by_asc(line::Column::Id)
@@ -358,7 +444,10 @@ async fn load_practice<C: sea_orm::ConnectionTrait>(db: &C, row: practice::Model
     })
 }
 
-async fn attach_memberships<C: sea_orm::ConnectionTrait>(db: &C, rows: Vec<user::Model>) -> Result<Vec<User>, DomainError> {
+async fn attach_memberships<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    rows: Vec<user::Model>,
+) -> Result<Vec<User>, DomainError> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -372,7 +461,11 @@ async fn attach_memberships<C: sea_orm::ConnectionTrait>(db: &C, rows: Vec<user:
         .map_err(storage)?;
     let mut by_user: BTreeMap<String, BTreeMap<String, Vec<LineId>>> = BTreeMap::new();
     for row in membership_rows {
-        let lines = by_user.entry(row.user_id).or_default().entry(row.practice_id).or_default();
+        let lines = by_user
+            .entry(row.user_id)
+            .or_default()
+            .entry(row.practice_id)
+            .or_default();
         if !row.line_id.is_empty() {
             lines.push(LineId(row.line_id));
         }
@@ -383,11 +476,15 @@ async fn attach_memberships<C: sea_orm::ConnectionTrait>(db: &C, rows: Vec<user:
                 .remove(&row.id)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(practice_id, line_ids)| Membership { practice_id: PracticeId(practice_id), line_ids })
+                .map(|(practice_id, line_ids)| Membership {
+                    practice_id: PracticeId(practice_id),
+                    line_ids,
+                })
                 .collect();
-            let kind = UserKind::parse(&row.kind).ok_or_else(|| DomainError::Storage(format!("unknown kind {}", row.kind)))?;
-            let status =
-                UserStatus::parse(&row.status).ok_or_else(|| DomainError::Storage(format!("unknown status {}", row.status)))?;
+            let kind = UserKind::parse(&row.kind)
+                .ok_or_else(|| DomainError::Storage(format!("unknown kind {}", row.kind)))?;
+            let status = UserStatus::parse(&row.status)
+                .ok_or_else(|| DomainError::Storage(format!("unknown status {}", row.status)))?;
             Ok(User {
                 id: UserId(row.id),
                 enterprise_id: EnterpriseId(row.enterprise_id),
@@ -404,11 +501,20 @@ async fn attach_memberships<C: sea_orm::ConnectionTrait>(db: &C, rows: Vec<user:
 }
 
 fn enterprise_from(row: enterprise::Model) -> Enterprise {
-    Enterprise { id: EnterpriseId(row.id), display_name: row.display_name, revision: row.revision, created_at: row.created_at }
+    Enterprise {
+        id: EnterpriseId(row.id),
+        display_name: row.display_name,
+        revision: row.revision,
+        created_at: row.created_at,
+    }
 }
 
 fn line_from(row: line::Model) -> Line {
-    Line { id: LineId(row.id), display_name: row.display_name, phone_number: row.phone_number }
+    Line {
+        id: LineId(row.id),
+        display_name: row.display_name,
+        phone_number: row.phone_number,
+    }
 }
 
 fn resource_from(row: resource::Model) -> Option<Resource> {

@@ -1,0 +1,152 @@
+//! Caller authentication: every way a bearer token can be wrong is UNAUTHENTICATED, and only a
+//! token identity signed, for us, unexpired and untouched, gets through.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use praxis_identity::TokenSubject;
+use praxis_proto::directory::v1::GetEnterpriseRequest;
+use praxis_proto::directory::v1::enterprise_service_client::EnterpriseServiceClient;
+use praxis_runtime::config::{DEFAULT_AUDIENCE, DEFAULT_ISSUER};
+use praxis_tests::{Install, authed};
+use tonic::Code;
+
+fn subject() -> TokenSubject {
+    TokenSubject {
+        user_id: "u-1".into(),
+        enterprise_id: "e-1".into(),
+        session_id: "s-1".into(),
+        kind: "STAFF".into(),
+        amr: vec!["pwd".into()],
+        auth_time: chrono::Utc::now(),
+    }
+}
+
+async fn outcome(install: &Install, token: Option<&str>) -> Code {
+    let mut client =
+        EnterpriseServiceClient::new(install.channel(install.addresses.directory).await);
+    let body = GetEnterpriseRequest {
+        enterprise_id: "e-1".into(),
+    };
+    let request = match token {
+        Some(token) => authed(body, token),
+        None => tonic::Request::new(body),
+    };
+    match client.get_enterprise(request).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+fn split(token: &str) -> (String, String, String) {
+    let mut parts = token.split('.').map(str::to_owned);
+    (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn only_valid_tokens_get_through() {
+    let install = praxis_tests::start(false).await;
+    let now = chrono::Utc::now();
+    let keys = install.key_ring(DEFAULT_ISSUER, DEFAULT_AUDIENCE).await;
+    let valid = keys
+        .issue(&subject(), now, chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    // Control: a good token passes authentication and meets the tenant rule (no such enterprise).
+    assert_eq!(outcome(&install, Some(&valid)).await, Code::NotFound);
+
+    let expired = keys
+        .issue(
+            &subject(),
+            now - chrono::Duration::hours(1),
+            chrono::Duration::minutes(10),
+        )
+        .await
+        .unwrap();
+    let wrong_audience = install
+        .key_ring(DEFAULT_ISSUER, "billing")
+        .await
+        .issue(&subject(), now, chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    let wrong_issuer = install
+        .key_ring("evil-issuer", DEFAULT_AUDIENCE)
+        .await
+        .issue(&subject(), now, chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+
+    // Same claims, signed by a key identity never published.
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger_db = praxis_store::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        stranger_dir.path().join("i.db").display()
+    ))
+    .await
+    .unwrap();
+    praxis_store::migrate::<praxis_identity::store::migrations::Migrator>(&stranger_db)
+        .await
+        .unwrap();
+    let stranger = praxis_identity::KeyRing::new(
+        stranger_db,
+        DEFAULT_ISSUER,
+        DEFAULT_AUDIENCE,
+        chrono::Duration::hours(1),
+    );
+    stranger.ensure_active(now).await.unwrap();
+    let unknown_key = stranger
+        .issue(&subject(), now, chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+
+    // The payload changed after signing: a staff member making themselves admin.
+    let (header, payload, signature) = split(&valid);
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload).unwrap()).unwrap();
+    claims["kind"] = "ENTERPRISE_ADMIN".into();
+    let tampered = format!(
+        "{header}.{}.{signature}",
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+
+    // alg=none, and HS256 keyed with the public key (algorithm confusion).
+    let kid = jsonwebtoken::decode_header(&valid).unwrap().kid.unwrap();
+    let none_header =
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#));
+    let alg_none = format!("{none_header}.{payload}.");
+    let jwks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(install.config.jwks_file()).unwrap())
+            .unwrap();
+    let public_x = jwks["keys"][0]["x"].as_str().unwrap().to_owned();
+    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs_header.kid = Some(kid);
+    let confused = jsonwebtoken::encode(
+        &hs_header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(public_x.as_bytes()),
+    )
+    .unwrap();
+
+    let cases: [(&str, Option<&str>); 10] = [
+        ("no token", None),
+        ("not a jwt", Some("garbage")),
+        ("empty", Some("")),
+        ("expired", Some(&expired)),
+        ("wrong audience", Some(&wrong_audience)),
+        ("wrong issuer", Some(&wrong_issuer)),
+        ("unknown key", Some(&unknown_key)),
+        ("tampered payload", Some(&tampered)),
+        ("alg none", Some(&alg_none)),
+        ("hs256 confusion", Some(&confused)),
+    ];
+    for (case, token) in cases {
+        assert_eq!(
+            outcome(&install, token).await,
+            Code::Unauthenticated,
+            "{case} was accepted"
+        );
+    }
+}

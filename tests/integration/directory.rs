@@ -1,0 +1,428 @@
+//! The directory through gRPC, on every backend: tenant isolation, who may create what,
+//! revisions, idempotency, pagination and filters, and bad input that changes nothing.
+
+use praxis_directory::domain::UserKind;
+use praxis_proto::directory::v1 as pb;
+use praxis_proto::directory::v1::enterprise_service_client::EnterpriseServiceClient;
+use praxis_proto::directory::v1::practice_service_client::PracticeServiceClient;
+use praxis_proto::directory::v1::user_service_client::UserServiceClient;
+use praxis_tests::{Install, authed, fixture, installs, violated_fields};
+use tonic::Code;
+use tonic::transport::Channel;
+
+async fn clients(
+    install: &Install,
+) -> (
+    EnterpriseServiceClient<Channel>,
+    PracticeServiceClient<Channel>,
+    UserServiceClient<Channel>,
+) {
+    let channel = install.channel(install.addresses.directory).await;
+    (
+        EnterpriseServiceClient::new(channel.clone()),
+        PracticeServiceClient::new(channel.clone()),
+        UserServiceClient::new(channel),
+    )
+}
+
+async fn practice_count(
+    practices: &mut PracticeServiceClient<Channel>,
+    token: &str,
+    enterprise_id: &str,
+) -> (usize, i64) {
+    let list = practices
+        .list_practices(authed(
+            pb::ListPracticesRequest {
+                enterprise_id: enterprise_id.into(),
+                page_size: 500,
+                page_token: String::new(),
+            },
+            token,
+        ))
+        .await
+        .expect("list")
+        .into_inner();
+    (list.practices.len(), list.revision)
+}
+
+#[tokio::test]
+async fn another_enterprise_is_not_found_not_forbidden() {
+    for install in installs().await {
+        let acme = fixture(&install, "Acme").await;
+        let other = fixture(&install, "Other").await;
+        let intruder = install
+            .token_for(&other.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let (mut enterprises, mut practices, mut users) = clients(&install).await;
+        let b = &install.backend;
+
+        let status = enterprises
+            .get_enterprise(authed(
+                pb::GetEnterpriseRequest {
+                    enterprise_id: acme.enterprise.id.0.clone(),
+                },
+                &intruder,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{b}");
+        let status = practices
+            .get_practice(authed(
+                pb::GetPracticeRequest {
+                    practice_id: acme.practices[0].id.0.clone(),
+                },
+                &intruder,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{b}");
+        let status = users
+            .get_user(authed(
+                pb::GetUserRequest {
+                    user_id: acme.user(UserKind::Staff).id.0.clone(),
+                },
+                &intruder,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{b}");
+        let list = pb::ListUsersRequest {
+            enterprise_id: acme.enterprise.id.0.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            users
+                .list_users(authed(list, &intruder))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound,
+            "{b}"
+        );
+        let create = pb::CreatePracticeRequest {
+            enterprise_id: acme.enterprise.id.0.clone(),
+            display_name: "Mine now".into(),
+            request_id: String::new(),
+        };
+        assert_eq!(
+            practices
+                .create_practice(authed(create, &intruder))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound,
+            "{b}"
+        );
+
+        // Their own enterprise answers.
+        let own = enterprises
+            .get_enterprise(authed(
+                pb::GetEnterpriseRequest {
+                    enterprise_id: other.enterprise.id.0.clone(),
+                },
+                &intruder,
+            ))
+            .await
+            .expect("own");
+        assert_eq!(
+            own.into_inner().enterprise.unwrap().display_name,
+            "Other",
+            "{b}"
+        );
+        // Acme is untouched.
+        let acme_admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        assert_eq!(
+            practice_count(&mut practices, &acme_admin, &acme.enterprise.id.0)
+                .await
+                .0,
+            2,
+            "{b}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_platform_admins_create_enterprises_and_request_ids_make_it_idempotent() {
+    for install in installs().await {
+        let acme = fixture(&install, "Acme").await;
+        let (mut enterprises, _, _) = clients(&install).await;
+        let b = &install.backend;
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let create = |request_id: &str| pb::CreateEnterpriseRequest {
+            display_name: "New Clinic Group".into(),
+            request_id: request_id.into(),
+        };
+        let status = enterprises
+            .create_enterprise(authed(create("r-1"), &admin))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{b}");
+
+        let platform = install.platform_admin_token().await;
+        let first = enterprises
+            .create_enterprise(authed(create("r-1"), &platform))
+            .await
+            .expect("create")
+            .into_inner()
+            .enterprise
+            .unwrap();
+        let again = enterprises
+            .create_enterprise(authed(create("r-1"), &platform))
+            .await
+            .expect("retry")
+            .into_inner()
+            .enterprise
+            .unwrap();
+        assert_eq!(
+            first.id, again.id,
+            "{b}: a retried create made a second enterprise"
+        );
+        let other = enterprises
+            .create_enterprise(authed(create("r-2"), &platform))
+            .await
+            .expect("create")
+            .into_inner()
+            .enterprise
+            .unwrap();
+        assert_ne!(first.id, other.id, "{b}");
+        assert_eq!(first.revision, 1, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn d3_only_enterprise_admins_create_practices_and_refusals_change_nothing() {
+    for install in installs().await {
+        let acme = fixture(&install, "Acme").await;
+        let (_, mut practices, _) = clients(&install).await;
+        let b = &install.backend;
+        let enterprise_id = acme.enterprise.id.0.clone();
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let before = practice_count(&mut practices, &admin, &enterprise_id).await;
+
+        for kind in [
+            UserKind::Staff,
+            UserKind::Manager,
+            UserKind::EnterpriseContentManager,
+        ] {
+            let token = install.token_for(&acme.user(kind).email).await;
+            let create = pb::CreatePracticeRequest {
+                enterprise_id: enterprise_id.clone(),
+                display_name: "East".into(),
+                request_id: String::new(),
+            };
+            let status = practices
+                .create_practice(authed(create, &token))
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::PermissionDenied, "{b}: {kind:?}");
+        }
+        let bad = pb::CreatePracticeRequest {
+            enterprise_id: enterprise_id.clone(),
+            display_name: "   ".into(),
+            request_id: String::new(),
+        };
+        let status = practices
+            .create_practice(authed(bad, &admin))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{b}");
+        assert_eq!(violated_fields(&status), ["display_name"], "{b}");
+        let oversized = pb::CreatePracticeRequest {
+            enterprise_id: enterprise_id.clone(),
+            display_name: "x".repeat(201),
+            request_id: String::new(),
+        };
+        assert_eq!(
+            practices
+                .create_practice(authed(oversized, &admin))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::InvalidArgument,
+            "{b}"
+        );
+        assert_eq!(
+            practice_count(&mut practices, &admin, &enterprise_id).await,
+            before,
+            "{b}: a refused create changed something"
+        );
+
+        // D18: a write returns the new revision, and reads see it.
+        let create = pb::CreatePracticeRequest {
+            enterprise_id: enterprise_id.clone(),
+            display_name: "East".into(),
+            request_id: "east-1".into(),
+        };
+        let created = practices
+            .create_practice(authed(create.clone(), &admin))
+            .await
+            .expect("create")
+            .into_inner();
+        assert_eq!(created.revision, before.1 + 1, "{b}");
+        let retried = practices
+            .create_practice(authed(create, &admin))
+            .await
+            .expect("retry")
+            .into_inner();
+        assert_eq!(
+            retried.practice.unwrap().id,
+            created.practice.unwrap().id,
+            "{b}"
+        );
+        assert_eq!(
+            practice_count(&mut practices, &admin, &enterprise_id).await,
+            (before.0 + 1, created.revision),
+            "{b}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_users_pages_and_filters() {
+    for install in installs().await {
+        let acme = fixture(&install, "Acme").await;
+        let _other = fixture(&install, "Other").await;
+        let (_, _, mut users) = clients(&install).await;
+        let b = &install.backend;
+        let token = install.token_for(&acme.user(UserKind::Staff).email).await;
+        let enterprise_id = acme.enterprise.id.0.clone();
+        let list = |page_size: i32, page_token: String| pb::ListUsersRequest {
+            enterprise_id: enterprise_id.clone(),
+            page_size,
+            page_token,
+            ..Default::default()
+        };
+
+        let mut seen = Vec::new();
+        let mut token_in = String::new();
+        for _ in 0..10 {
+            let page = users
+                .list_users(authed(list(2, token_in), &token))
+                .await
+                .expect("page")
+                .into_inner();
+            assert!(page.users.len() <= 2, "{b}");
+            seen.extend(page.users.into_iter().map(|u| u.id));
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token_in = page.next_page_token;
+        }
+        let mut expected: Vec<String> = acme.users.iter().map(|u| u.id.0.clone()).collect();
+        expected.sort();
+        assert_eq!(
+            seen, expected,
+            "{b}: pages must cover the enterprise's users once, in order"
+        );
+
+        let filtered = |request: pb::ListUsersRequest| {
+            let mut users = users.clone();
+            let token = token.clone();
+            async move {
+                users
+                    .list_users(authed(request, &token))
+                    .await
+                    .map(|r| r.into_inner().users)
+            }
+        };
+        let managers = filtered(pb::ListUsersRequest {
+            enterprise_id: enterprise_id.clone(),
+            kind: pb::UserKind::Manager.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            managers.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+            [acme.user(UserKind::Manager).id.0.clone()],
+            "{b}"
+        );
+
+        // D8: enterprise-level users reach every practice without a membership.
+        let south = filtered(pb::ListUsersRequest {
+            enterprise_id: enterprise_id.clone(),
+            practice_id: acme.practices[1].id.0.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut kinds: Vec<i32> = south.iter().map(|u| u.kind).collect();
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [
+                i32::from(pb::UserKind::EnterpriseContentManager),
+                i32::from(pb::UserKind::EnterpriseAdmin)
+            ],
+            "{b}"
+        );
+
+        let by_text = filtered(pb::ListUsersRequest {
+            enterprise_id: enterprise_id.clone(),
+            query: "ADVANCED_STAFF".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            by_text.len(),
+            1,
+            "{b}: search is case-insensitive on email and names"
+        );
+        let wildcard = filtered(pb::ListUsersRequest {
+            enterprise_id: enterprise_id.clone(),
+            query: "%".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        assert!(
+            wildcard.is_empty(),
+            "{b}: % is a literal character, not a wildcard"
+        );
+
+        for (request, field) in [
+            (
+                pb::ListUsersRequest {
+                    enterprise_id: enterprise_id.clone(),
+                    page_token: "%%%".into(),
+                    ..Default::default()
+                },
+                "page_token",
+            ),
+            (
+                pb::ListUsersRequest {
+                    enterprise_id: enterprise_id.clone(),
+                    kind: 99,
+                    ..Default::default()
+                },
+                "kind",
+            ),
+            (
+                pb::ListUsersRequest {
+                    enterprise_id: String::new(),
+                    ..Default::default()
+                },
+                "enterprise_id",
+            ),
+            (
+                pb::ListUsersRequest {
+                    enterprise_id: enterprise_id.clone(),
+                    page_size: -1,
+                    ..Default::default()
+                },
+                "page_size",
+            ),
+        ] {
+            let status = filtered(request).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{b}: {field}");
+            assert_eq!(violated_fields(&status), [field], "{b}");
+        }
+    }
+}

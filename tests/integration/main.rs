@@ -1,0 +1,9 @@
+//! Every cross-service test, in one binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod authz;
+mod directory;
+mod foundation;
+mod health;
+mod trace_context;

@@ -1,0 +1,282 @@
+//! Test kit: starts a real Praxis install on loopback ports with fresh databases, once per
+//! backend this run has (SQLite + memory always; PostgreSQL + Redis when CI provides them),
+//! and signs tokens with that install's own identity keys.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use praxis::config::PraxisConfig;
+use praxis::{Addresses, TokenFor};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+pub const REDIS_URL_VAR: &str = "PRAXIS_TEST_REDIS_URL";
+
+pub struct Install {
+    /// `sqlite+memory`, `postgres+redis`, … for assertion messages.
+    pub backend: String,
+    pub addresses: Addresses,
+    pub config: PraxisConfig,
+    pub directory: praxis_directory::Directory,
+    shutdown: CancellationToken,
+    running: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Install {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn loopback_any_port(config: &mut PraxisConfig) {
+    config.directory.listen = "127.0.0.1:0".into();
+    config.identity.listen = "127.0.0.1:0".into();
+    config.identity.http_listen = "127.0.0.1:0".into();
+    config.authz.listen = "127.0.0.1:0".into();
+}
+
+/// One install per backend available to this run.
+pub async fn installs() -> Vec<Install> {
+    let mut installs = vec![start(false).await];
+    if std::env::var(praxis_store::testing::DATABASE_URL_VAR).is_ok_and(|url| !url.is_empty()) {
+        installs.push(start(true).await);
+    }
+    installs
+}
+
+pub async fn start(postgres: bool) -> Install {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = PraxisConfig {
+        data_dir: dir.path().to_path_buf(),
+        drain_seconds: 2,
+        ..PraxisConfig::default()
+    };
+    loopback_any_port(&mut config);
+    let mut backend = String::from("sqlite");
+    if postgres {
+        let base = std::env::var(praxis_store::testing::DATABASE_URL_VAR).expect("database url");
+        config.directory.database_url = Some(
+            praxis_store::testing::postgres(&base)
+                .await
+                .expect("schema")
+                .url,
+        );
+        config.identity.database_url = Some(
+            praxis_store::testing::postgres(&base)
+                .await
+                .expect("schema")
+                .url,
+        );
+        config.authz.database_url = Some(
+            praxis_store::testing::postgres(&base)
+                .await
+                .expect("schema")
+                .url,
+        );
+        backend = "postgres".into();
+        if let Some(redis) = std::env::var(REDIS_URL_VAR)
+            .ok()
+            .filter(|url| !url.is_empty())
+        {
+            config.cache_url = redis;
+        }
+    }
+    backend.push_str(if config.cache_url == "memory" {
+        "+memory"
+    } else {
+        "+redis"
+    });
+    let shutdown = CancellationToken::new();
+    let running = praxis::start(&config, shutdown.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{backend}: start: {e}"));
+    let addresses = running.addresses;
+    let directory = running.directory.clone();
+    let handle = tokio::spawn(async move {
+        let _ = running.wait().await;
+    });
+    Install {
+        backend,
+        addresses,
+        config,
+        directory,
+        shutdown,
+        running: Some(handle),
+        _dir: dir,
+    }
+}
+
+impl Install {
+    pub async fn channel(&self, address: std::net::SocketAddr) -> Channel {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{address}")).expect("endpoint");
+        for _ in 0..50 {
+            if let Ok(channel) = endpoint.connect().await {
+                return channel;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{}: cannot connect to {address}", self.backend)
+    }
+
+    pub async fn token_for(&self, email: &str) -> String {
+        praxis::issue_token(
+            &self.config,
+            TokenFor::User {
+                email: email.to_owned(),
+            },
+            Duration::from_secs(300),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: token for {email}: {e}", self.backend))
+    }
+
+    pub async fn platform_admin_token(&self) -> String {
+        praxis::issue_token(
+            &self.config,
+            TokenFor::PlatformAdmin,
+            Duration::from_secs(300),
+        )
+        .await
+        .expect("token")
+    }
+
+    /// Identity's key ring over this install's identity database, for crafting tokens.
+    pub async fn key_ring(&self, issuer: &str, audience: &str) -> praxis_identity::KeyRing {
+        let db = praxis_store::connect(&self.config.identity().service.database_url)
+            .await
+            .expect("identity db");
+        praxis_identity::KeyRing::new(db, issuer, audience, chrono::Duration::hours(1))
+    }
+
+    /// Cancels the install and waits until every server stopped.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.running.take() {
+            tokio::time::timeout(Duration::from_secs(10), handle)
+                .await
+                .expect("install did not stop")
+                .expect("join");
+        }
+    }
+}
+
+/// A request carrying a bearer token.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    request
+}
+
+/// An enterprise with two practices (two lines each) and one user of each kind, made through
+/// the directory's operator path. Emails are unique per fixture so fixtures can coexist.
+pub struct Fixture {
+    pub enterprise: praxis_directory::domain::Enterprise,
+    pub practices: Vec<praxis_directory::domain::Practice>,
+    pub users: Vec<praxis_directory::domain::User>,
+}
+
+impl Fixture {
+    pub fn user(
+        &self,
+        kind: praxis_directory::domain::UserKind,
+    ) -> &praxis_directory::domain::User {
+        self.users
+            .iter()
+            .find(|user| user.kind == kind)
+            .expect("fixture user of that kind")
+    }
+}
+
+pub async fn fixture(install: &Install, name: &str) -> Fixture {
+    use praxis_directory::domain::*;
+    let operator = Actor::Operator;
+    let now = chrono::Utc::now();
+    let directory = &install.directory;
+    let enterprise = directory
+        .create_enterprise(&operator, name, "", now)
+        .await
+        .expect("enterprise");
+    let mut practices = Vec::new();
+    for practice_name in ["North", "South"] {
+        let (practice, _) = directory
+            .create_practice(&operator, &enterprise.id, practice_name, "", now)
+            .await
+            .expect("practice");
+        for line in 1..=2 {
+            directory
+                .add_line(
+                    &operator,
+                    &practice.id,
+                    &format!("Line {line}"),
+                    &format!("+1555010000{line}"),
+                )
+                .await
+                .expect("line");
+        }
+        practices.push(
+            directory
+                .get_practice(&operator, &practice.id)
+                .await
+                .expect("practice"),
+        );
+    }
+    let tag = uuid::Uuid::now_v7().simple().to_string();
+    let mut users = Vec::new();
+    for kind in UserKind::ALL {
+        let first = &practices[0];
+        let memberships = match kind {
+            UserKind::Staff => vec![Membership {
+                practice_id: first.id.clone(),
+                line_ids: vec![first.lines[0].id.clone()],
+            }],
+            UserKind::AdvancedStaff | UserKind::Manager => vec![Membership {
+                practice_id: first.id.clone(),
+                line_ids: first.lines.iter().map(|line| line.id.clone()).collect(),
+            }],
+            _ => Vec::new(),
+        };
+        let new_user = NewUser {
+            email: format!("{}-{tag}@clinic.test", kind.as_str().to_lowercase()),
+            given_name: format!("{name} Person"),
+            family_name: kind.as_str().to_lowercase(),
+            kind,
+            memberships,
+        };
+        users.push(
+            directory
+                .seed_user(&operator, &enterprise.id, new_user, now)
+                .await
+                .expect("user")
+                .0,
+        );
+    }
+    let enterprise = directory
+        .get_enterprise(&operator, &enterprise.id)
+        .await
+        .expect("enterprise");
+    Fixture {
+        enterprise,
+        practices,
+        users,
+    }
+}
+
+/// The field names of an INVALID_ARGUMENT's BadRequest details.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
