@@ -156,7 +156,8 @@ fn print_demo(config: &PraxisConfig, addresses: &praxis::Addresses, summary: &de
         println!();
         println!("Get a token for any of them, e.g. the enterprise admin:");
         println!(
-            "  TOKEN=$(cargo run --release -p praxis -- --data-dir {data_dir} token --email {})",
+            "  TOKEN=$({} --data-dir {data_dir} token --email {})",
+            this_program(),
             admin.email
         );
         println!("Then:");
@@ -170,4 +171,17 @@ fn print_demo(config: &PraxisConfig, addresses: &praxis::Addresses, summary: &de
         "directory {}  identity {} (HTTP {})  authz {}",
         addresses.directory, addresses.identity, addresses.identity_http, addresses.authz
     );
+}
+
+/// How to run this same binary again from the current directory.
+fn this_program() -> String {
+    let exe = std::env::current_exe().ok();
+    let cwd = std::env::current_dir().ok();
+    match (exe, cwd) {
+        (Some(exe), Some(cwd)) => match exe.strip_prefix(&cwd) {
+            Ok(relative) => relative.display().to_string(),
+            Err(_) => exe.display().to_string(),
+        },
+        _ => "praxis".to_owned(),
+    }
 }
