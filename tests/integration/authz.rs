@@ -32,9 +32,16 @@ pub async fn standalone_authz(
         "sqlite://{}?mode=rwc",
         dir.path().join("authz.db").display()
     );
-    let service = praxis_authz::open(&url, directory, praxis_cache::open("memory").unwrap())
-        .await
-        .unwrap();
+    let service = praxis_authz::open(
+        &praxis_runtime::config::ServiceConfig {
+            database_url: url,
+            ..Default::default()
+        },
+        directory,
+        praxis_cache::open("memory").unwrap(),
+    )
+    .await
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let host = service.host(verifier, std::time::Duration::from_secs(1));

@@ -106,7 +106,16 @@ async fn health_follows_redis_down_and_back() {
         "sqlite://{}?mode=rwc",
         dir.path().join("authz.db").display()
     );
-    let service = praxis_authz::open(&url, directory, cache).await.unwrap();
+    let service = praxis_authz::open(
+        &praxis_runtime::config::ServiceConfig {
+            database_url: url,
+            ..Default::default()
+        },
+        directory,
+        cache,
+    )
+    .await
+    .unwrap();
     let auth = praxis_runtime::config::AuthConfig {
         jwks_file: Some(install.config.jwks_file()),
         ..Default::default()
@@ -124,6 +133,13 @@ async fn health_follows_redis_down_and_back() {
     drop(redis);
     wait_for(address, name, ServingStatus::NotServing).await;
     wait_for(address, "", ServingStatus::NotServing).await;
+    // Liveness stays up: an outage must make pods unready, never restart them.
+    wait_for(
+        address,
+        praxis_runtime::health::LIVENESS,
+        ServingStatus::Serving,
+    )
+    .await;
     let _redis = start_redis(port);
     wait_for(address, name, ServingStatus::Serving).await;
     assert!(

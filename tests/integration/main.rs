@@ -6,4 +6,5 @@ mod authz;
 mod directory;
 mod foundation;
 mod health;
+mod migrations;
 mod trace_context;

@@ -120,9 +120,14 @@ impl AuthError {
 impl TokenVerifier {
     pub fn new(config: &AuthConfig) -> Result<Self, crate::config::ConfigError> {
         config.validate()?;
-        let source = match (&config.jwks_url, &config.jwks_file) {
-            (Some(url), _) => KeySource::Url(url.clone()),
-            (None, Some(path)) => KeySource::File(path.clone()),
+        let file = config
+            .jwks_file
+            .clone()
+            .filter(|path| !path.as_os_str().is_empty());
+        let url = config.jwks_url.clone().filter(|url| !url.is_empty());
+        let source = match (file, url) {
+            (Some(path), _) => KeySource::File(path),
+            (None, Some(url)) => KeySource::Url(url),
             (None, None) => return Err(crate::config::ConfigError::new("auth: no key source")),
         };
         let mut validation = Validation::new(Algorithm::EdDSA);

@@ -77,7 +77,7 @@ impl Default for TelemetryConfig {
 pub struct AuthConfig {
     /// A JWK Set served over HTTP (identity's `/.well-known/jwks.json`).
     pub jwks_url: Option<String>,
-    /// A JWK Set on disk (tests and the embedded default, where identity writes it).
+    /// A JWK Set on disk (the one-process install, where identity writes it); wins over the URL.
     pub jwks_file: Option<PathBuf>,
     pub issuer: String,
     pub audience: String,
@@ -94,20 +94,24 @@ impl Default for AuthConfig {
     }
 }
 
+/// Identity's JWK Set when it runs on the same machine with its defaults.
+pub const DEFAULT_JWKS_URL: &str = "http://127.0.0.1:8080/.well-known/jwks.json";
 pub const DEFAULT_ISSUER: &str = "praxis-identity";
 pub const DEFAULT_AUDIENCE: &str = "praxis";
 
 impl AuthConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        match (&self.jwks_url, &self.jwks_file) {
-            (None, None) => Err(ConfigError::new(
+        let file = self
+            .jwks_file
+            .as_ref()
+            .filter(|path| !path.as_os_str().is_empty());
+        let url = self.jwks_url.as_ref().filter(|url| !url.is_empty());
+        if file.is_none() && url.is_none() {
+            return Err(ConfigError::new(
                 "auth: set auth.jwks_url or auth.jwks_file",
-            )),
-            (Some(_), Some(_)) => Err(ConfigError::new(
-                "auth: set only one of auth.jwks_url and auth.jwks_file",
-            )),
-            _ => Ok(()),
+            ));
         }
+        Ok(())
     }
 }
 
@@ -125,6 +129,9 @@ pub struct ServiceConfig {
     pub drain_seconds: u64,
     pub telemetry: TelemetryConfig,
     pub auth: AuthConfig,
+    /// Apply pending migrations at start. Deployments that migrate in a separate step first
+    /// (the Helm chart's hook Jobs) turn it off, so replicas never race each other.
+    pub migrate_on_start: bool,
 }
 
 impl ServiceConfig {
@@ -136,9 +143,10 @@ impl ServiceConfig {
             drain_seconds: 20,
             telemetry: TelemetryConfig::default(),
             auth: AuthConfig {
-                jwks_file: Some(PathBuf::from(".praxis/jwks.json")),
+                jwks_url: Some(DEFAULT_JWKS_URL.to_owned()),
                 ..AuthConfig::default()
             },
+            migrate_on_start: true,
         }
     }
 
@@ -195,12 +203,12 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(error.contains("listen"), "{error}");
-        let both = AuthConfig {
-            jwks_url: Some("http://x".into()),
-            jwks_file: Some("f".into()),
+        let neither = AuthConfig {
+            jwks_url: Some(String::new()),
+            jwks_file: None,
             ..AuthConfig::default()
         };
-        assert!(both.validate().is_err());
+        assert!(neither.validate().is_err());
         assert!(load::<ServiceConfig>(Some(Path::new("/nonexistent/praxis.toml"))).is_err());
     }
 }

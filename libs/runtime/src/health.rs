@@ -14,6 +14,10 @@ pub trait Probe: Send + Sync {
     fn check(&self) -> BoxFuture<'_, Result<(), String>>;
 }
 
+/// The health name a liveness probe asks: SERVING while the process runs, whatever its
+/// dependencies do, so an outage of the database makes pods unready but never restarts them.
+pub const LIVENESS: &str = "liveness";
+
 /// Every service answers NOT_SERVING, rather than "unknown service", until its first probe.
 pub async fn register_not_serving(reporter: &HealthReporter, service_names: &[&'static str]) {
     for name in service_names.iter().copied().chain([""]) {
@@ -21,6 +25,9 @@ pub async fn register_not_serving(reporter: &HealthReporter, service_names: &[&'
             .set_service_status(name, ServingStatus::NotServing)
             .await;
     }
+    reporter
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
 }
 
 /// Runs every probe each `interval` and sets all `service_names` (and the server as a whole,

@@ -60,6 +60,28 @@ pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection) -> Result<(), St
         .map_err(|error| StoreError::Migrate(error.to_string()))
 }
 
+/// At start: migrate, or, where migrations run as their own step, refuse to serve a schema
+/// that is behind the code.
+pub async fn prepare<M: MigratorTrait>(
+    db: &DatabaseConnection,
+    migrate_now: bool,
+) -> Result<(), StoreError> {
+    if migrate_now {
+        return migrate::<M>(db).await;
+    }
+    let pending = M::get_pending_migrations(db)
+        .await
+        .map_err(|error| StoreError::Migrate(error.to_string()))?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Migrate(format!(
+            "{} migrations pending and migrate_on_start is off: run the `migrate` command first",
+            pending.len()
+        )))
+    }
+}
+
 fn sqlite_file(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod domain;
+pub mod migrations;
 pub mod principals;
 
 mod grpc;
@@ -21,6 +22,13 @@ use tonic::server::NamedService;
 use tonic::service::Routes;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50053";
+
+/// Applies authz's migrations and nothing else.
+pub async fn migrate(database_url: &str) -> Result<(), StartError> {
+    let db = praxis_store::connect(database_url).await?;
+    praxis_store::migrate::<migrations::Migrator>(&db).await?;
+    Ok(())
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -49,13 +57,14 @@ pub struct AuthzService {
 }
 
 /// Authz's own database holds no tables yet (grants and elevations will live there); it is
-/// opened and watched from the start so deployments and health checks already include it.
+/// opened, migrated and watched from the start so deployments and health checks include it.
 pub async fn open(
-    database_url: &str,
+    config: &ServiceConfig,
     principals: Arc<dyn PrincipalSource>,
     cache: Arc<dyn Cache>,
 ) -> Result<AuthzService, StartError> {
-    let db = praxis_store::connect(database_url).await?;
+    let db = praxis_store::connect(&config.database_url).await?;
+    praxis_store::prepare::<migrations::Migrator>(&db, config.migrate_on_start).await?;
     Ok(AuthzService {
         principals,
         db,

@@ -38,11 +38,11 @@ pub struct DirectoryService {
 }
 
 pub async fn open(
-    database_url: &str,
+    config: &ServiceConfig,
     cache: Arc<dyn Cache>,
 ) -> Result<DirectoryService, StartError> {
-    let db = praxis_store::connect(database_url).await?;
-    praxis_store::migrate::<store::migrations::Migrator>(&db).await?;
+    let db = praxis_store::connect(&config.database_url).await?;
+    praxis_store::prepare::<store::migrations::Migrator>(&db, config.migrate_on_start).await?;
     let directory = Directory::new(store::Store::new(db.clone()));
     Ok(DirectoryService {
         directory,

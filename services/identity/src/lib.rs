@@ -49,7 +49,7 @@ impl Default for IdentityConfig {
         Self {
             service: ServiceConfig::with_defaults(DEFAULT_LISTEN, "identity.db"),
             http_listen: DEFAULT_HTTP_LISTEN.to_owned(),
-            jwks_out: Some(PathBuf::from(".praxis/jwks.json")),
+            jwks_out: None,
             access_token_seconds: 900,
             key_overlap_seconds: 86_400,
         }
@@ -93,7 +93,8 @@ pub async fn open(
     cache: Arc<dyn Cache>,
 ) -> Result<IdentityService, StartError> {
     let db = praxis_store::connect(&config.service.database_url).await?;
-    praxis_store::migrate::<store::migrations::Migrator>(&db).await?;
+    praxis_store::prepare::<store::migrations::Migrator>(&db, config.service.migrate_on_start)
+        .await?;
     let keys = KeyRing::new(
         db.clone(),
         &config.service.auth.issuer,

@@ -1,26 +1,23 @@
 //! `praxis-identity`: the identity service on its own.
 
 use clap::Parser;
-use std::path::PathBuf;
+use praxis_runtime::cli::{ServiceArgs, ServiceCommand};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Parser)]
-#[command(version, about = "Praxis identity service")]
-struct Args {
-    /// TOML configuration file; `PRAXIS_*` variables override it.
-    #[arg(long, env = "PRAXIS_CONFIG")]
-    config: Option<PathBuf>,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = ServiceArgs::parse();
     let config: praxis_identity::IdentityConfig =
         praxis_runtime::config::load(args.config.as_deref())?;
     config.validate()?;
     let _telemetry = praxis_runtime::telemetry::init("praxis-identity", &config.service.telemetry)?;
+    if let Some(ServiceCommand::Migrate) = args.command {
+        return praxis_identity::migrate(&config.service.database_url)
+            .await
+            .map_err(|e| anyhow::anyhow!(e));
+    }
     let cache = praxis_cache::open(&config.service.cache_url)?;
     let service = praxis_identity::open(&config, cache)
         .await

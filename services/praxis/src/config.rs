@@ -75,6 +75,7 @@ impl PraxisConfig {
             cache_url: self.cache_url.clone(),
             drain_seconds: self.drain_seconds,
             telemetry: self.telemetry.clone(),
+            migrate_on_start: true,
             auth: AuthConfig {
                 jwks_file: Some(self.jwks_file()),
                 jwks_url: None,

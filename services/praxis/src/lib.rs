@@ -63,10 +63,10 @@ pub async fn start(
     let identity_config = config.identity();
     let identity = praxis_identity::open(&identity_config, cache.clone()).await?;
     let directory_config = config.directory();
-    let directory = praxis_directory::open(&directory_config.database_url, cache.clone()).await?;
+    let directory = praxis_directory::open(&directory_config, cache.clone()).await?;
     let principals = Arc::new(inprocess::DirectoryPrincipals(directory.directory.clone()));
     let authz_config = config.authz();
-    let authz = praxis_authz::open(&authz_config.database_url, principals, cache.clone()).await?;
+    let authz = praxis_authz::open(&authz_config, principals, cache.clone()).await?;
     let verifier = Arc::new(TokenVerifier::new(&directory_config.auth)?);
 
     let directory_listener = TcpListener::bind(&directory_config.listen).await?;
@@ -104,6 +104,7 @@ pub async fn start(
 pub async fn migrate(config: &PraxisConfig) -> Result<(), StartError> {
     praxis_directory::migrate(&config.directory().database_url).await?;
     praxis_identity::migrate(&config.identity().service.database_url).await?;
+    praxis_authz::migrate(&config.authz().database_url).await?;
     Ok(())
 }
 
@@ -120,7 +121,7 @@ pub async fn bootstrap(
     StartError,
 > {
     let cache = praxis_cache::open("memory")?;
-    let service = praxis_directory::open(&config.directory().database_url, cache).await?;
+    let service = praxis_directory::open(&config.directory(), cache).await?;
     let now = chrono::Utc::now();
     let enterprise = service
         .directory
@@ -165,7 +166,7 @@ pub async fn issue_token(
             auth_time: now,
         },
         TokenFor::User { email } => {
-            let directory = praxis_directory::open(&config.directory().database_url, cache).await?;
+            let directory = praxis_directory::open(&config.directory(), cache).await?;
             let user = directory
                 .directory
                 .find_user_by_email(&Actor::Operator, &email)
