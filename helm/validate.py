@@ -1,0 +1,152 @@
+"""Validates the chart without a cluster and without the helm binary: Helm's own library (via
+helm-python-sdk) lints and renders it, kubernetes-validate checks every manifest against the
+Kubernetes schemas, and the rendered objects are checked for what the chart promises.
+
+    python3 helm/validate.py            # exits non-zero on the first problem
+"""
+
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import helm_python as helm
+import yaml
+
+KUBE_VERSION = "1.30.0"
+CHART = pathlib.Path(__file__).parent / "praxis"
+COMPONENTS = ("directory", "identity", "authz")
+
+
+def fail(message):
+    print(f"FAIL: {message}")
+    sys.exit(1)
+
+
+def values_file(name):
+    return yaml.safe_load((CHART / "ci" / name).read_text())
+
+
+def lint(values, label):
+    report = helm.lint(str(CHART), values, strict=True, kube_version=f"v{KUBE_VERSION}", namespace="praxis")
+    problems = [m for m in report.get("messages", []) if m.get("severity", 0) >= 2] + report.get("errors", [])
+    if problems:
+        fail(f"{label}: helm lint --strict: {problems}")
+    print(f"{label}: helm lint --strict passed")
+
+
+def render(values, label):
+    chart = helm.Chart.load(str(CHART))
+    manifests = chart.render(values, name="praxis", namespace="praxis", is_install=True)
+    objects = []
+    for path, text in sorted(manifests.items()):
+        if not path.endswith((".yaml", ".yml")):
+            continue
+        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    print(f"{label}: rendered {len(objects)} objects")
+    return objects
+
+
+def kube_validate(objects, label):
+    with tempfile.TemporaryDirectory() as directory:
+        files = []
+        for index, obj in enumerate(objects):
+            path = pathlib.Path(directory) / f"{index:03}-{obj['kind']}-{obj['metadata']['name']}.yaml"
+            path.write_text(yaml.safe_dump(obj))
+            files.append(str(path))
+        result = subprocess.run(
+            [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBE_VERSION, "--quiet", *files],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            fail(f"{label}: kubernetes-validate:\n{result.stdout}{result.stderr}")
+    print(f"{label}: kubernetes-validate --strict -k {KUBE_VERSION} passed for {len(objects)} objects")
+
+
+def by_kind(objects, kind):
+    return {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == kind}
+
+
+def check_promises(objects, label, expect_ingress):
+    deployments = by_kind(objects, "Deployment")
+    jobs = by_kind(objects, "Job")
+    for component in COMPONENTS:
+        name = f"praxis-{component}"
+        deployment = deployments.get(name) or fail(f"{label}: no Deployment {name}")
+        spec = deployment["spec"]
+        pod = spec["template"]["spec"]
+        container = pod["containers"][0]
+        if spec["strategy"]["rollingUpdate"]["maxUnavailable"] != 0:
+            fail(f"{label}: {name} may drop below its replicas during a rollout")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if "grpc" not in container.get(probe, {}):
+                fail(f"{label}: {name} has no gRPC {probe}")
+        if container["livenessProbe"]["grpc"]["service"] != "liveness":
+            fail(f"{label}: {name}'s liveness must not follow its dependencies")
+        if container["readinessProbe"]["grpc"]["service"] != "":
+            fail(f"{label}: {name}'s readiness must follow its dependencies")
+        if "sleep" not in container["lifecycle"]["preStop"]:
+            fail(f"{label}: {name} has no preStop drain")
+        pod_security = pod["securityContext"]
+        if not pod_security.get("runAsNonRoot") or pod_security.get("runAsUser", 0) == 0:
+            fail(f"{label}: {name} may run as root")
+        if pod_security.get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            fail(f"{label}: {name} lacks seccomp RuntimeDefault")
+        security = container["securityContext"]
+        if not security.get("readOnlyRootFilesystem") or security.get("allowPrivilegeEscalation") is not False:
+            fail(f"{label}: {name} container security context is too loose")
+        if security.get("capabilities", {}).get("drop") != ["ALL"]:
+            fail(f"{label}: {name} keeps capabilities")
+        if pod.get("terminationGracePeriodSeconds", 0) <= container["lifecycle"]["preStop"]["sleep"]["seconds"]:
+            fail(f"{label}: {name}'s grace period leaves no time to drain")
+        for kind in ("Service", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"):
+            if name not in by_kind(objects, kind):
+                fail(f"{label}: no {kind} {name}")
+        job = jobs.get(f"{name}-migrate") or fail(f"{label}: no migration Job for {component}")
+        hooks = job["metadata"]["annotations"]["helm.sh/hook"]
+        if "pre-install" not in hooks or "pre-upgrade" not in hooks:
+            fail(f"{label}: {name}-migrate is not a pre-install/pre-upgrade hook")
+        if job["spec"]["template"]["spec"]["containers"][0]["args"] != ["migrate"]:
+            fail(f"{label}: {name}-migrate does not run the migrate command")
+    if not by_kind(objects, "HorizontalPodAutoscaler"):
+        fail(f"{label}: no HorizontalPodAutoscaler")
+    ingresses = by_kind(objects, "Ingress")
+    if expect_ingress and not ingresses:
+        fail(f"{label}: ingress requested but not rendered")
+    if not expect_ingress and ingresses:
+        fail(f"{label}: ingress rendered though not requested")
+    print(f"{label}: probes, securityContext, PDB, HPA, NetworkPolicy, hook Jobs present")
+
+
+def check_refused(values, label):
+    chart = helm.Chart.load(str(CHART))
+    try:
+        chart.validate_schema(values)
+    except Exception as error:  # helm_python raises its own HelmValuesError
+        print(f"{label}: refused by values.schema.json as it must be:\n{error}")
+    else:
+        fail(f"{label}: the schema accepted values it must refuse")
+    try:
+        chart.render(values, name="praxis", namespace="praxis", is_install=True)
+    except Exception:
+        print(f"{label}: render refused too")
+    else:
+        fail(f"{label}: rendering accepted values the schema refuses")
+
+
+def main():
+    for label, values, ingress in (
+        ("default values", None, False),
+        ("production values", values_file("production-values.yaml"), True),
+    ):
+        lint(values, label)
+        objects = render(values, label)
+        kube_validate(objects, label)
+        check_promises(objects, label, ingress)
+    check_refused(values_file("invalid-values.yaml"), "invalid values")
+    print("chart OK")
+
+
+if __name__ == "__main__":
+    main()
