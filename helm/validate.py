@@ -68,6 +68,29 @@ def by_kind(objects, kind):
     return {obj["metadata"]["name"]: obj for obj in objects if obj["kind"] == kind}
 
 
+def check_service_monitors(objects, label, expected):
+    """kubernetes-validate has no schema for the Prometheus Operator's CRD, so check it here."""
+    monitors = by_kind(objects, "ServiceMonitor")
+    if not expected:
+        if monitors:
+            fail(f"{label}: ServiceMonitors rendered though not requested")
+        return
+    services = by_kind(objects, "Service")
+    for component in COMPONENTS:
+        name = f"praxis-{component}"
+        monitor = monitors.get(name) or fail(f"{label}: no ServiceMonitor {name}")
+        if monitor["apiVersion"] != "monitoring.coreos.com/v1":
+            fail(f"{label}: {name} ServiceMonitor apiVersion {monitor['apiVersion']}")
+        endpoint = monitor["spec"]["endpoints"][0]
+        ports = {port["name"] for port in services[name]["spec"]["ports"]}
+        if endpoint["port"] not in ports or endpoint["path"] != "/metrics":
+            fail(f"{label}: {name} ServiceMonitor scrapes {endpoint}, the Service has {ports}")
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        if any(services[name]["metadata"]["labels"].get(k) != v for k, v in selector.items()):
+            fail(f"{label}: {name} ServiceMonitor does not select its Service")
+    print(f"{label}: ServiceMonitors scrape each Service's metrics port")
+
+
 def check_promises(objects, label, expect_ingress):
     deployments = by_kind(objects, "Deployment")
     jobs = by_kind(objects, "Job")
@@ -136,14 +159,15 @@ def check_refused(values, label):
 
 
 def main():
-    for label, values, ingress in (
+    for label, values, optional_parts_on in (
         ("default values", None, False),
         ("production values", values_file("production-values.yaml"), True),
     ):
         lint(values, label)
         objects = render(values, label)
         kube_validate(objects, label)
-        check_promises(objects, label, ingress)
+        check_promises(objects, label, expect_ingress=optional_parts_on)
+        check_service_monitors(objects, label, expected=optional_parts_on)
     check_refused(values_file("invalid-values.yaml"), "invalid values")
     print("chart OK")
 

@@ -176,3 +176,33 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> String {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
 }
+
+#[tokio::test]
+async fn rpc_metrics_are_scrapable_in_prometheus_format() {
+    // The provider must be global before the install builds its layers, as `init` does it.
+    let (reader, registry) = praxis_runtime::metrics::prometheus_reader().expect("reader");
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(reader)
+        .build();
+    opentelemetry::global::set_meter_provider(provider.clone());
+    let install = praxis_tests::start(false).await;
+    let mut client = TokenServiceClient::new(install.channel(install.addresses.identity).await);
+    client.get_jwks(GetJwksRequest {}).await.expect("jwks");
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let address = praxis_runtime::metrics::start(Some("127.0.0.1:0"), registry, shutdown.clone())
+        .await
+        .expect("metrics endpoint")
+        .expect("an address");
+    let scrape = http_get(address, "/metrics").await;
+    let line = scrape
+        .lines()
+        .find(|line| line.starts_with("rpc_server_calls_total") && line.contains("GetJwks"))
+        .unwrap_or_else(|| panic!("no rpc_server_calls_total for GetJwks in:\n{scrape}"));
+    assert!(line.contains("rpc_grpc_status_code=\"0\""), "{line}");
+    assert!(
+        scrape.contains("rpc_server_duration_seconds_bucket"),
+        "no latency histogram"
+    );
+    shutdown.cancel();
+}

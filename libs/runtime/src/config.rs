@@ -60,6 +60,8 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// `tracing` filter directives, as in `RUST_LOG` (which wins when set).
     pub log_filter: String,
+    /// Where to serve Prometheus metrics (`GET /metrics`); off when unset.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for TelemetryConfig {
@@ -67,6 +69,7 @@ impl Default for TelemetryConfig {
         Self {
             log_format: LogFormat::Json,
             log_filter: "info".to_owned(),
+            metrics_listen: None,
         }
     }
 }
@@ -154,6 +157,11 @@ impl ServiceConfig {
         self.listen
             .parse::<std::net::SocketAddr>()
             .map_err(|error| ConfigError(format!("listen {:?}: {error}", self.listen)))?;
+        if let Some(metrics) = &self.telemetry.metrics_listen {
+            metrics.parse::<std::net::SocketAddr>().map_err(|error| {
+                ConfigError(format!("telemetry.metrics_listen {metrics:?}: {error}"))
+            })?;
+        }
         if self.database_url.is_empty() {
             return Err(ConfigError::new("database_url is empty"));
         }

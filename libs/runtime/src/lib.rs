@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod host;
+pub mod metrics;
 pub mod request_context;
 pub mod telemetry;
 

@@ -1,6 +1,7 @@
 //! Logs (JSON or pretty) and OpenTelemetry. Spans always carry an OpenTelemetry context, so W3C
 //! trace context flows from incoming to outgoing calls; traces and metrics are exported over OTLP
-//! only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Metrics can always be scraped in Prometheus
+//! format (see [`crate::metrics`]).
 
 use crate::config::{LogFormat, TelemetryConfig};
 use opentelemetry::trace::TracerProvider as _;
@@ -15,15 +16,21 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// Flushes and stops the exporters when dropped (at the end of `main`).
 pub struct TelemetryGuard {
     tracer_provider: SdkTracerProvider,
-    meter_provider: Option<SdkMeterProvider>,
+    meter_provider: SdkMeterProvider,
+    metrics: prometheus::Registry,
+}
+
+impl TelemetryGuard {
+    /// What `/metrics` serves.
+    pub fn metrics_registry(&self) -> prometheus::Registry {
+        self.metrics.clone()
+    }
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         let _ = self.tracer_provider.shutdown();
-        if let Some(provider) = &self.meter_provider {
-            let _ = provider.shutdown();
-        }
+        let _ = self.meter_provider.shutdown();
     }
 }
 
@@ -40,7 +47,11 @@ pub fn init(
     let exporting = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some();
 
     let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
-    let mut meter_provider = None;
+    let (prometheus_reader, metrics) =
+        crate::metrics::prometheus_reader().map_err(|error| TelemetryError(error.to_string()))?;
+    let mut meter_builder = SdkMeterProvider::builder()
+        .with_resource(resource)
+        .with_reader(prometheus_reader);
     if exporting {
         let span_exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -51,13 +62,10 @@ pub fn init(
             .with_tonic()
             .build()
             .map_err(|error| TelemetryError(error.to_string()))?;
-        let provider = SdkMeterProvider::builder()
-            .with_resource(resource)
-            .with_periodic_exporter(metric_exporter)
-            .build();
-        opentelemetry::global::set_meter_provider(provider.clone());
-        meter_provider = Some(provider);
+        meter_builder = meter_builder.with_periodic_exporter(metric_exporter);
     }
+    let meter_provider = meter_builder.build();
+    opentelemetry::global::set_meter_provider(meter_provider.clone());
     let tracer_provider = tracer_builder.build();
     let tracer = tracer_provider.tracer(service_name);
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
@@ -89,5 +97,6 @@ pub fn init(
     Ok(TelemetryGuard {
         tracer_provider,
         meter_provider,
+        metrics,
     })
 }

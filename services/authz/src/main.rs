@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let config: praxis_authz::AuthzConfig = praxis_runtime::config::load(args.config.as_deref())?;
     config.service.validate()?;
-    let _telemetry = praxis_runtime::telemetry::init("praxis-authz", &config.service.telemetry)?;
+    let telemetry = praxis_runtime::telemetry::init("praxis-authz", &config.service.telemetry)?;
     if let Some(ServiceCommand::Migrate) = args.command {
         return praxis_authz::migrate(&config.service.database_url)
             .await
@@ -28,6 +28,13 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.service.listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(praxis_runtime::host::cancel_on_signal(shutdown.clone()));
+    let metrics_listen = config.service.telemetry.metrics_listen.as_deref();
+    praxis_runtime::metrics::start(
+        metrics_listen,
+        telemetry.metrics_registry(),
+        shutdown.clone(),
+    )
+    .await?;
     let host = service.host(verifier, Duration::from_secs(config.service.drain_seconds));
     host.serve(listener, shutdown).await?;
     Ok(())

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
         args.config.as_deref(),
     )?;
     config.validate()?;
-    let _telemetry = praxis_runtime::telemetry::init("praxis-directory", &config.telemetry)?;
+    let telemetry = praxis_runtime::telemetry::init("praxis-directory", &config.telemetry)?;
     if let Some(ServiceCommand::Migrate) = args.command {
         return praxis_directory::migrate(&config.database_url)
             .await
@@ -28,6 +28,13 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(praxis_runtime::host::cancel_on_signal(shutdown.clone()));
+    let metrics_listen = config.telemetry.metrics_listen.as_deref();
+    praxis_runtime::metrics::start(
+        metrics_listen,
+        telemetry.metrics_registry(),
+        shutdown.clone(),
+    )
+    .await?;
     let host = service.host(verifier, Duration::from_secs(config.drain_seconds));
     host.serve(listener, shutdown).await?;
     Ok(())

@@ -12,7 +12,7 @@ async fn main() -> anyhow::Result<()> {
     let config: praxis_identity::IdentityConfig =
         praxis_runtime::config::load(args.config.as_deref())?;
     config.validate()?;
-    let _telemetry = praxis_runtime::telemetry::init("praxis-identity", &config.service.telemetry)?;
+    let telemetry = praxis_runtime::telemetry::init("praxis-identity", &config.service.telemetry)?;
     if let Some(ServiceCommand::Migrate) = args.command {
         return praxis_identity::migrate(&config.service.database_url)
             .await
@@ -27,6 +27,13 @@ async fn main() -> anyhow::Result<()> {
     let http_listener = tokio::net::TcpListener::bind(&config.http_listen).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(praxis_runtime::host::cancel_on_signal(shutdown.clone()));
+    let metrics_listen = config.service.telemetry.metrics_listen.as_deref();
+    praxis_runtime::metrics::start(
+        metrics_listen,
+        telemetry.metrics_registry(),
+        shutdown.clone(),
+    )
+    .await?;
     let drain = Duration::from_secs(config.service.drain_seconds);
     let grpc = service
         .host(verifier, drain)

@@ -115,12 +115,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: PraxisConfig, seed_demo: bool) -> anyhow::Result<()> {
-    let _telemetry = praxis_runtime::telemetry::init("praxis", &config.telemetry)?;
+    let telemetry = praxis_runtime::telemetry::init("praxis", &config.telemetry)?;
     let shutdown = CancellationToken::new();
     let running = praxis::start(&config, shutdown.clone())
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     tokio::spawn(praxis_runtime::host::cancel_on_signal(shutdown.clone()));
+    let metrics_listen = config.telemetry.metrics_listen.as_deref();
+    praxis_runtime::metrics::start(
+        metrics_listen,
+        telemetry.metrics_registry(),
+        shutdown.clone(),
+    )
+    .await?;
     if seed_demo {
         let summary = demo::seed(&running.directory).await?;
         print_demo(&config, &running.addresses, &summary);
