@@ -1,4 +1,5 @@
-//! One suite, every backend: in-memory always, Redis when `PRAXIS_TEST_REDIS_URL` is set.
+//! One suite, every backend: in-memory always, Redis when `PRAXIS_TEST_REDIS_URL` is set, a
+//! Redis Cluster when `PRAXIS_TEST_REDIS_CLUSTER_URLS` is.
 
 use crate::{Cache, Notice, open};
 use std::sync::Arc;
@@ -13,6 +14,11 @@ fn backends() -> Vec<(&'static str, Arc<dyn Cache>)> {
     {
         eprintln!("cache contract: also running on Redis at {url}");
         backends.push(("redis", open(&url).expect("redis cache")));
+    }
+    // Seed nodes of a Redis Cluster, comma-separated, as `cache_url` takes them.
+    if let Some(urls) = std::env::var("PRAXIS_TEST_REDIS_CLUSTER_URLS").ok().filter(|urls| !urls.is_empty()) {
+        eprintln!("cache contract: also running on the Redis Cluster at {urls}");
+        backends.push(("redis-cluster", open(&urls).expect("redis cluster cache")));
     }
     backends
 }
