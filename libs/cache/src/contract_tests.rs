@@ -16,7 +16,10 @@ fn backends() -> Vec<(&'static str, Arc<dyn Cache>)> {
         backends.push(("redis", open(&url).expect("redis cache")));
     }
     // Seed nodes of a Redis Cluster, comma-separated, as `cache_url` takes them.
-    if let Some(urls) = std::env::var("PRAXIS_TEST_REDIS_CLUSTER_URLS").ok().filter(|urls| !urls.is_empty()) {
+    if let Some(urls) = std::env::var("PRAXIS_TEST_REDIS_CLUSTER_URLS")
+        .ok()
+        .filter(|urls| !urls.is_empty())
+    {
         eprintln!("cache contract: also running on the Redis Cluster at {urls}");
         backends.push(("redis-cluster", open(&urls).expect("redis cluster cache")));
     }
