@@ -7,6 +7,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = [
+        "praxis/directory/v1/email_domain.proto",
         "praxis/directory/v1/enterprise.proto",
         "praxis/directory/v1/practice.proto",
         "praxis/directory/v1/user.proto",

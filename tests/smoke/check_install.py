@@ -13,7 +13,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 EXPECTED = {
-    0: ["praxis.directory.v1.EnterpriseService", "praxis.directory.v1.PracticeService", "praxis.directory.v1.UserService"],
+    0: ["praxis.directory.v1.EnterpriseService", "praxis.directory.v1.PracticeService", "praxis.directory.v1.UserService",
+        "praxis.directory.v1.EmailDomainService"],
     1: ["praxis.identity.v1.TokenService"],
     2: ["praxis.authz.v1.AuthzService"],
 }

@@ -176,6 +176,8 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
 /// the directory's operator path. Emails are unique per fixture so fixtures can coexist.
 pub struct Fixture {
     pub enterprise: praxis_directory::domain::Enterprise,
+    /// The enterprise's allowlisted email domain.
+    pub domain: String,
     pub practices: Vec<praxis_directory::domain::Practice>,
     pub users: Vec<praxis_directory::domain::User>,
 }
@@ -225,23 +227,27 @@ pub async fn fixture(install: &Install, name: &str) -> Fixture {
                 .expect("practice"),
         );
     }
-    let tag = uuid::Uuid::now_v7().simple().to_string();
+    // Each fixture its own domain: a domain belongs to one enterprise (D2).
+    let domain = format!("{}.clinic.test", uuid::Uuid::now_v7().simple());
+    directory
+        .add_email_domain(&operator, &enterprise.id, &domain, now)
+        .await
+        .expect("domain");
     let mut users = Vec::new();
     for kind in UserKind::ALL {
         let first = &practices[0];
         let memberships = match kind {
-            UserKind::Staff => vec![Membership {
-                practice_id: first.id.clone(),
-                line_ids: vec![first.lines[0].id.clone()],
-            }],
-            UserKind::AdvancedStaff | UserKind::Manager => vec![Membership {
-                practice_id: first.id.clone(),
-                line_ids: first.lines.iter().map(|line| line.id.clone()).collect(),
-            }],
+            UserKind::Staff => vec![Membership::new(
+                first.id.clone(),
+                vec![first.lines[0].id.clone()],
+            )],
+            UserKind::AdvancedStaff | UserKind::Manager => {
+                vec![Membership::new(first.id.clone(), Vec::new())]
+            }
             _ => Vec::new(),
         };
         let new_user = NewUser {
-            email: format!("{}-{tag}@clinic.test", kind.as_str().to_lowercase()),
+            email: format!("{}@{domain}", kind.as_str().to_lowercase()),
             given_name: format!("{name} Person"),
             family_name: kind.as_str().to_lowercase(),
             kind,
@@ -261,6 +267,7 @@ pub async fn fixture(install: &Install, name: &str) -> Fixture {
         .expect("enterprise");
     Fixture {
         enterprise,
+        domain,
         practices,
         users,
     }

@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod store;
 
 use praxis_cache::{Cache, CacheProbe};
+use praxis_proto::directory::v1::email_domain_service_server::EmailDomainServiceServer;
 use praxis_proto::directory::v1::enterprise_service_server::EnterpriseServiceServer;
 use praxis_proto::directory::v1::practice_service_server::PracticeServiceServer;
 use praxis_proto::directory::v1::user_service_server::UserServiceServer;
@@ -73,6 +74,7 @@ impl DirectoryService {
             <EnterpriseServiceServer<grpc::EnterpriseApi> as NamedService>::NAME,
             <PracticeServiceServer<grpc::PracticeApi> as NamedService>::NAME,
             <UserServiceServer<grpc::UserApi> as NamedService>::NAME,
+            <EmailDomainServiceServer<grpc::EmailDomainApi> as NamedService>::NAME,
         ];
         ServiceHost::new("directory", routes, names, verifier)
             .probe(Arc::new(DatabaseProbe(self.db.clone())))

@@ -47,6 +47,18 @@ pub async fn seed(directory: &Directory) -> Result<DemoSummary, DomainError> {
     let enterprise = directory
         .create_enterprise(&operator, DEMO_ENTERPRISE, "demo-enterprise", now)
         .await?;
+    let allowlisted = directory
+        .list_email_domains(&operator, &enterprise.id)
+        .await?
+        .0;
+    if !allowlisted
+        .iter()
+        .any(|domain| domain.domain == DEMO_DOMAIN)
+    {
+        directory
+            .add_email_domain(&operator, &enterprise.id, DEMO_DOMAIN, now)
+            .await?;
+    }
 
     let mut practices = Vec::new();
     for spec in &PRACTICES {
@@ -120,19 +132,18 @@ fn demo_memberships(kind: UserKind, practices: &[Practice]) -> Vec<Membership> {
         return Vec::new();
     };
     match kind {
-        UserKind::Staff => vec![Membership {
-            practice_id: first.id.clone(),
-            line_ids: first
+        UserKind::Staff => {
+            let first_line = first
                 .lines
                 .iter()
                 .take(1)
                 .map(|line| line.id.clone())
-                .collect(),
-        }],
-        UserKind::AdvancedStaff | UserKind::Manager => vec![Membership {
-            practice_id: first.id.clone(),
-            line_ids: first.lines.iter().map(|line| line.id.clone()).collect(),
-        }],
+                .collect();
+            vec![Membership::new(first.id.clone(), first_line)]
+        }
+        UserKind::AdvancedStaff | UserKind::Manager => {
+            vec![Membership::new(first.id.clone(), Vec::new())]
+        }
         UserKind::EnterpriseContentManager | UserKind::EnterpriseAdmin => Vec::new(),
     }
 }

@@ -123,9 +123,26 @@ pub async fn bootstrap(
     let cache = praxis_cache::open("memory")?;
     let service = praxis_directory::open(&config.directory(), cache).await?;
     let now = chrono::Utc::now();
+    let domain = admin
+        .email
+        .trim()
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.to_lowercase())
+        .unwrap_or_default();
+    if service.directory.is_generic_domain(&domain) {
+        return Err(format!(
+            "{domain} is a public mail provider; use the enterprise's own domain (D2)"
+        )
+        .into());
+    }
     let enterprise = service
         .directory
         .create_enterprise(&Actor::Operator, enterprise_name, "", now)
+        .await?;
+    // The admin's own domain is the enterprise's first allowlisted one (D2).
+    service
+        .directory
+        .add_email_domain(&Actor::Operator, &enterprise.id, &domain, now)
         .await?;
     let admin = NewUser {
         kind: UserKind::EnterpriseAdmin,

@@ -1,10 +1,15 @@
 //! The directory's rules, over plain types: no tonic, no sea-orm. Handlers call these; these call
 //! the store.
 
+pub mod authority;
+pub mod email_domains;
 pub mod error;
 pub mod model;
+pub mod notifier;
 pub mod service;
+pub mod users;
 
+pub use authority::Authority;
 pub use error::DomainError;
 pub use model::*;
-pub use service::Directory;
+pub use service::{Directory, DirectorySettings};

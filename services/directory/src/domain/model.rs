@@ -78,25 +78,62 @@ pub enum UserStatus {
     Invited,
     Active,
     Disabled,
+    /// D14: a tombstone; the record and its audit history stay.
+    Deleted,
 }
 
 impl UserStatus {
+    pub const ALL: [UserStatus; 4] = [
+        UserStatus::Invited,
+        UserStatus::Active,
+        UserStatus::Disabled,
+        UserStatus::Deleted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             UserStatus::Invited => "INVITED",
             UserStatus::Active => "ACTIVE",
             UserStatus::Disabled => "DISABLED",
+            UserStatus::Deleted => "DELETED",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            UserStatus::Invited,
-            UserStatus::Active,
-            UserStatus::Disabled,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == text)
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// D10: the lowest rank that may create users at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinAccess {
+    Staff,
+    Manager,
+    Enterprise,
+}
+
+impl MinAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MinAccess::Staff => "STAFF",
+            MinAccess::Manager => "MANAGER",
+            MinAccess::Enterprise => "ENTERPRISE",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [MinAccess::Staff, MinAccess::Manager, MinAccess::Enterprise]
+            .into_iter()
+            .find(|m| m.as_str() == text)
+    }
+
+    /// Whether a user of `kind` reaches this level.
+    pub fn admits(self, kind: UserKind) -> bool {
+        match self {
+            MinAccess::Staff => true,
+            MinAccess::Manager => kind >= UserKind::Manager,
+            MinAccess::Enterprise => kind.is_enterprise_level(),
+        }
     }
 }
 
@@ -105,6 +142,15 @@ pub struct Enterprise {
     pub id: EnterpriseId,
     pub display_name: String,
     pub revision: i64,
+    pub user_creation_min_access: MinAccess,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailDomain {
+    /// Lowercase.
+    pub domain: String,
+    pub enterprise_id: EnterpriseId,
     pub created_at: DateTime<Utc>,
 }
 
@@ -158,7 +204,21 @@ pub struct Practice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
     pub practice_id: PracticeId,
+    /// STAFF: the lines they work on (at least one, D6). MANAGER and ADVANCED_STAFF: every line
+    /// of the practice, filled in when read (D7).
     pub line_ids: Vec<LineId>,
+    /// View preferences, not permissions (D6).
+    pub resource_filter_ids: Vec<ResourceId>,
+}
+
+impl Membership {
+    pub fn new(practice_id: PracticeId, line_ids: Vec<LineId>) -> Self {
+        Self {
+            practice_id,
+            line_ids,
+            resource_filter_ids: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +232,16 @@ pub struct User {
     pub status: UserStatus,
     pub memberships: Vec<Membership>,
     pub created_at: DateTime<Utc>,
+    /// Moves on every write; the etag clients send back.
+    pub version: i64,
+}
+
+impl User {
+    pub fn practice_ids(&self) -> impl Iterator<Item = &PracticeId> {
+        self.memberships
+            .iter()
+            .map(|membership| &membership.practice_id)
+    }
 }
 
 /// Who asks. The operator is someone with the data directory in hand (`praxis bootstrap`,
@@ -202,18 +272,6 @@ impl Actor {
             }
         }
     }
-
-    /// May change the enterprise's settings and structure (D3: enterprise admins).
-    pub fn administers(&self, enterprise: &EnterpriseId) -> bool {
-        match self {
-            Actor::Operator => true,
-            Actor::Caller(caller) => {
-                caller.kind == PLATFORM_ADMIN_KIND
-                    || (caller.enterprise_id == enterprise.0
-                        && caller.kind == UserKind::EnterpriseAdmin.as_str())
-            }
-        }
-    }
 }
 
 /// A page request after validation: size within bounds, cursor decoded.
@@ -235,6 +293,8 @@ pub struct Page<T> {
 pub struct UserFilter {
     pub practice_id: Option<PracticeId>,
     pub kind: Option<UserKind>,
+    /// `None`: every status but DELETED.
+    pub status: Option<UserStatus>,
     /// Case-insensitive match on name or email.
     pub query: Option<String>,
 }
@@ -247,4 +307,16 @@ pub struct NewUser {
     pub family_name: String,
     pub kind: UserKind,
     pub memberships: Vec<Membership>,
+}
+
+/// A message waiting in the outbox for the notifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: String,
+    pub enterprise_id: EnterpriseId,
+    /// e.g. `user.invitation`
+    pub topic: String,
+    pub recipient: String,
+    /// JSON.
+    pub payload: String,
 }

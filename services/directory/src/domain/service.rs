@@ -9,12 +9,34 @@ pub const MAX_NAME_LENGTH: usize = 200;
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 500;
 
-#[derive(Clone)]
-pub struct Directory {
-    store: Store,
+/// Deployment choices the directory's rules depend on.
+#[derive(Debug, Clone)]
+pub struct DirectorySettings {
+    /// Generic mail domains beyond the shipped list (D2).
+    pub extra_generic_domains: Vec<String>,
+    /// Where activation links point; the token is appended as `?token=` (D13).
+    pub invitation_url: String,
+    /// How long an activation link works.
+    pub invitation_ttl: chrono::Duration,
 }
 
-fn display_name(field: &'static str, value: &str) -> Result<String, DomainError> {
+impl Default for DirectorySettings {
+    fn default() -> Self {
+        Self {
+            extra_generic_domains: Vec::new(),
+            invitation_url: "http://127.0.0.1:8080/activate".to_owned(),
+            invitation_ttl: chrono::Duration::hours(72),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Directory {
+    pub(super) store: Store,
+    pub(super) settings: std::sync::Arc<DirectorySettings>,
+}
+
+pub(super) fn display_name(field: &'static str, value: &str) -> Result<String, DomainError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(DomainError::invalid(field, "must not be empty"));
@@ -29,7 +51,7 @@ fn display_name(field: &'static str, value: &str) -> Result<String, DomainError>
 }
 
 /// Validates an AIP-155 request id: optional, but when present a sane token.
-fn request_id(value: &str) -> Result<Option<&str>, DomainError> {
+pub(super) fn request_id(value: &str) -> Result<Option<&str>, DomainError> {
     if value.is_empty() {
         return Ok(None);
     }
@@ -50,6 +72,7 @@ pub fn normalize_email(value: &str) -> Result<String, DomainError> {
         Some((local, domain)) => {
             !local.is_empty()
                 && domain.contains('.')
+                && !domain.contains('@')
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
                 && !email.chars().any(char::is_whitespace)
@@ -66,7 +89,14 @@ pub fn normalize_email(value: &str) -> Result<String, DomainError> {
 
 impl Directory {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self::with_settings(store, DirectorySettings::default())
+    }
+
+    pub fn with_settings(store: Store, settings: DirectorySettings) -> Self {
+        Self {
+            store,
+            settings: std::sync::Arc::new(settings),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -84,7 +114,7 @@ impl Directory {
     }
 
     /// The enterprise, if the actor may see it; another tenant's answers NOT_FOUND.
-    async fn visible_enterprise(
+    pub(super) async fn visible_enterprise(
         &self,
         actor: &Actor,
         id: &EnterpriseId,
@@ -125,6 +155,29 @@ impl Directory {
         self.visible_enterprise(actor, id).await
     }
 
+    /// Changes the enterprise's name and D10 setting; enterprise admins only.
+    pub async fn update_enterprise(
+        &self,
+        actor: &Actor,
+        id: &EnterpriseId,
+        etag: Option<i64>,
+        display_name: Option<&str>,
+        min_access: Option<MinAccess>,
+    ) -> Result<Enterprise, DomainError> {
+        let name = display_name
+            .map(|name| self::display_name("enterprise.display_name", name))
+            .transpose()?;
+        self.visible_enterprise(actor, id).await?;
+        if !self.authority(actor, id).await?.administers() {
+            return Err(DomainError::PermissionDenied(
+                "only enterprise admins change enterprise settings",
+            ));
+        }
+        self.store
+            .update_enterprise(id, etag, name.as_deref(), min_access)
+            .await
+    }
+
     // === practices, lines, resources ===
 
     pub async fn create_practice(
@@ -138,7 +191,7 @@ impl Directory {
         let name = display_name("display_name", name)?;
         let request = request_id(request)?;
         self.visible_enterprise(actor, enterprise_id).await?;
-        if !actor.administers(enterprise_id) {
+        if !self.authority(actor, enterprise_id).await?.administers() {
             return Err(DomainError::PermissionDenied(
                 "only enterprise admins create practices",
             ));
@@ -165,7 +218,11 @@ impl Directory {
             ));
         }
         let practice = self.get_practice(actor, practice_id).await?;
-        if !actor.administers(&practice.enterprise_id) {
+        if !self
+            .authority(actor, &practice.enterprise_id)
+            .await?
+            .administers()
+        {
             return Err(DomainError::PermissionDenied(
                 "only enterprise admins add lines",
             ));
@@ -209,7 +266,11 @@ impl Directory {
             (_, zone) => zone,
         };
         let practice = self.get_practice(actor, practice_id).await?;
-        if !actor.administers(&practice.enterprise_id) {
+        if !self
+            .authority(actor, &practice.enterprise_id)
+            .await?
+            .administers()
+        {
             return Err(DomainError::PermissionDenied(
                 "only enterprise admins add resources",
             ));
@@ -246,72 +307,9 @@ impl Directory {
         Ok((page, enterprise.revision))
     }
 
-    // === users ===
-
-    /// Creates a user directly, without the D10 creation rules or an invitation: for the
-    /// operator only (bootstrap, demo data).
-    pub async fn seed_user(
-        &self,
-        actor: &Actor,
-        enterprise_id: &EnterpriseId,
-        new_user: NewUser,
-        now: DateTime<Utc>,
-    ) -> Result<(User, i64), DomainError> {
-        if !matches!(actor, Actor::Operator) {
-            return Err(DomainError::PermissionDenied(
-                "seeding users is an operator action",
-            ));
-        }
-        let new_user = NewUser {
-            email: normalize_email(&new_user.email)?,
-            ..new_user
-        };
-        self.visible_enterprise(actor, enterprise_id).await?;
-        self.store
-            .insert_user(enterprise_id, &new_user, UserStatus::Active, now)
-            .await
-    }
-
-    pub async fn get_user(&self, actor: &Actor, id: &UserId) -> Result<(User, i64), DomainError> {
-        let user = self
-            .store
-            .user(id)
-            .await?
-            .ok_or(DomainError::NotFound("user"))?;
-        if !actor.reaches(&user.enterprise_id) {
-            return Err(DomainError::NotFound("user"));
-        }
-        let revision = self.store.revision(&user.enterprise_id).await?;
-        Ok((user, revision))
-    }
-
-    pub async fn find_user_by_email(
-        &self,
-        actor: &Actor,
-        email: &str,
-    ) -> Result<User, DomainError> {
-        let email = normalize_email(email)?;
-        let user = self
-            .store
-            .user_by_email(&email)
-            .await?
-            .ok_or(DomainError::NotFound("user"))?;
-        if !actor.reaches(&user.enterprise_id) {
-            return Err(DomainError::NotFound("user"));
-        }
-        Ok(user)
-    }
-
-    pub async fn list_users(
-        &self,
-        actor: &Actor,
-        enterprise_id: &EnterpriseId,
-        filter: &UserFilter,
-        page: &PageRequest,
-    ) -> Result<(Page<User>, i64), DomainError> {
-        let enterprise = self.visible_enterprise(actor, enterprise_id).await?;
-        let page = self.store.list_users(enterprise_id, filter, page).await?;
-        Ok((page, enterprise.revision))
+    /// The enterprise's current revision.
+    pub async fn revision(&self, enterprise_id: &EnterpriseId) -> Result<i64, DomainError> {
+        self.store.revision(enterprise_id).await
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::domain::*;
 use praxis_proto::directory::v1 as pb;
 
-fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: time.timestamp(),
         nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
@@ -13,7 +13,9 @@ fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
 impl From<Enterprise> for pb::Enterprise {
     fn from(enterprise: Enterprise) -> Self {
         pb::Enterprise {
-            etag: format!("\"{}\"", enterprise.revision),
+            etag: crate::domain::users::etag_of(enterprise.revision),
+            user_creation_min_access: pb::MinAccess::from(enterprise.user_creation_min_access)
+                .into(),
             id: enterprise.id.0,
             display_name: enterprise.display_name,
             revision: enterprise.revision,
@@ -95,6 +97,7 @@ impl From<UserStatus> for pb::UserStatus {
             UserStatus::Invited => pb::UserStatus::Invited,
             UserStatus::Active => pb::UserStatus::Active,
             UserStatus::Disabled => pb::UserStatus::Disabled,
+            UserStatus::Deleted => pb::UserStatus::Deleted,
         }
     }
 }
@@ -102,6 +105,7 @@ impl From<UserStatus> for pb::UserStatus {
 impl From<User> for pb::User {
     fn from(user: User) -> Self {
         pb::User {
+            etag: crate::domain::users::etag_of(user.version),
             id: user.id.0,
             enterprise_id: user.enterprise_id.0,
             email: user.email,
@@ -115,9 +119,70 @@ impl From<User> for pb::User {
                 .map(|membership| pb::PracticeMembership {
                     practice_id: membership.practice_id.0,
                     line_ids: membership.line_ids.into_iter().map(|line| line.0).collect(),
+                    resource_filter_ids: membership
+                        .resource_filter_ids
+                        .into_iter()
+                        .map(|r| r.0)
+                        .collect(),
                 })
                 .collect(),
             create_time: Some(timestamp(user.created_at)),
+        }
+    }
+}
+
+/// `None` for UNSPECIFIED (no filter); an error for numbers this version does not know.
+pub fn user_status(value: i32) -> Result<Option<UserStatus>, ()> {
+    match pb::UserStatus::try_from(value).map_err(|_| ())? {
+        pb::UserStatus::Unspecified => Ok(None),
+        pb::UserStatus::Invited => Ok(Some(UserStatus::Invited)),
+        pb::UserStatus::Active => Ok(Some(UserStatus::Active)),
+        pb::UserStatus::Disabled => Ok(Some(UserStatus::Disabled)),
+        pb::UserStatus::Deleted => Ok(Some(UserStatus::Deleted)),
+    }
+}
+
+impl From<MinAccess> for pb::MinAccess {
+    fn from(min_access: MinAccess) -> Self {
+        match min_access {
+            MinAccess::Staff => pb::MinAccess::Staff,
+            MinAccess::Manager => pb::MinAccess::Manager,
+            MinAccess::Enterprise => pb::MinAccess::Enterprise,
+        }
+    }
+}
+
+pub fn min_access(value: i32) -> Option<MinAccess> {
+    match pb::MinAccess::try_from(value).ok()? {
+        pb::MinAccess::Unspecified => None,
+        pb::MinAccess::Staff => Some(MinAccess::Staff),
+        pb::MinAccess::Manager => Some(MinAccess::Manager),
+        pb::MinAccess::Enterprise => Some(MinAccess::Enterprise),
+    }
+}
+
+pub fn membership(membership: pb::PracticeMembership) -> Membership {
+    Membership {
+        practice_id: PracticeId(membership.practice_id.trim().to_owned()),
+        line_ids: membership
+            .line_ids
+            .into_iter()
+            .map(|id| LineId(id.trim().to_owned()))
+            .collect(),
+        resource_filter_ids: membership
+            .resource_filter_ids
+            .into_iter()
+            .map(|id| ResourceId(id.trim().to_owned()))
+            .collect(),
+    }
+}
+
+impl From<EmailDomain> for pb::EmailDomain {
+    fn from(domain: EmailDomain) -> Self {
+        pb::EmailDomain {
+            enterprise_id: domain.enterprise_id.0,
+            domain: domain.domain,
+            create_time: Some(timestamp(domain.created_at)),
         }
     }
 }

@@ -1,7 +1,10 @@
-use super::{actor, required};
+use super::convert::min_access;
+use super::{actor, mask_paths, required};
+use crate::domain::users::parse_etag;
 use crate::domain::{Directory, EnterpriseId};
 use praxis_proto::directory::v1::enterprise_service_server::EnterpriseService;
 use praxis_proto::directory::v1::*;
+use praxis_runtime::error::invalid_argument;
 use tonic::{Request, Response, Status};
 
 pub struct EnterpriseApi {
@@ -40,6 +43,45 @@ impl EnterpriseService for EnterpriseApi {
         let enterprise = self.directory.get_enterprise(&actor, &id).await?;
         Ok(Response::new(GetEnterpriseResponse {
             enterprise: Some(enterprise.into()),
+        }))
+    }
+
+    async fn update_enterprise(
+        &self,
+        request: Request<UpdateEnterpriseRequest>,
+    ) -> Result<Response<UpdateEnterpriseResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let enterprise = body
+            .enterprise
+            .ok_or_else(|| invalid_argument("enterprise", "required"))?;
+        let id = EnterpriseId(required("enterprise.id", &enterprise.id)?.to_owned());
+        let paths = mask_paths(
+            body.update_mask,
+            &["display_name", "user_creation_min_access"],
+        )?;
+        let etag = parse_etag(&enterprise.etag)?;
+        let name = paths
+            .iter()
+            .any(|p| p == "display_name")
+            .then_some(enterprise.display_name.as_str());
+        let min_access = if paths.iter().any(|p| p == "user_creation_min_access") {
+            let value = min_access(enterprise.user_creation_min_access).ok_or_else(|| {
+                invalid_argument(
+                    "enterprise.user_creation_min_access",
+                    "STAFF, MANAGER or ENTERPRISE",
+                )
+            })?;
+            Some(value)
+        } else {
+            None
+        };
+        let updated = self
+            .directory
+            .update_enterprise(&actor, &id, etag, name, min_access)
+            .await?;
+        Ok(Response::new(UpdateEnterpriseResponse {
+            enterprise: Some(updated.into()),
         }))
     }
 }

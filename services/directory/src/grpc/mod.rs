@@ -2,10 +2,12 @@
 //! between proto and domain types live in `convert`.
 
 mod convert;
+mod email_domains;
 mod enterprises;
 mod practices;
 mod users;
 
+pub use email_domains::EmailDomainApi;
 pub use enterprises::EnterpriseApi;
 pub use practices::PracticeApi;
 pub use users::UserApi;
@@ -13,21 +15,34 @@ pub use users::UserApi;
 use crate::domain::{Actor, DomainError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use praxis_runtime::error::{internal, invalid_argument};
-use tonic::Status;
+use praxis_runtime::error::{FieldViolations, internal, invalid_argument, with_reason};
+use tonic::{Code, Status};
 
 pub const ERROR_DOMAIN: &str = "directory.praxis";
 
 impl From<DomainError> for Status {
     fn from(error: DomainError) -> Self {
         match error {
-            DomainError::InvalidArgument { field, description } => {
-                invalid_argument(field, description)
+            DomainError::InvalidArgument(problems) => {
+                let mut violations = FieldViolations::new();
+                for (field, description) in problems {
+                    violations.add(&field, description);
+                }
+                violations
+                    .check()
+                    .err()
+                    .unwrap_or_else(|| Status::invalid_argument("invalid request"))
             }
             DomainError::NotFound(what) => Status::not_found(format!("{what} not found")),
             DomainError::PermissionDenied(why) => Status::permission_denied(why),
             DomainError::AlreadyExists(what) => {
                 Status::already_exists(format!("{what} already exists"))
+            }
+            DomainError::FailedPrecondition { reason, message } => {
+                with_reason(Code::FailedPrecondition, reason, ERROR_DOMAIN, message)
+            }
+            DomainError::Aborted(why) => {
+                with_reason(Code::Aborted, "CONCURRENT_CHANGE", ERROR_DOMAIN, why)
             }
             DomainError::Storage(cause) => internal("directory store", &cause),
         }
@@ -64,4 +79,28 @@ fn decode_page_token(token: &str) -> Result<Option<String>, Status> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .map(Some)
         .ok_or_else(|| invalid_argument("page_token", "not a token this service issued"))
+}
+
+/// The paths of an update mask, each checked against those the resource allows.
+fn mask_paths(
+    mask: Option<prost_types::FieldMask>,
+    allowed: &[&str],
+) -> Result<Vec<String>, Status> {
+    let paths = mask.map(|mask| mask.paths).unwrap_or_default();
+    if paths.is_empty() {
+        return Err(invalid_argument(
+            "update_mask",
+            format!("name the fields to change: {}", allowed.join(", ")),
+        ));
+    }
+    if let Some(unknown) = paths.iter().find(|path| !allowed.contains(&path.as_str())) {
+        return Err(invalid_argument(
+            "update_mask",
+            format!(
+                "{unknown} cannot be updated; allowed: {}",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(paths)
 }

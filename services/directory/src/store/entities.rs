@@ -10,6 +10,7 @@ pub mod enterprise {
         pub id: String,
         pub display_name: String,
         pub revision: i64,
+        pub user_creation_min_access: String,
         pub create_request_id: Option<String>,
         pub created_at: DateTimeUtc,
     }
@@ -93,6 +94,73 @@ pub mod user {
         pub family_name: String,
         pub kind: String,
         pub status: String,
+        /// Moves on every write to the user: the etag, and the guard of concurrent writes.
+        pub version: i64,
+        pub create_request_id: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub deleted_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+macro_rules! link_entity {
+    ($module:ident, $table:literal, $column:ident) => {
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub user_id: String,
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub practice_id: String,
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub $column: String,
+            }
+
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
+link_entity!(membership_line, "membership_lines", line_id);
+link_entity!(membership_filter, "membership_filters", resource_id);
+
+pub mod membership {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "memberships")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub practice_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod email_domain {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "email_domains")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub domain: String,
+        pub enterprise_id: String,
         pub created_at: DateTimeUtc,
     }
 
@@ -102,20 +170,41 @@ pub mod user {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-pub mod membership_line {
+pub mod invitation {
     use sea_orm::entity::prelude::*;
 
-    /// One row per (user, practice, line); a membership with no line has a row with an empty
-    /// line id so the membership itself is recorded.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "membership_lines")]
+    #[sea_orm(table_name = "invitations")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
         pub user_id: String,
+        pub token_hash: String,
+        pub expires_at: DateTimeUtc,
+        pub used_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
-        pub practice_id: String,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub line_id: String,
+        pub id: String,
+        pub enterprise_id: String,
+        pub topic: String,
+        pub recipient: String,
+        pub payload: String,
+        pub created_at: DateTimeUtc,
+        pub delivered_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

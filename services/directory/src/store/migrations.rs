@@ -1,4 +1,4 @@
-//! The directory's schema, in order. Applied at start and by `praxis migrate`.
+//! The directory's schema, in order. Applied at start and by `migrate`.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -24,6 +24,17 @@ impl MigrationName for M0001Structure {
     }
 }
 
+fn fk(
+    from_table: &'static str,
+    from_column: &'static str,
+    to_table: &'static str,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .from(from_table, from_column)
+        .to(to_table, "id")
+        .to_owned()
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for M0001Structure {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -34,8 +45,20 @@ impl MigrationTrait for M0001Structure {
                     .col(string("id").primary_key())
                     .col(string("display_name"))
                     .col(big_integer("revision"))
+                    .col(string("user_creation_min_access"))
                     .col(string_null("create_request_id").unique_key())
                     .col(timestamp_with_time_zone("created_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("email_domains")
+                    .col(string("domain").primary_key())
+                    .col(string("enterprise_id"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .foreign_key(&mut fk("email_domains", "enterprise_id", "enterprises"))
                     .to_owned(),
             )
             .await?;
@@ -48,11 +71,7 @@ impl MigrationTrait for M0001Structure {
                     .col(string("display_name"))
                     .col(string_null("create_request_id"))
                     .col(timestamp_with_time_zone("created_at"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from("practices", "enterprise_id")
-                            .to("enterprises", "id"),
-                    )
+                    .foreign_key(&mut fk("practices", "enterprise_id", "enterprises"))
                     .to_owned(),
             )
             .await?;
@@ -67,39 +86,20 @@ impl MigrationTrait for M0001Structure {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table("lines")
-                    .col(string("id").primary_key())
-                    .col(string("practice_id"))
-                    .col(string("display_name"))
-                    .col(string("phone_number"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from("lines", "practice_id")
-                            .to("practices", "id"),
-                    )
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_table(
-                Table::create()
-                    .table("resources")
-                    .col(string("id").primary_key())
-                    .col(string("practice_id"))
-                    .col(string("kind"))
-                    .col(string("display_name"))
-                    .col(string_null("time_zone"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from("resources", "practice_id")
-                            .to("practices", "id"),
-                    )
-                    .to_owned(),
-            )
-            .await?;
+        for (table, extra) in [("lines", "phone_number"), ("resources", "kind")] {
+            let mut create = Table::create();
+            create
+                .table(table)
+                .col(string("id").primary_key())
+                .col(string("practice_id"))
+                .col(string("display_name"))
+                .col(string(extra))
+                .foreign_key(&mut fk(table, "practice_id", "practices"));
+            if table == "resources" {
+                create.col(string_null("time_zone"));
+            }
+            manager.create_table(create.to_owned()).await?;
+        }
         manager
             .create_table(
                 Table::create()
@@ -111,12 +111,11 @@ impl MigrationTrait for M0001Structure {
                     .col(string("family_name"))
                     .col(string("kind"))
                     .col(string("status"))
+                    .col(big_integer("version"))
+                    .col(string_null("create_request_id"))
                     .col(timestamp_with_time_zone("created_at"))
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from("users", "enterprise_id")
-                            .to("enterprises", "id"),
-                    )
+                    .col(timestamp_with_time_zone_null("deleted_at"))
+                    .foreign_key(&mut fk("users", "enterprise_id", "enterprises"))
                     .to_owned(),
             )
             .await?;
@@ -131,37 +130,95 @@ impl MigrationTrait for M0001Structure {
             )
             .await?;
         manager
+            .create_index(
+                Index::create()
+                    .name("users_request_id")
+                    .table("users")
+                    .col("enterprise_id")
+                    .col("create_request_id")
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
+        // A membership; STAFF list their lines in membership_lines, while MANAGER and
+        // ADVANCED_STAFF hold every line of the practice (D7), so none are stored for them.
+        manager
             .create_table(
                 Table::create()
-                    .table("membership_lines")
+                    .table("memberships")
                     .col(string("user_id"))
                     .col(string("practice_id"))
-                    .col(string("line_id"))
-                    .primary_key(
-                        Index::create()
-                            .col("user_id")
-                            .col("practice_id")
-                            .col("line_id"),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from("membership_lines", "user_id")
-                            .to("users", "id"),
-                    )
-                    .foreign_key(
-                        ForeignKey::create()
-                            .from("membership_lines", "practice_id")
-                            .to("practices", "id"),
-                    )
+                    .primary_key(Index::create().col("user_id").col("practice_id"))
+                    .foreign_key(&mut fk("memberships", "user_id", "users"))
+                    .foreign_key(&mut fk("memberships", "practice_id", "practices"))
                     .to_owned(),
             )
             .await?;
         manager
             .create_index(
                 Index::create()
-                    .name("membership_lines_practice")
-                    .table("membership_lines")
+                    .name("memberships_practice")
+                    .table("memberships")
                     .col("practice_id")
+                    .to_owned(),
+            )
+            .await?;
+        for (table, column, target) in [
+            ("membership_lines", "line_id", "lines"),
+            ("membership_filters", "resource_id", "resources"),
+        ] {
+            manager
+                .create_table(
+                    Table::create()
+                        .table(table)
+                        .col(string("user_id"))
+                        .col(string("practice_id"))
+                        .col(string(column))
+                        .primary_key(
+                            Index::create()
+                                .col("user_id")
+                                .col("practice_id")
+                                .col(column),
+                        )
+                        .foreign_key(
+                            ForeignKey::create()
+                                .from(table, ("user_id", "practice_id"))
+                                .to("memberships", ("user_id", "practice_id"))
+                                .on_delete(ForeignKeyAction::Cascade),
+                        )
+                        .foreign_key(&mut fk(table, column, target))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        // D13: activation links; only a hash of the token is kept.
+        manager
+            .create_table(
+                Table::create()
+                    .table("invitations")
+                    .col(string("id").primary_key())
+                    .col(string("user_id"))
+                    .col(string_uniq("token_hash"))
+                    .col(timestamp_with_time_zone("expires_at"))
+                    .col(timestamp_with_time_zone_null("used_at"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .foreign_key(&mut fk("invitations", "user_id", "users"))
+                    .to_owned(),
+            )
+            .await?;
+        // Messages for the notifier, written in the same transaction as the change that
+        // causes them and delivered afterwards.
+        manager
+            .create_table(
+                Table::create()
+                    .table("outbox")
+                    .col(string("id").primary_key())
+                    .col(string("enterprise_id"))
+                    .col(string("topic"))
+                    .col(string("recipient"))
+                    .col(text("payload"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .col(timestamp_with_time_zone_null("delivered_at"))
                     .to_owned(),
             )
             .await
@@ -169,11 +226,16 @@ impl MigrationTrait for M0001Structure {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            "outbox",
+            "invitations",
+            "membership_filters",
             "membership_lines",
+            "memberships",
             "users",
             "resources",
             "lines",
             "practices",
+            "email_domains",
             "enterprises",
         ] {
             manager

@@ -3,16 +3,18 @@
 
 pub mod entities;
 pub mod migrations;
+mod users;
+
+pub use users::{NewInvitation, OutboxMessage, UserChange};
 
 use crate::domain::*;
 use chrono::{DateTime, Utc};
-use entities::{enterprise, line, membership_line, practice, resource, user};
-use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
+use entities::{email_domain, enterprise, line, practice, resource};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, DbErr,
-    EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    ExprTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
 };
-use std::collections::BTreeMap;
 
 #[derive(Clone)]
 pub struct Store {
@@ -89,6 +91,7 @@ impl Store {
             id: Set(EnterpriseId::generate().0),
             display_name: Set(display_name.to_owned()),
             revision: Set(1),
+            user_creation_min_access: Set(MinAccess::Staff.as_str().to_owned()),
             create_request_id: Set(request_id.map(str::to_owned)),
             created_at: Set(now),
         };
@@ -247,140 +250,118 @@ impl Store {
         revision_of(&self.db, enterprise_id).await
     }
 
-    // === users ===
+    /// Changes an enterprise's settings if `expected_revision` is still current (its etag).
+    pub async fn update_enterprise(
+        &self,
+        id: &EnterpriseId,
+        expected_revision: Option<i64>,
+        display_name: Option<&str>,
+        min_access: Option<MinAccess>,
+    ) -> Result<Enterprise, DomainError> {
+        let txn = self.begin().await?;
+        let current = enterprise::Entity::find_by_id(id.as_str())
+            .one(&txn)
+            .await
+            .map_err(storage)?;
+        let current = current.ok_or(DomainError::NotFound("enterprise"))?;
+        if expected_revision.is_some_and(|revision| revision != current.revision) {
+            return Err(DomainError::Aborted("enterprise changed since it was read"));
+        }
+        let mut update = enterprise::Entity::update_many()
+            .col_expr(
+                enterprise::Column::Revision,
+                Expr::col(enterprise::Column::Revision).add(1),
+            )
+            .filter(enterprise::Column::Id.eq(id.as_str()))
+            .filter(enterprise::Column::Revision.eq(current.revision));
+        if let Some(name) = display_name {
+            update = update.col_expr(enterprise::Column::DisplayName, Expr::value(name));
+        }
+        if let Some(min_access) = min_access {
+            update = update.col_expr(
+                enterprise::Column::UserCreationMinAccess,
+                Expr::value(min_access.as_str()),
+            );
+        }
+        let updated = update.exec(&txn).await.map_err(storage)?;
+        if updated.rows_affected != 1 {
+            return Err(DomainError::Aborted("enterprise changed concurrently"));
+        }
+        let row = enterprise::Entity::find_by_id(id.as_str())
+            .one(&txn)
+            .await
+            .map_err(storage)?;
+        txn.commit().await.map_err(storage)?;
+        row.map(enterprise_from)
+            .ok_or(DomainError::NotFound("enterprise"))
+    }
 
-    pub async fn insert_user(
+    // === email domains (D2) ===
+
+    pub async fn insert_email_domain(
         &self,
         enterprise_id: &EnterpriseId,
-        new_user: &NewUser,
-        status: UserStatus,
+        domain: &str,
         now: DateTime<Utc>,
-    ) -> Result<(User, i64), DomainError> {
+    ) -> Result<(EmailDomain, i64), DomainError> {
         let txn = self.begin().await?;
-        let id = UserId::generate();
-        let row = user::ActiveModel {
-            id: Set(id.0.clone()),
+        let row = email_domain::ActiveModel {
+            domain: Set(domain.to_owned()),
             enterprise_id: Set(enterprise_id.0.clone()),
-            email: Set(new_user.email.clone()),
-            given_name: Set(new_user.given_name.clone()),
-            family_name: Set(new_user.family_name.clone()),
-            kind: Set(new_user.kind.as_str().to_owned()),
-            status: Set(status.as_str().to_owned()),
             created_at: Set(now),
         };
-        let inserted = user::Entity::insert(row)
+        let inserted = email_domain::Entity::insert(row)
             .exec_with_returning(&txn)
             .await
             .map_err(|error| match storage(error) {
-                DomainError::AlreadyExists(_) => DomainError::AlreadyExists("user with this email"),
+                DomainError::AlreadyExists(_) => DomainError::AlreadyExists("email domain"),
                 other => other,
             })?;
-        let mut membership_rows = Vec::new();
-        for membership in &new_user.memberships {
-            let line_ids: Vec<String> = if membership.line_ids.is_empty() {
-                vec![String::new()]
-            } else {
-                membership
-                    .line_ids
-                    .iter()
-                    .map(|line| line.0.clone())
-                    .collect()
-            };
-            for line_id in line_ids {
-                membership_rows.push(membership_line::ActiveModel {
-                    user_id: Set(id.0.clone()),
-                    practice_id: Set(membership.practice_id.0.clone()),
-                    line_id: Set(line_id),
-                });
-            }
-        }
-        if !membership_rows.is_empty() {
-            membership_line::Entity::insert_many(membership_rows)
-                .exec(&txn)
-                .await
-                .map_err(storage)?;
-        }
         let revision = Self::bump_revision(&txn, enterprise_id).await?;
-        let mut users = attach_memberships(&txn, vec![inserted]).await?;
         txn.commit().await.map_err(storage)?;
-        users
-            .pop()
-            .map(|user| (user, revision))
-            .ok_or(DomainError::NotFound("user"))
+        Ok((email_domain_from(inserted), revision))
     }
 
-    pub async fn user(&self, id: &UserId) -> Result<Option<User>, DomainError> {
-        let row = user::Entity::find_by_id(id.as_str())
+    /// The enterprise owning `domain`, if any.
+    pub async fn email_domain(&self, domain: &str) -> Result<Option<EmailDomain>, DomainError> {
+        let row = email_domain::Entity::find_by_id(domain)
             .one(&self.db)
             .await
             .map_err(storage)?;
-        Ok(attach_memberships(&self.db, row.into_iter().collect())
-            .await?
-            .pop())
+        Ok(row.map(email_domain_from))
     }
 
-    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DomainError> {
-        let row = user::Entity::find()
-            .filter(user::Column::Email.eq(email))
-            .one(&self.db)
-            .await
-            .map_err(storage)?;
-        Ok(attach_memberships(&self.db, row.into_iter().collect())
-            .await?
-            .pop())
-    }
-
-    pub async fn list_users(
+    pub async fn delete_email_domain(
         &self,
         enterprise_id: &EnterpriseId,
-        filter: &UserFilter,
-        page: &PageRequest,
-    ) -> Result<Page<User>, DomainError> {
-        let mut query = user::Entity::find()
-            .filter(user::Column::EnterpriseId.eq(enterprise_id.as_str()))
-            .order_by_asc(user::Column::Id)
-            .limit(page.size + 1);
-        if let Some(after) = &page.after {
-            query = query.filter(user::Column::Id.gt(after.as_str()));
+        domain: &str,
+    ) -> Result<i64, DomainError> {
+        let txn = self.begin().await?;
+        let deleted = email_domain::Entity::delete_many()
+            .filter(email_domain::Column::Domain.eq(domain))
+            .filter(email_domain::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(storage)?;
+        if deleted.rows_affected == 0 {
+            return Err(DomainError::NotFound("email domain"));
         }
-        if let Some(kind) = filter.kind {
-            query = query.filter(user::Column::Kind.eq(kind.as_str()));
-        }
-        if let Some(practice_id) = &filter.practice_id {
-            // D8: enterprise-level users reach every practice, without membership rows.
-            let members = Query::select()
-                .column(membership_line::Column::UserId)
-                .from(membership_line::Entity)
-                .and_where(membership_line::Column::PracticeId.eq(practice_id.as_str()))
-                .to_owned();
-            let enterprise_level: Vec<&str> = UserKind::ALL
-                .iter()
-                .filter(|kind| kind.is_enterprise_level())
-                .map(|kind| kind.as_str())
-                .collect();
-            query = query.filter(
-                Condition::any()
-                    .add(user::Column::Id.in_subquery(members))
-                    .add(user::Column::Kind.is_in(enterprise_level)),
-            );
-        }
-        if let Some(text) = &filter.query {
-            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-            let matches = |column: user::Column| {
-                Expr::expr(Func::lower(Expr::col(column)))
-                    .like(LikeExpr::new(pattern.as_str()).escape('\\'))
-            };
-            query = query.filter(
-                Condition::any()
-                    .add(matches(user::Column::Email))
-                    .add(matches(user::Column::GivenName))
-                    .add(matches(user::Column::FamilyName)),
-            );
-        }
-        let rows = query.all(&self.db).await.map_err(storage)?;
-        let (rows, next_after) = split_page(rows, page.size, |row| row.id.clone());
-        let items = attach_memberships(&self.db, rows).await?;
-        Ok(Page { items, next_after })
+        let revision = Self::bump_revision(&txn, enterprise_id).await?;
+        txn.commit().await.map_err(storage)?;
+        Ok(revision)
+    }
+
+    pub async fn list_email_domains(
+        &self,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<Vec<EmailDomain>, DomainError> {
+        let rows = email_domain::Entity::find()
+            .filter(email_domain::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .order_by_asc(email_domain::Column::Domain)
+            .all(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(rows.into_iter().map(email_domain_from).collect())
     }
 }
 
@@ -444,67 +425,22 @@ async fn load_practice<C: sea_orm::ConnectionTrait>(
     })
 }
 
-async fn attach_memberships<C: sea_orm::ConnectionTrait>(
-    db: &C,
-    rows: Vec<user::Model>,
-) -> Result<Vec<User>, DomainError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-    let membership_rows = membership_line::Entity::find()
-        .filter(membership_line::Column::UserId.is_in(ids))
-        .order_by_asc(membership_line::Column::PracticeId)
-        .order_by_asc(membership_line::Column::LineId)
-        .all(db)
-        .await
-        .map_err(storage)?;
-    let mut by_user: BTreeMap<String, BTreeMap<String, Vec<LineId>>> = BTreeMap::new();
-    for row in membership_rows {
-        let lines = by_user
-            .entry(row.user_id)
-            .or_default()
-            .entry(row.practice_id)
-            .or_default();
-        if !row.line_id.is_empty() {
-            lines.push(LineId(row.line_id));
-        }
-    }
-    rows.into_iter()
-        .map(|row| {
-            let memberships = by_user
-                .remove(&row.id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(practice_id, line_ids)| Membership {
-                    practice_id: PracticeId(practice_id),
-                    line_ids,
-                })
-                .collect();
-            let kind = UserKind::parse(&row.kind)
-                .ok_or_else(|| DomainError::Storage(format!("unknown kind {}", row.kind)))?;
-            let status = UserStatus::parse(&row.status)
-                .ok_or_else(|| DomainError::Storage(format!("unknown status {}", row.status)))?;
-            Ok(User {
-                id: UserId(row.id),
-                enterprise_id: EnterpriseId(row.enterprise_id),
-                email: row.email,
-                given_name: row.given_name,
-                family_name: row.family_name,
-                kind,
-                status,
-                memberships,
-                created_at: row.created_at,
-            })
-        })
-        .collect()
-}
-
 fn enterprise_from(row: enterprise::Model) -> Enterprise {
     Enterprise {
         id: EnterpriseId(row.id),
         display_name: row.display_name,
         revision: row.revision,
+        // Written only from MinAccess::as_str; an unknown value is the strictest reading.
+        user_creation_min_access: MinAccess::parse(&row.user_creation_min_access)
+            .unwrap_or(MinAccess::Enterprise),
+        created_at: row.created_at,
+    }
+}
+
+fn email_domain_from(row: email_domain::Model) -> EmailDomain {
+    EmailDomain {
+        domain: row.domain,
+        enterprise_id: EnterpriseId(row.enterprise_id),
         created_at: row.created_at,
     }
 }

@@ -1,0 +1,474 @@
+//! Users, their memberships, invitations and notifier messages.
+
+use super::entities::{
+    invitation, line, membership, membership_filter, membership_line, outbox, user,
+};
+use super::{Store, escape_like, split_page, storage};
+use crate::domain::*;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use std::collections::{BTreeMap, HashSet};
+
+/// An activation link's stored half: the hash of the token the user receives (D13).
+pub struct NewInvitation {
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A message for the notifier, written with the change that causes it.
+pub struct OutboxMessage {
+    pub topic: &'static str,
+    pub recipient: String,
+    pub payload: String,
+}
+
+/// What an update writes; `None` leaves a field alone.
+#[derive(Default)]
+pub struct UserChange {
+    pub kind: Option<UserKind>,
+    pub status: Option<UserStatus>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// Replaces every membership of the user.
+    pub memberships: Option<Vec<Membership>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Creates a user (with its memberships, invitation and notifier message) in one
+    /// transaction, or returns the user an earlier call with the same request id made.
+    pub async fn insert_user(
+        &self,
+        enterprise_id: &EnterpriseId,
+        new_user: &NewUser,
+        status: UserStatus,
+        request_id: Option<&str>,
+        invitation: Option<(NewInvitation, OutboxMessage)>,
+        now: DateTime<Utc>,
+    ) -> Result<(User, i64, bool), DomainError> {
+        let txn = self.begin().await?;
+        if let Some(request_id) = request_id {
+            let existing = user::Entity::find()
+                .filter(user::Column::EnterpriseId.eq(enterprise_id.as_str()))
+                .filter(user::Column::CreateRequestId.eq(request_id))
+                .one(&txn)
+                .await
+                .map_err(storage)?;
+            if let Some(existing) = existing {
+                let revision = super::revision_of(&txn, enterprise_id).await?;
+                let user = attach_memberships(&txn, vec![existing])
+                    .await?
+                    .pop()
+                    .ok_or(DomainError::NotFound("user"))?;
+                return Ok((user, revision, false));
+            }
+        }
+        let id = UserId::generate();
+        let row = user::ActiveModel {
+            id: Set(id.0.clone()),
+            enterprise_id: Set(enterprise_id.0.clone()),
+            email: Set(new_user.email.clone()),
+            given_name: Set(new_user.given_name.clone()),
+            family_name: Set(new_user.family_name.clone()),
+            kind: Set(new_user.kind.as_str().to_owned()),
+            status: Set(status.as_str().to_owned()),
+            version: Set(1),
+            create_request_id: Set(request_id.map(str::to_owned)),
+            created_at: Set(now),
+            deleted_at: Set(None),
+        };
+        let inserted = user::Entity::insert(row)
+            .exec_with_returning(&txn)
+            .await
+            .map_err(|error| match storage(error) {
+                DomainError::AlreadyExists(_) => DomainError::AlreadyExists("user with this email"),
+                other => other,
+            })?;
+        write_memberships(&txn, &id, new_user.kind, &new_user.memberships).await?;
+        if let Some((invitation, message)) = invitation {
+            let row = invitation::ActiveModel {
+                id: Set(uuid::Uuid::now_v7().to_string()),
+                user_id: Set(id.0.clone()),
+                token_hash: Set(invitation.token_hash),
+                expires_at: Set(invitation.expires_at),
+                used_at: Set(None),
+                created_at: Set(now),
+            };
+            invitation::Entity::insert(row)
+                .exec_without_returning(&txn)
+                .await
+                .map_err(storage)?;
+            write_outbox(&txn, enterprise_id, message, now).await?;
+        }
+        let revision = Self::bump_revision(&txn, enterprise_id).await?;
+        let user = attach_memberships(&txn, vec![inserted])
+            .await?
+            .pop()
+            .ok_or(DomainError::NotFound("user"))?;
+        txn.commit().await.map_err(storage)?;
+        Ok((user, revision, true))
+    }
+
+    /// Applies `change` if the user is still at `expected_version`: two writers that read the
+    /// same version cannot both succeed, so memberships of two kinds never coexist (D4).
+    pub async fn update_user(
+        &self,
+        user_id: &UserId,
+        expected_version: i64,
+        change: UserChange,
+    ) -> Result<(User, i64), DomainError> {
+        let txn = self.begin().await?;
+        let mut update = user::Entity::update_many()
+            .col_expr(
+                user::Column::Version,
+                Expr::col(user::Column::Version).add(1),
+            )
+            .filter(user::Column::Id.eq(user_id.as_str()))
+            .filter(user::Column::Version.eq(expected_version));
+        if let Some(kind) = change.kind {
+            update = update.col_expr(user::Column::Kind, Expr::value(kind.as_str()));
+        }
+        if let Some(status) = change.status {
+            update = update.col_expr(user::Column::Status, Expr::value(status.as_str()));
+        }
+        if let Some(name) = &change.given_name {
+            update = update.col_expr(user::Column::GivenName, Expr::value(name.as_str()));
+        }
+        if let Some(name) = &change.family_name {
+            update = update.col_expr(user::Column::FamilyName, Expr::value(name.as_str()));
+        }
+        if let Some(deleted_at) = change.deleted_at {
+            update = update.col_expr(user::Column::DeletedAt, Expr::value(deleted_at));
+        }
+        let updated = update.exec(&txn).await.map_err(storage)?;
+        if updated.rows_affected != 1 {
+            return Err(DomainError::Aborted("the user changed since it was read"));
+        }
+        let row = user::Entity::find_by_id(user_id.as_str())
+            .one(&txn)
+            .await
+            .map_err(storage)?;
+        let row = row.ok_or(DomainError::NotFound("user"))?;
+        if let Some(memberships) = &change.memberships {
+            membership::Entity::delete_many()
+                .filter(membership::Column::UserId.eq(user_id.as_str()))
+                .exec(&txn)
+                .await
+                .map_err(storage)?;
+            let kind = UserKind::parse(&row.kind)
+                .ok_or_else(|| DomainError::Storage(format!("unknown kind {}", row.kind)))?;
+            write_memberships(&txn, user_id, kind, memberships).await?;
+        }
+        let enterprise_id = EnterpriseId(row.enterprise_id.clone());
+        let revision = Self::bump_revision(&txn, &enterprise_id).await?;
+        let user = attach_memberships(&txn, vec![row])
+            .await?
+            .pop()
+            .ok_or(DomainError::NotFound("user"))?;
+        txn.commit().await.map_err(storage)?;
+        Ok((user, revision))
+    }
+
+    pub async fn user(&self, id: &UserId) -> Result<Option<User>, DomainError> {
+        let row = user::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(attach_memberships(&self.db, row.into_iter().collect())
+            .await?
+            .pop())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DomainError> {
+        let row = user::Entity::find()
+            .filter(user::Column::Email.eq(email))
+            .one(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(attach_memberships(&self.db, row.into_iter().collect())
+            .await?
+            .pop())
+    }
+
+    pub async fn list_users(
+        &self,
+        enterprise_id: &EnterpriseId,
+        filter: &UserFilter,
+        page: &PageRequest,
+    ) -> Result<Page<User>, DomainError> {
+        let mut query = user::Entity::find()
+            .filter(user::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .order_by_asc(user::Column::Id)
+            .limit(page.size + 1);
+        if let Some(after) = &page.after {
+            query = query.filter(user::Column::Id.gt(after.as_str()));
+        }
+        query = match filter.status {
+            Some(status) => query.filter(user::Column::Status.eq(status.as_str())),
+            None => query.filter(user::Column::Status.ne(UserStatus::Deleted.as_str())),
+        };
+        if let Some(kind) = filter.kind {
+            query = query.filter(user::Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(practice_id) = &filter.practice_id {
+            // D8: enterprise-level users reach every practice, without membership rows.
+            let members = Query::select()
+                .column(membership::Column::UserId)
+                .from(membership::Entity)
+                .and_where(membership::Column::PracticeId.eq(practice_id.as_str()))
+                .to_owned();
+            let enterprise_level: Vec<&str> = UserKind::ALL
+                .iter()
+                .filter(|kind| kind.is_enterprise_level())
+                .map(|kind| kind.as_str())
+                .collect();
+            query = query.filter(
+                Condition::any()
+                    .add(user::Column::Id.in_subquery(members))
+                    .add(user::Column::Kind.is_in(enterprise_level)),
+            );
+        }
+        if let Some(text) = &filter.query {
+            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+            let matches = |column: user::Column| {
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.as_str()).escape('\\'))
+            };
+            query = query.filter(
+                Condition::any()
+                    .add(matches(user::Column::Email))
+                    .add(matches(user::Column::GivenName))
+                    .add(matches(user::Column::FamilyName)),
+            );
+        }
+        let rows = query.all(&self.db).await.map_err(storage)?;
+        let (rows, next_after) = split_page(rows, page.size, |row| row.id.clone());
+        let items = attach_memberships(&self.db, rows).await?;
+        Ok(Page { items, next_after })
+    }
+
+    /// Messages not yet handed to the notifier, oldest first.
+    pub async fn pending_outbox(&self, limit: u64) -> Result<Vec<Notification>, DomainError> {
+        let rows = outbox::Entity::find()
+            .filter(outbox::Column::DeliveredAt.is_null())
+            .order_by_asc(outbox::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Notification {
+                id: row.id,
+                enterprise_id: EnterpriseId(row.enterprise_id),
+                topic: row.topic,
+                recipient: row.recipient,
+                payload: row.payload,
+            })
+            .collect())
+    }
+
+    /// Delivered messages keep no payload: an activation link is a credential.
+    pub async fn mark_delivered(&self, id: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::DeliveredAt, Expr::value(now))
+            .col_expr(outbox::Column::Payload, Expr::value(""))
+            .filter(outbox::Column::Id.eq(id))
+            .exec(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+}
+
+async fn write_outbox(
+    txn: &DatabaseTransaction,
+    enterprise_id: &EnterpriseId,
+    message: OutboxMessage,
+    now: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    let row = outbox::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        enterprise_id: Set(enterprise_id.0.clone()),
+        topic: Set(message.topic.to_owned()),
+        recipient: Set(message.recipient),
+        payload: Set(message.payload),
+        created_at: Set(now),
+        delivered_at: Set(None),
+    };
+    outbox::Entity::insert(row)
+        .exec_without_returning(txn)
+        .await
+        .map_err(storage)?;
+    Ok(())
+}
+
+/// Lines are stored only for STAFF: the other practice-level kinds hold every line (D7).
+async fn write_memberships(
+    txn: &DatabaseTransaction,
+    user_id: &UserId,
+    kind: UserKind,
+    memberships: &[Membership],
+) -> Result<(), DomainError> {
+    if memberships.is_empty() {
+        return Ok(());
+    }
+    let rows = memberships.iter().map(|m| membership::ActiveModel {
+        user_id: Set(user_id.0.clone()),
+        practice_id: Set(m.practice_id.0.clone()),
+    });
+    membership::Entity::insert_many(rows)
+        .exec(txn)
+        .await
+        .map_err(storage)?;
+    let lines: Vec<_> = memberships
+        .iter()
+        .filter(|_| kind == UserKind::Staff)
+        .flat_map(|m| {
+            m.line_ids.iter().map(|line| membership_line::ActiveModel {
+                user_id: Set(user_id.0.clone()),
+                practice_id: Set(m.practice_id.0.clone()),
+                line_id: Set(line.0.clone()),
+            })
+        })
+        .collect();
+    if !lines.is_empty() {
+        membership_line::Entity::insert_many(lines)
+            .exec(txn)
+            .await
+            .map_err(storage)?;
+    }
+    let filters: Vec<_> = memberships
+        .iter()
+        .flat_map(|m| {
+            m.resource_filter_ids
+                .iter()
+                .map(|resource| membership_filter::ActiveModel {
+                    user_id: Set(user_id.0.clone()),
+                    practice_id: Set(m.practice_id.0.clone()),
+                    resource_id: Set(resource.0.clone()),
+                })
+        })
+        .collect();
+    if !filters.is_empty() {
+        membership_filter::Entity::insert_many(filters)
+            .exec(txn)
+            .await
+            .map_err(storage)?;
+    }
+    Ok(())
+}
+
+/// Users with their memberships; MANAGER and ADVANCED_STAFF memberships list every current
+/// line of the practice (D7).
+pub(super) async fn attach_memberships<C: ConnectionTrait>(
+    db: &C,
+    rows: Vec<user::Model>,
+) -> Result<Vec<User>, DomainError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let memberships = membership::Entity::find()
+        .filter(membership::Column::UserId.is_in(ids.clone()))
+        .order_by_asc(membership::Column::PracticeId)
+        .all(db)
+        .await
+        .map_err(storage)?;
+    let staff_lines = membership_line::Entity::find()
+        .filter(membership_line::Column::UserId.is_in(ids.clone()))
+        .order_by_asc(membership_line::Column::LineId)
+        .all(db)
+        .await
+        .map_err(storage)?;
+    let filters = membership_filter::Entity::find()
+        .filter(membership_filter::Column::UserId.is_in(ids))
+        .order_by_asc(membership_filter::Column::ResourceId)
+        .all(db)
+        .await
+        .map_err(storage)?;
+    let practices: HashSet<String> = memberships.iter().map(|m| m.practice_id.clone()).collect();
+    let practice_lines = if practices.is_empty() {
+        Vec::new()
+    } else {
+        line::Entity::find()
+            .filter(line::Column::PracticeId.is_in(practices))
+            .order_by_asc(line::Column::Id)
+            .all(db)
+            .await
+            .map_err(storage)?
+    };
+    let mut all_lines: BTreeMap<&str, Vec<LineId>> = BTreeMap::new();
+    for line in &practice_lines {
+        all_lines
+            .entry(line.practice_id.as_str())
+            .or_default()
+            .push(LineId(line.id.clone()));
+    }
+    let key = |user: &str, practice: &str| (user.to_owned(), practice.to_owned());
+    let mut lines_of: BTreeMap<(String, String), Vec<LineId>> = BTreeMap::new();
+    for row in staff_lines {
+        lines_of
+            .entry(key(&row.user_id, &row.practice_id))
+            .or_default()
+            .push(LineId(row.line_id));
+    }
+    let mut filters_of: BTreeMap<(String, String), Vec<ResourceId>> = BTreeMap::new();
+    for row in filters {
+        filters_of
+            .entry(key(&row.user_id, &row.practice_id))
+            .or_default()
+            .push(ResourceId(row.resource_id));
+    }
+    let mut memberships_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in memberships {
+        memberships_of
+            .entry(row.user_id)
+            .or_default()
+            .push(row.practice_id);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let kind = UserKind::parse(&row.kind)
+                .ok_or_else(|| DomainError::Storage(format!("unknown kind {}", row.kind)))?;
+            let status = UserStatus::parse(&row.status)
+                .ok_or_else(|| DomainError::Storage(format!("unknown status {}", row.status)))?;
+            let memberships = memberships_of
+                .remove(&row.id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|practice_id| {
+                    let k = key(&row.id, &practice_id);
+                    let line_ids = match kind {
+                        UserKind::Staff => lines_of.remove(&k).unwrap_or_default(),
+                        _ => all_lines
+                            .get(practice_id.as_str())
+                            .cloned()
+                            .unwrap_or_default(),
+                    };
+                    Membership {
+                        resource_filter_ids: filters_of.remove(&k).unwrap_or_default(),
+                        practice_id: PracticeId(practice_id),
+                        line_ids,
+                    }
+                })
+                .collect();
+            Ok(User {
+                id: UserId(row.id),
+                enterprise_id: EnterpriseId(row.enterprise_id),
+                email: row.email,
+                given_name: row.given_name,
+                family_name: row.family_name,
+                kind,
+                status,
+                memberships,
+                created_at: row.created_at,
+                version: row.version,
+            })
+        })
+        .collect()
+}
