@@ -69,6 +69,9 @@ impl DirectoryService {
         }))
         .add_service(UserServiceServer::new(grpc::UserApi {
             directory: self.directory.clone(),
+        }))
+        .add_service(EmailDomainServiceServer::new(grpc::EmailDomainApi {
+            directory: self.directory.clone(),
         }));
         let names = vec![
             <EnterpriseServiceServer<grpc::EnterpriseApi> as NamedService>::NAME,
