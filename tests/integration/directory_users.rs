@@ -322,6 +322,7 @@ async fn d6_staff_need_a_line_and_everything_belongs_to_the_practice() {
                 praxis_directory::domain::ResourceKind::Provider,
                 "Dr. Who",
                 None,
+                chrono::Utc::now(),
             )
             .await
             .unwrap()
@@ -764,6 +765,7 @@ async fn d4_d5_d7_d9_kinds_and_memberships() {
                 &north.id,
                 "Late line",
                 "+15550109999",
+                chrono::Utc::now(),
             )
             .await
             .unwrap()
@@ -1195,5 +1197,125 @@ async fn concurrent_kind_and_membership_changes_never_mix_kinds() {
             }
         }
         assert_eq!(made, 1, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn d18_every_write_returns_its_revision_and_leaves_one_chained_audit_event() {
+    use praxis_store::sea_orm::ConnectionTrait;
+    for install in installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let mut c = clients(&install).await;
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let store = install.directory.store();
+        let events = store.audit_events(&acme.enterprise.id).await.unwrap();
+        assert_eq!(
+            events.len() as i64,
+            acme.enterprise.revision,
+            "{b}: one event per revision"
+        );
+
+        let created = c
+            .users
+            .create_user(authed(
+                new_user(
+                    &acme,
+                    "aud",
+                    pb::UserKind::Staff,
+                    vec![membership(&acme.practices[0], &[0])],
+                ),
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let disabled = c
+            .users
+            .disable_user(authed(
+                pb::DisableUserRequest {
+                    user_id: created.user.as_ref().unwrap().id.clone(),
+                    etag: String::new(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(disabled.revision, created.revision + 1, "{b}");
+        // A refused write records nothing.
+        let staff = install.token_for(&acme.user(UserKind::Staff).email).await;
+        let _ = c
+            .users
+            .enable_user(authed(
+                pb::EnableUserRequest {
+                    user_id: created.user.as_ref().unwrap().id.clone(),
+                    etag: String::new(),
+                },
+                &staff,
+            ))
+            .await
+            .unwrap_err();
+
+        let events = store.audit_events(&acme.enterprise.id).await.unwrap();
+        let last = events.last().unwrap();
+        assert_eq!(
+            (last.seq, last.action.as_str()),
+            (disabled.revision, "user.disable"),
+            "{b}"
+        );
+        assert_eq!(
+            last.actor,
+            format!("user:{}", acme.user(UserKind::EnterpriseAdmin).id),
+            "{b}"
+        );
+        assert_eq!(events[events.len() - 2].action, "user.create", "{b}");
+        assert_eq!(
+            store.verify_chain(&acme.enterprise.id).await.unwrap(),
+            None,
+            "{b}"
+        );
+
+        // Any alteration is found, at the event altered.
+        let db = store.connection();
+        let tampered = events[2].seq;
+        db.execute_unprepared(&format!("UPDATE audit_events SET target = 'user:someone-else' WHERE enterprise_id = '{}' AND seq = {tampered}", acme.enterprise.id)).await.unwrap();
+        assert_eq!(
+            store
+                .verify_chain(&acme.enterprise.id)
+                .await
+                .unwrap()
+                .map(|broken| broken.seq),
+            Some(tampered),
+            "{b}"
+        );
+        db.execute_unprepared(&format!(
+            "UPDATE audit_events SET target = '{}' WHERE enterprise_id = '{}' AND seq = {tampered}",
+            events[2].target, acme.enterprise.id
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            store.verify_chain(&acme.enterprise.id).await.unwrap(),
+            None,
+            "{b}: restored"
+        );
+        db.execute_unprepared(&format!(
+            "DELETE FROM audit_events WHERE enterprise_id = '{}' AND seq = 4",
+            acme.enterprise.id
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            store
+                .verify_chain(&acme.enterprise.id)
+                .await
+                .unwrap()
+                .map(|broken| broken.seq),
+            Some(5),
+            "{b}: a removed event breaks the next link"
+        );
     }
 }

@@ -216,6 +216,7 @@ pub async fn fixture(install: &Install, name: &str) -> Fixture {
                     &practice.id,
                     &format!("Line {line}"),
                     &format!("+1555010000{line}"),
+                    now,
                 )
                 .await
                 .expect("line");

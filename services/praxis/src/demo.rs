@@ -68,7 +68,7 @@ pub async fn seed(directory: &Directory) -> Result<DemoSummary, DomainError> {
         if practice.lines.is_empty() {
             for (name, phone) in spec.lines {
                 directory
-                    .add_line(&operator, &practice.id, name, phone)
+                    .add_line(&operator, &practice.id, name, phone, now)
                     .await?;
             }
             directory
@@ -78,6 +78,7 @@ pub async fn seed(directory: &Directory) -> Result<DemoSummary, DomainError> {
                     ResourceKind::Provider,
                     spec.provider,
                     None,
+                    now,
                 )
                 .await?;
             let (location, zone) = spec.location;
@@ -88,6 +89,7 @@ pub async fn seed(directory: &Directory) -> Result<DemoSummary, DomainError> {
                     ResourceKind::Location,
                     location,
                     Some(zone),
+                    now,
                 )
                 .await?;
         }

@@ -2,6 +2,7 @@
 //! domains never qualify; a domain belongs to one enterprise at most.
 
 use super::*;
+use chrono::{DateTime, Utc};
 
 /// Mail providers anyone can sign up with: an address there proves nothing about employment.
 /// Deployments may add more (`generic_email_domains`).
@@ -87,7 +88,7 @@ impl Directory {
         actor: &Actor,
         enterprise_id: &EnterpriseId,
         domain: &str,
-        now: chrono::DateTime<chrono::Utc>,
+        now: DateTime<Utc>,
     ) -> Result<(EmailDomain, i64), DomainError> {
         let domain = normalize_domain(domain)?;
         self.visible_enterprise(actor, enterprise_id).await?;
@@ -104,7 +105,17 @@ impl Directory {
         }
         match self
             .store
-            .insert_email_domain(enterprise_id, &domain, now)
+            .insert_email_domain(
+                enterprise_id,
+                &domain,
+                now,
+                &actor.audit(
+                    "email_domain.add",
+                    format!("email_domain:{domain}"),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
             .await
         {
             Err(DomainError::AlreadyExists(_)) => Err(DomainError::precondition(
@@ -120,6 +131,7 @@ impl Directory {
         actor: &Actor,
         enterprise_id: &EnterpriseId,
         domain: &str,
+        now: DateTime<Utc>,
     ) -> Result<i64, DomainError> {
         let domain = normalize_domain(domain)?;
         self.visible_enterprise(actor, enterprise_id).await?;
@@ -128,7 +140,18 @@ impl Directory {
                 "only enterprise admins change email domains",
             ));
         }
-        self.store.delete_email_domain(enterprise_id, &domain).await
+        self.store
+            .delete_email_domain(
+                enterprise_id,
+                &domain,
+                &actor.audit(
+                    "email_domain.remove",
+                    format!("email_domain:{domain}"),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
+            .await
     }
 
     pub async fn list_email_domains(

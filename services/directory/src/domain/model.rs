@@ -256,6 +256,30 @@ pub enum Actor {
 pub const PLATFORM_ADMIN_KIND: &str = "PLATFORM_ADMIN";
 
 impl Actor {
+    /// The audit entry of a write this actor makes (D18).
+    pub fn audit(
+        &self,
+        action: &'static str,
+        target: String,
+        details: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> crate::store::AuditEntry {
+        let actor = match self {
+            Actor::Operator => "operator".to_owned(),
+            Actor::Caller(caller) if caller.kind == PLATFORM_ADMIN_KIND => {
+                format!("platform:{}", caller.user_id)
+            }
+            Actor::Caller(caller) => format!("user:{}", caller.user_id),
+        };
+        crate::store::AuditEntry {
+            actor,
+            action,
+            target,
+            details,
+            time: now,
+        }
+    }
+
     pub fn is_platform_admin(&self) -> bool {
         match self {
             Actor::Operator => true,

@@ -144,7 +144,19 @@ impl Directory {
         }
         let name = display_name("display_name", name)?;
         let request = request_id(request)?;
-        self.store.insert_enterprise(&name, request, now).await
+        self.store
+            .insert_enterprise(
+                &name,
+                request,
+                now,
+                &actor.audit(
+                    "enterprise.create",
+                    "enterprise".to_owned(),
+                    serde_json::json!({"display_name": name}),
+                    now,
+                ),
+            )
+            .await
     }
 
     pub async fn get_enterprise(
@@ -163,6 +175,7 @@ impl Directory {
         etag: Option<i64>,
         display_name: Option<&str>,
         min_access: Option<MinAccess>,
+        now: DateTime<Utc>,
     ) -> Result<Enterprise, DomainError> {
         let name = display_name
             .map(|name| self::display_name("enterprise.display_name", name))
@@ -174,7 +187,7 @@ impl Directory {
             ));
         }
         self.store
-            .update_enterprise(id, etag, name.as_deref(), min_access)
+            .update_enterprise(id, etag, name.as_deref(), min_access, &actor.audit("enterprise.update", format!("enterprise:{id}"), serde_json::json!({"display_name": name, "user_creation_min_access": min_access.map(MinAccess::as_str)}), now))
             .await
     }
 
@@ -197,7 +210,18 @@ impl Directory {
             ));
         }
         self.store
-            .insert_practice(enterprise_id, &name, request, now)
+            .insert_practice(
+                enterprise_id,
+                &name,
+                request,
+                now,
+                &actor.audit(
+                    "practice.create",
+                    format!("enterprise:{enterprise_id}"),
+                    serde_json::json!({"display_name": name}),
+                    now,
+                ),
+            )
             .await
     }
 
@@ -207,6 +231,7 @@ impl Directory {
         practice_id: &PracticeId,
         name: &str,
         phone_number: &str,
+        now: DateTime<Utc>,
     ) -> Result<(Line, i64), DomainError> {
         let name = display_name("display_name", name)?;
         let phone = phone_number.trim();
@@ -228,7 +253,18 @@ impl Directory {
             ));
         }
         self.store
-            .insert_line(&practice.enterprise_id, practice_id, &name, phone)
+            .insert_line(
+                &practice.enterprise_id,
+                practice_id,
+                &name,
+                phone,
+                &actor.audit(
+                    "line.create",
+                    format!("practice:{practice_id}"),
+                    serde_json::json!({"display_name": name}),
+                    now,
+                ),
+            )
             .await
     }
 
@@ -239,6 +275,7 @@ impl Directory {
         kind: ResourceKind,
         name: &str,
         time_zone: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<(Resource, i64), DomainError> {
         let name = display_name("display_name", name)?;
         let time_zone = match (
@@ -276,7 +313,19 @@ impl Directory {
             ));
         }
         self.store
-            .insert_resource(&practice.enterprise_id, practice_id, kind, &name, time_zone)
+            .insert_resource(
+                &practice.enterprise_id,
+                practice_id,
+                kind,
+                &name,
+                time_zone,
+                &actor.audit(
+                    "resource.create",
+                    format!("practice:{practice_id}"),
+                    serde_json::json!({"kind": kind.as_str(), "display_name": name}),
+                    now,
+                ),
+            )
             .await
     }
 

@@ -29,6 +29,15 @@ pub struct Created {
     pub invitation_expires_at: Option<DateTime<Utc>>,
 }
 
+/// What ChangeUserKind asks for: the kind, and for practice-level kinds the practice (and,
+/// for STAFF, the lines) the user holds it in.
+#[derive(Debug, Clone)]
+pub struct KindChange {
+    pub kind: UserKind,
+    pub practice_id: Option<PracticeId>,
+    pub line_ids: Vec<LineId>,
+}
+
 /// A ChangeUserKind answer: the user, and the memberships the change ended (D5).
 pub struct KindChanged {
     pub user: User,
@@ -173,7 +182,12 @@ impl Directory {
                 UserStatus::Active,
                 None,
                 None,
-                now,
+                &actor.audit(
+                    "user.create",
+                    format!("user:{}", new_user.email),
+                    serde_json::json!({"kind": new_user.kind.as_str()}),
+                    now,
+                ),
             )
             .await?;
         Ok((user, revision))
@@ -271,7 +285,12 @@ impl Directory {
                 UserStatus::Invited,
                 request_id,
                 Some((invitation, message)),
-                now,
+                &actor.audit(
+                    "user.create",
+                    format!("user:{}", new_user.email),
+                    serde_json::json!({"kind": new_user.kind.as_str()}),
+                    now,
+                ),
             )
             .await?;
         Ok(Created {
@@ -426,11 +445,15 @@ impl Directory {
         &self,
         actor: &Actor,
         id: &UserId,
-        kind: UserKind,
-        practice_id: Option<PracticeId>,
-        line_ids: Vec<LineId>,
+        wanted: KindChange,
         etag: Option<i64>,
+        now: DateTime<Utc>,
     ) -> Result<KindChanged, DomainError> {
+        let KindChange {
+            kind,
+            practice_id,
+            line_ids,
+        } = wanted;
         let (user, enterprise, authority) = self.managed_user(actor, id).await?;
         check_etag(&user, etag)?;
         if user.kind == kind {
@@ -494,7 +517,17 @@ impl Directory {
         };
         let (user, revision) = self
             .store
-            .update_user(&user.id, user.version, change)
+            .update_user(
+                &user.id,
+                user.version,
+                change,
+                &actor.audit(
+                    "user.change_kind",
+                    format!("user:{}", user.id),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
             .await?;
         Ok(KindChanged {
             user,
@@ -511,6 +544,7 @@ impl Directory {
         kind: UserKind,
         membership: Membership,
         etag: Option<i64>,
+        now: DateTime<Utc>,
     ) -> Result<(User, i64), DomainError> {
         let (user, enterprise, authority) = self.managed_user(actor, id).await?;
         check_etag(&user, etag)?;
@@ -547,7 +581,19 @@ impl Directory {
             memberships: Some(stored_form(user.kind, memberships)),
             ..UserChange::default()
         };
-        self.store.update_user(&user.id, user.version, change).await
+        self.store
+            .update_user(
+                &user.id,
+                user.version,
+                change,
+                &actor.audit(
+                    "user.membership.add",
+                    format!("user:{}", user.id),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
+            .await
     }
 
     pub async fn remove_membership(
@@ -556,6 +602,7 @@ impl Directory {
         id: &UserId,
         practice_id: &PracticeId,
         etag: Option<i64>,
+        now: DateTime<Utc>,
     ) -> Result<(User, i64), DomainError> {
         let (user, _, _) = self.managed_user(actor, id).await?;
         check_etag(&user, etag)?;
@@ -582,7 +629,19 @@ impl Directory {
             memberships: Some(stored_form(user.kind, memberships)),
             ..UserChange::default()
         };
-        self.store.update_user(&user.id, user.version, change).await
+        self.store
+            .update_user(
+                &user.id,
+                user.version,
+                change,
+                &actor.audit(
+                    "user.membership.remove",
+                    format!("user:{}", user.id),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
+            .await
     }
 
     /// D6: a STAFF membership's lines, and any membership's resource filters.
@@ -592,6 +651,7 @@ impl Directory {
         id: &UserId,
         membership: Membership,
         etag: Option<i64>,
+        now: DateTime<Utc>,
     ) -> Result<(User, i64), DomainError> {
         let (user, _, _) = self.managed_user(actor, id).await?;
         check_etag(&user, etag)?;
@@ -625,7 +685,19 @@ impl Directory {
             memberships: Some(stored_form(user.kind, memberships)),
             ..UserChange::default()
         };
-        self.store.update_user(&user.id, user.version, change).await
+        self.store
+            .update_user(
+                &user.id,
+                user.version,
+                change,
+                &actor.audit(
+                    "user.membership.update",
+                    format!("user:{}", user.id),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
+            .await
     }
 
     /// Names, by field mask; users may change their own, D11 decides for others.
@@ -635,6 +707,7 @@ impl Directory {
         id: &UserId,
         names: NameChange,
         etag: Option<i64>,
+        now: DateTime<Utc>,
     ) -> Result<(User, i64), DomainError> {
         let given_name = names
             .given_name
@@ -657,7 +730,19 @@ impl Directory {
             family_name,
             ..UserChange::default()
         };
-        self.store.update_user(&user.id, user.version, change).await
+        self.store
+            .update_user(
+                &user.id,
+                user.version,
+                change,
+                &actor.audit(
+                    "user.update",
+                    format!("user:{}", user.id),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
+            .await
     }
 
     /// D14: the user and their data stay; login is blocked (identity ends their sessions).
@@ -666,6 +751,7 @@ impl Directory {
         actor: &Actor,
         id: &UserId,
         etag: Option<i64>,
+        now: DateTime<Utc>,
     ) -> Result<(User, i64), DomainError> {
         let (user, _, _) = self.managed_user(actor, id).await?;
         check_etag(&user, etag)?;
@@ -680,7 +766,19 @@ impl Directory {
             status: Some(UserStatus::Disabled),
             ..UserChange::default()
         };
-        self.store.update_user(&user.id, user.version, change).await
+        self.store
+            .update_user(
+                &user.id,
+                user.version,
+                change,
+                &actor.audit(
+                    "user.disable",
+                    format!("user:{}", user.id),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
+            .await
     }
 
     pub async fn enable_user(
@@ -688,6 +786,7 @@ impl Directory {
         actor: &Actor,
         id: &UserId,
         etag: Option<i64>,
+        now: DateTime<Utc>,
     ) -> Result<(User, i64), DomainError> {
         let (user, _, _) = self.managed_user(actor, id).await?;
         check_etag(&user, etag)?;
@@ -701,7 +800,19 @@ impl Directory {
             status: Some(UserStatus::Active),
             ..UserChange::default()
         };
-        self.store.update_user(&user.id, user.version, change).await
+        self.store
+            .update_user(
+                &user.id,
+                user.version,
+                change,
+                &actor.audit(
+                    "user.enable",
+                    format!("user:{}", user.id),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
+            .await
     }
 
     /// D14: a tombstone that only enterprise admins leave; the email stays taken and the
@@ -733,7 +844,17 @@ impl Directory {
         };
         let (_, revision) = self
             .store
-            .update_user(&user.id, user.version, change)
+            .update_user(
+                &user.id,
+                user.version,
+                change,
+                &actor.audit(
+                    "user.delete",
+                    format!("user:{}", user.id),
+                    serde_json::json!({}),
+                    now,
+                ),
+            )
             .await?;
         Ok(revision)
     }

@@ -38,7 +38,7 @@ impl EmailDomainService for EmailDomainApi {
             EnterpriseId(required("enterprise_id", &body.enterprise_id)?.to_owned());
         let revision = self
             .directory
-            .remove_email_domain(&actor, &enterprise_id, &body.domain)
+            .remove_email_domain(&actor, &enterprise_id, &body.domain, chrono::Utc::now())
             .await?;
         Ok(Response::new(RemoveEmailDomainResponse { revision }))
     }

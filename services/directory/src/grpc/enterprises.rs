@@ -78,7 +78,7 @@ impl EnterpriseService for EnterpriseApi {
         };
         let updated = self
             .directory
-            .update_enterprise(&actor, &id, etag, name, min_access)
+            .update_enterprise(&actor, &id, etag, name, min_access, chrono::Utc::now())
             .await?;
         Ok(Response::new(UpdateEnterpriseResponse {
             enterprise: Some(updated.into()),

@@ -1,6 +1,6 @@
 use super::convert::{membership, user_kind, user_status};
 use super::{actor, decode_page_token, encode_page_token, mask_paths, required};
-use crate::domain::users::{CreateUser, NameChange, parse_etag};
+use crate::domain::users::{CreateUser, KindChange, NameChange, parse_etag};
 use crate::domain::{Directory, EnterpriseId, LineId, PracticeId, UserFilter, UserId};
 use praxis_proto::directory::v1::user_service_server::UserService;
 use praxis_proto::directory::v1::*;
@@ -149,7 +149,13 @@ impl UserService for UserApi {
         };
         let (user, revision) = self
             .directory
-            .update_names(&actor, &id, names, parse_etag(&user.etag)?)
+            .update_names(
+                &actor,
+                &id,
+                names,
+                parse_etag(&user.etag)?,
+                chrono::Utc::now(),
+            )
             .await?;
         Ok(Response::new(UpdateUserResponse {
             user: Some(user.into()),
@@ -178,10 +184,13 @@ impl UserService for UserApi {
             .change_user_kind(
                 &actor,
                 &id,
-                kind,
-                practice_id,
-                line_ids,
+                KindChange {
+                    kind,
+                    practice_id,
+                    line_ids,
+                },
                 parse_etag(&body.etag)?,
+                chrono::Utc::now(),
             )
             .await?;
         Ok(Response::new(ChangeUserKindResponse {
@@ -219,6 +228,7 @@ impl UserService for UserApi {
                 kind,
                 membership(requested),
                 parse_etag(&body.etag)?,
+                chrono::Utc::now(),
             )
             .await?;
         Ok(Response::new(AddPracticeMembershipResponse {
@@ -237,7 +247,13 @@ impl UserService for UserApi {
         let practice_id = PracticeId(required("practice_id", &body.practice_id)?.to_owned());
         let (user, revision) = self
             .directory
-            .remove_membership(&actor, &id, &practice_id, parse_etag(&body.etag)?)
+            .remove_membership(
+                &actor,
+                &id,
+                &practice_id,
+                parse_etag(&body.etag)?,
+                chrono::Utc::now(),
+            )
             .await?;
         Ok(Response::new(RemovePracticeMembershipResponse {
             user: Some(user.into()),
@@ -258,7 +274,13 @@ impl UserService for UserApi {
         required("membership.practice_id", &requested.practice_id)?;
         let (user, revision) = self
             .directory
-            .update_membership(&actor, &id, membership(requested), parse_etag(&body.etag)?)
+            .update_membership(
+                &actor,
+                &id,
+                membership(requested),
+                parse_etag(&body.etag)?,
+                chrono::Utc::now(),
+            )
             .await?;
         Ok(Response::new(UpdatePracticeMembershipResponse {
             user: Some(user.into()),
@@ -273,7 +295,10 @@ impl UserService for UserApi {
         let actor = actor(&request)?;
         let id = user_id("user_id", &request.get_ref().user_id)?;
         let etag = parse_etag(&request.get_ref().etag)?;
-        let (user, revision) = self.directory.disable_user(&actor, &id, etag).await?;
+        let (user, revision) = self
+            .directory
+            .disable_user(&actor, &id, etag, chrono::Utc::now())
+            .await?;
         Ok(Response::new(DisableUserResponse {
             user: Some(user.into()),
             revision,
@@ -287,7 +312,10 @@ impl UserService for UserApi {
         let actor = actor(&request)?;
         let id = user_id("user_id", &request.get_ref().user_id)?;
         let etag = parse_etag(&request.get_ref().etag)?;
-        let (user, revision) = self.directory.enable_user(&actor, &id, etag).await?;
+        let (user, revision) = self
+            .directory
+            .enable_user(&actor, &id, etag, chrono::Utc::now())
+            .await?;
         Ok(Response::new(EnableUserResponse {
             user: Some(user.into()),
             revision,

@@ -206,6 +206,36 @@ impl MigrationTrait for M0001Structure {
                     .to_owned(),
             )
             .await?;
+        // D18 / AU1: append-only, hash-chained per enterprise.
+        manager
+            .create_table(
+                Table::create()
+                    .table("audit_events")
+                    .col(string("id").primary_key())
+                    .col(string("enterprise_id"))
+                    .col(big_integer("seq"))
+                    .col(timestamp_with_time_zone("time"))
+                    .col(string("actor"))
+                    .col(string("action"))
+                    .col(string("target"))
+                    .col(string("outcome"))
+                    .col(text("details"))
+                    .col(string("prev_hash"))
+                    .col(string("hash"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("audit_events_chain")
+                    .table("audit_events")
+                    .col("enterprise_id")
+                    .col("seq")
+                    .unique()
+                    .to_owned(),
+            )
+            .await?;
         // Messages for the notifier, written in the same transaction as the change that
         // causes them and delivered afterwards.
         manager
@@ -226,6 +256,7 @@ impl MigrationTrait for M0001Structure {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            "audit_events",
             "outbox",
             "invitations",
             "membership_filters",

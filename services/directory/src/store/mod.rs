@@ -1,10 +1,12 @@
 //! The directory's storage: sea-orm queries and transactions behind plain methods. Database
 //! errors become domain errors here, so nothing above sees sea-orm.
 
+pub mod audit;
 pub mod entities;
 pub mod migrations;
 mod users;
 
+pub use audit::{AuditEntry, BrokenLink};
 pub use users::{NewInvitation, OutboxMessage, UserChange};
 
 use crate::domain::*;
@@ -44,10 +46,12 @@ impl Store {
         self.db.begin().await.map_err(storage)
     }
 
-    /// D18: every write moves the enterprise revision forward, inside the write's transaction.
-    async fn bump_revision(
+    /// D18: every write moves the enterprise revision forward and appends its audit event,
+    /// inside the write's transaction; returns the new revision.
+    async fn record_write(
         txn: &DatabaseTransaction,
         enterprise_id: &EnterpriseId,
+        audit: &AuditEntry,
     ) -> Result<i64, DomainError> {
         let updated = enterprise::Entity::update_many()
             .col_expr(
@@ -61,12 +65,9 @@ impl Store {
         if updated.rows_affected != 1 {
             return Err(DomainError::NotFound("enterprise"));
         }
-        let row = enterprise::Entity::find_by_id(enterprise_id.as_str())
-            .one(txn)
-            .await
-            .map_err(storage)?;
-        row.map(|row| row.revision)
-            .ok_or(DomainError::NotFound("enterprise"))
+        let revision = revision_of(txn, enterprise_id).await?;
+        audit::append(txn, enterprise_id, revision, audit).await?;
+        Ok(revision)
     }
 
     // === enterprises ===
@@ -76,6 +77,7 @@ impl Store {
         display_name: &str,
         request_id: Option<&str>,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<Enterprise, DomainError> {
         if let Some(request_id) = request_id {
             let existing = enterprise::Entity::find()
@@ -95,11 +97,15 @@ impl Store {
             create_request_id: Set(request_id.map(str::to_owned)),
             created_at: Set(now),
         };
+        let txn = self.begin().await?;
         let inserted = enterprise::Entity::insert(row)
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&txn)
             .await
             .map_err(storage)?;
-        Ok(enterprise_from(inserted))
+        let enterprise = enterprise_from(inserted);
+        audit::append(&txn, &enterprise.id, enterprise.revision, audit).await?;
+        txn.commit().await.map_err(storage)?;
+        Ok(enterprise)
     }
 
     pub async fn enterprise(&self, id: &EnterpriseId) -> Result<Option<Enterprise>, DomainError> {
@@ -132,6 +138,7 @@ impl Store {
         display_name: &str,
         request_id: Option<&str>,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<(Practice, i64), DomainError> {
         let txn = self.begin().await?;
         if let Some(request_id) = request_id {
@@ -158,7 +165,7 @@ impl Store {
             .exec_with_returning(&txn)
             .await
             .map_err(storage)?;
-        let revision = Self::bump_revision(&txn, enterprise_id).await?;
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         let practice = load_practice(&txn, inserted).await?;
         txn.commit().await.map_err(storage)?;
         Ok((practice, revision))
@@ -170,6 +177,7 @@ impl Store {
         practice_id: &PracticeId,
         display_name: &str,
         phone_number: &str,
+        audit: &AuditEntry,
     ) -> Result<(Line, i64), DomainError> {
         let txn = self.begin().await?;
         let row = line::ActiveModel {
@@ -182,7 +190,7 @@ impl Store {
             .exec_with_returning(&txn)
             .await
             .map_err(storage)?;
-        let revision = Self::bump_revision(&txn, enterprise_id).await?;
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         txn.commit().await.map_err(storage)?;
         Ok((line_from(inserted), revision))
     }
@@ -194,6 +202,7 @@ impl Store {
         kind: ResourceKind,
         display_name: &str,
         time_zone: Option<&str>,
+        audit: &AuditEntry,
     ) -> Result<(Resource, i64), DomainError> {
         let txn = self.begin().await?;
         let row = resource::ActiveModel {
@@ -207,7 +216,7 @@ impl Store {
             .exec_with_returning(&txn)
             .await
             .map_err(storage)?;
-        let revision = Self::bump_revision(&txn, enterprise_id).await?;
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         txn.commit().await.map_err(storage)?;
         let resource = resource_from(inserted)
             .ok_or_else(|| DomainError::Storage("unknown resource kind".into()))?;
@@ -257,6 +266,7 @@ impl Store {
         expected_revision: Option<i64>,
         display_name: Option<&str>,
         min_access: Option<MinAccess>,
+        audit: &AuditEntry,
     ) -> Result<Enterprise, DomainError> {
         let txn = self.begin().await?;
         let current = enterprise::Entity::find_by_id(id.as_str())
@@ -287,6 +297,7 @@ impl Store {
         if updated.rows_affected != 1 {
             return Err(DomainError::Aborted("enterprise changed concurrently"));
         }
+        audit::append(&txn, id, current.revision + 1, audit).await?;
         let row = enterprise::Entity::find_by_id(id.as_str())
             .one(&txn)
             .await
@@ -303,6 +314,7 @@ impl Store {
         enterprise_id: &EnterpriseId,
         domain: &str,
         now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<(EmailDomain, i64), DomainError> {
         let txn = self.begin().await?;
         let row = email_domain::ActiveModel {
@@ -317,7 +329,7 @@ impl Store {
                 DomainError::AlreadyExists(_) => DomainError::AlreadyExists("email domain"),
                 other => other,
             })?;
-        let revision = Self::bump_revision(&txn, enterprise_id).await?;
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         txn.commit().await.map_err(storage)?;
         Ok((email_domain_from(inserted), revision))
     }
@@ -335,6 +347,7 @@ impl Store {
         &self,
         enterprise_id: &EnterpriseId,
         domain: &str,
+        audit: &AuditEntry,
     ) -> Result<i64, DomainError> {
         let txn = self.begin().await?;
         let deleted = email_domain::Entity::delete_many()
@@ -346,7 +359,7 @@ impl Store {
         if deleted.rows_affected == 0 {
             return Err(DomainError::NotFound("email domain"));
         }
-        let revision = Self::bump_revision(&txn, enterprise_id).await?;
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         txn.commit().await.map_err(storage)?;
         Ok(revision)
     }

@@ -3,7 +3,7 @@
 use super::entities::{
     invitation, line, membership, membership_filter, membership_line, outbox, user,
 };
-use super::{Store, escape_like, split_page, storage};
+use super::{AuditEntry, Store, escape_like, split_page, storage};
 use crate::domain::*;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
@@ -48,8 +48,9 @@ impl Store {
         status: UserStatus,
         request_id: Option<&str>,
         invitation: Option<(NewInvitation, OutboxMessage)>,
-        now: DateTime<Utc>,
+        audit: &AuditEntry,
     ) -> Result<(User, i64, bool), DomainError> {
+        let now = audit.time;
         let txn = self.begin().await?;
         if let Some(request_id) = request_id {
             let existing = user::Entity::find()
@@ -104,7 +105,7 @@ impl Store {
                 .map_err(storage)?;
             write_outbox(&txn, enterprise_id, message, now).await?;
         }
-        let revision = Self::bump_revision(&txn, enterprise_id).await?;
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         let user = attach_memberships(&txn, vec![inserted])
             .await?
             .pop()
@@ -120,6 +121,7 @@ impl Store {
         user_id: &UserId,
         expected_version: i64,
         change: UserChange,
+        audit: &AuditEntry,
     ) -> Result<(User, i64), DomainError> {
         let txn = self.begin().await?;
         let mut update = user::Entity::update_many()
@@ -164,7 +166,7 @@ impl Store {
             write_memberships(&txn, user_id, kind, memberships).await?;
         }
         let enterprise_id = EnterpriseId(row.enterprise_id.clone());
-        let revision = Self::bump_revision(&txn, &enterprise_id).await?;
+        let revision = Self::record_write(&txn, &enterprise_id, audit).await?;
         let user = attach_memberships(&txn, vec![row])
             .await?
             .pop()
