@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "praxis/directory/v1/email_domain.proto",
         "praxis/directory/v1/enterprise.proto",
         "praxis/directory/v1/practice.proto",
+        "praxis/directory/v1/role.proto",
         "praxis/directory/v1/user.proto",
         "praxis/identity/v1/token.proto",
         "praxis/authz/v1/authz.proto",

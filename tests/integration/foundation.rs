@@ -44,6 +44,8 @@ async fn every_service_is_serving_and_lists_itself_by_reflection_without_a_token
                     "praxis.directory.v1.PracticeService",
                     "praxis.directory.v1.UserService",
                     "praxis.directory.v1.EmailDomainService",
+                    "praxis.directory.v1.RoleService",
+                    "praxis.directory.v1.RoleBindingService",
                 ],
             ),
             (

@@ -4,6 +4,7 @@
 mod auth;
 mod authz;
 mod directory;
+mod directory_roles;
 mod directory_users;
 mod foundation;
 mod health;

@@ -11,6 +11,8 @@ use praxis_cache::{Cache, CacheProbe};
 use praxis_proto::directory::v1::email_domain_service_server::EmailDomainServiceServer;
 use praxis_proto::directory::v1::enterprise_service_server::EnterpriseServiceServer;
 use praxis_proto::directory::v1::practice_service_server::PracticeServiceServer;
+use praxis_proto::directory::v1::role_binding_service_server::RoleBindingServiceServer;
+use praxis_proto::directory::v1::role_service_server::RoleServiceServer;
 use praxis_proto::directory::v1::user_service_server::UserServiceServer;
 use praxis_runtime::config::ServiceConfig;
 use praxis_runtime::{ServiceHost, TokenVerifier};
@@ -72,12 +74,20 @@ impl DirectoryService {
         }))
         .add_service(EmailDomainServiceServer::new(grpc::EmailDomainApi {
             directory: self.directory.clone(),
+        }))
+        .add_service(RoleServiceServer::new(grpc::RoleApi {
+            directory: self.directory.clone(),
+        }))
+        .add_service(RoleBindingServiceServer::new(grpc::RoleBindingApi {
+            directory: self.directory.clone(),
         }));
         let names = vec![
             <EnterpriseServiceServer<grpc::EnterpriseApi> as NamedService>::NAME,
             <PracticeServiceServer<grpc::PracticeApi> as NamedService>::NAME,
             <UserServiceServer<grpc::UserApi> as NamedService>::NAME,
             <EmailDomainServiceServer<grpc::EmailDomainApi> as NamedService>::NAME,
+            <RoleServiceServer<grpc::RoleApi> as NamedService>::NAME,
+            <RoleBindingServiceServer<grpc::RoleBindingApi> as NamedService>::NAME,
         ];
         ServiceHost::new("directory", routes, names, verifier)
             .probe(Arc::new(DatabaseProbe(self.db.clone())))

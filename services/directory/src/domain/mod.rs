@@ -2,10 +2,12 @@
 //! the store.
 
 pub mod authority;
+pub mod catalogue;
 pub mod email_domains;
 pub mod error;
 pub mod model;
 pub mod notifier;
+pub mod roles;
 pub mod service;
 pub mod users;
 

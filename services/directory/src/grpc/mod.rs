@@ -5,11 +5,13 @@ mod convert;
 mod email_domains;
 mod enterprises;
 mod practices;
+mod roles;
 mod users;
 
 pub use email_domains::EmailDomainApi;
 pub use enterprises::EnterpriseApi;
 pub use practices::PracticeApi;
+pub use roles::{RoleApi, RoleBindingApi};
 pub use users::UserApi;
 
 use crate::domain::{Actor, DomainError};

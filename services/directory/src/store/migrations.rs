@@ -206,6 +206,61 @@ impl MigrationTrait for M0001Structure {
                     .to_owned(),
             )
             .await?;
+        // D16: custom roles; built-in templates live in code.
+        manager
+            .create_table(
+                Table::create()
+                    .table("roles")
+                    .col(string("id").primary_key())
+                    .col(string("enterprise_id"))
+                    .col(string("display_name"))
+                    .col(text("description"))
+                    .col(string_null("parent_role_id"))
+                    .col(text("rules"))
+                    .col(big_integer("version"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .foreign_key(&mut fk("roles", "enterprise_id", "enterprises"))
+                    .to_owned(),
+            )
+            .await?;
+        // D17: no foreign key to roles, which may be built-in templates; the domain checks.
+        manager
+            .create_table(
+                Table::create()
+                    .table("role_bindings")
+                    .col(string("id").primary_key())
+                    .col(string("enterprise_id"))
+                    .col(string("user_id"))
+                    .col(string("role_id"))
+                    .col(string_null("practice_id"))
+                    .col(string_null("location_id"))
+                    .col(timestamp_with_time_zone_null("valid_from"))
+                    .col(timestamp_with_time_zone_null("valid_until"))
+                    .col(text_null("weekly_window"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .foreign_key(&mut fk("role_bindings", "enterprise_id", "enterprises"))
+                    .foreign_key(&mut fk("role_bindings", "user_id", "users"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("role_bindings_user")
+                    .table("role_bindings")
+                    .col("user_id")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("role_bindings_role")
+                    .table("role_bindings")
+                    .col("role_id")
+                    .to_owned(),
+            )
+            .await?;
         // D18 / AU1: append-only, hash-chained per enterprise.
         manager
             .create_table(
@@ -256,6 +311,8 @@ impl MigrationTrait for M0001Structure {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            "role_bindings",
+            "roles",
             "audit_events",
             "outbox",
             "invitations",

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod entities;
 pub mod migrations;
+mod roles;
 mod users;
 
 pub use audit::{AuditEntry, BrokenLink};

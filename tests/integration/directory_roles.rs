@@ -1,0 +1,496 @@
+//! Roles (D16) and role bindings (D17) through gRPC, on every backend.
+
+use praxis_directory::domain::{Actor, ResourceKind, UserKind};
+use praxis_proto::directory::v1 as pb;
+use praxis_proto::directory::v1::role_binding_service_client::RoleBindingServiceClient;
+use praxis_proto::directory::v1::role_service_client::RoleServiceClient;
+use praxis_tests::{authed, fixture, installs, violated_fields};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn reason(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_default()
+}
+
+fn grant(feature: &str, action: &str, scope: pb::GrantScope) -> pb::Grant {
+    pb::Grant {
+        permission: Some(pb::Permission {
+            feature: feature.into(),
+            action: action.into(),
+        }),
+        scope: scope.into(),
+    }
+}
+
+fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask {
+        paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+    })
+}
+
+#[tokio::test]
+async fn d16_custom_roles_templates_inheritance_and_denials() {
+    for install in installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let enterprise_id = acme.enterprise.id.0.clone();
+        let mut roles = RoleServiceClient::new(install.channel(install.addresses.directory).await);
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let manager = install.token_for(&acme.user(UserKind::Manager).email).await;
+
+        let catalogue = roles
+            .list_permissions(authed(pb::ListPermissionsRequest {}, &manager))
+            .await
+            .unwrap()
+            .into_inner();
+        let patients = catalogue
+            .features
+            .iter()
+            .find(|f| f.feature == "patients")
+            .expect("patients");
+        assert!(
+            patients.phi && patients.actions.contains(&"export".to_owned()),
+            "{b}"
+        );
+
+        let listed = roles
+            .list_roles(authed(
+                pb::ListRolesRequest {
+                    enterprise_id: enterprise_id.clone(),
+                },
+                &manager,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let templates: Vec<String> = listed
+            .roles
+            .iter()
+            .filter(|r| r.built_in)
+            .map(|r| r.display_name.clone())
+            .collect();
+        assert_eq!(
+            templates,
+            [
+                "Owner/Admin",
+                "Manager",
+                "Provider",
+                "Front Desk",
+                "Billing",
+                "Inventory",
+                "Call Center"
+            ],
+            "{b}"
+        );
+
+        let front_desk = listed
+            .roles
+            .iter()
+            .find(|r| r.display_name == "Front Desk")
+            .unwrap()
+            .clone();
+        let mut edit_template = front_desk.clone();
+        edit_template.display_name = "Mine".into();
+        let status = roles
+            .update_role(authed(
+                pb::UpdateRoleRequest {
+                    role: Some(edit_template),
+                    update_mask: mask(&["display_name"]),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            reason(&status),
+            "BUILT_IN_ROLE",
+            "{b}: templates are read-only"
+        );
+
+        let copy = pb::CopyRoleRequest {
+            enterprise_id: enterprise_id.clone(),
+            source_role_id: front_desk.id.clone(),
+            display_name: "Front Desk North".into(),
+        };
+        assert_eq!(
+            roles
+                .copy_role(authed(copy.clone(), &manager))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied,
+            "{b}"
+        );
+        let copied = roles
+            .copy_role(authed(copy, &admin))
+            .await
+            .expect("copy")
+            .into_inner()
+            .role
+            .unwrap();
+        assert!(!copied.built_in, "{b}");
+        assert_eq!(
+            (copied.grants.len(), copied.field_masks.clone()),
+            (front_desk.grants.len(), front_desk.field_masks.clone()),
+            "{b}"
+        );
+
+        let create = |role: pb::Role| pb::CreateRoleRequest {
+            enterprise_id: enterprise_id.clone(),
+            role: Some(role),
+            request_id: String::new(),
+        };
+        let bogus = pb::Role {
+            display_name: "Bogus".into(),
+            grants: vec![
+                grant("patients", "teleport", pb::GrantScope::All),
+                grant("patients", "read", pb::GrantScope::Unspecified),
+            ],
+            ..Default::default()
+        };
+        let status = roles
+            .create_role(authed(create(bogus), &admin))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{b}");
+        assert_eq!(violated_fields(&status), ["role.grants[1].scope"], "{b}");
+        let unknown = pb::Role {
+            display_name: "Bogus".into(),
+            grants: vec![grant("patients", "teleport", pb::GrantScope::All)],
+            ..Default::default()
+        };
+        assert_eq!(
+            violated_fields(
+                &roles
+                    .create_role(authed(create(unknown), &admin))
+                    .await
+                    .unwrap_err()
+            ),
+            ["role.grants[0]"],
+            "{b}"
+        );
+
+        // A child inherits, adds a grant and denies an inherited one.
+        let child = pb::Role {
+            display_name: "Front Desk, no deletes".into(),
+            parent_role_id: copied.id.clone(),
+            grants: vec![grant("reports", "read", pb::GrantScope::All)],
+            denials: vec![pb::Permission {
+                feature: "appointments".into(),
+                action: "delete".into(),
+            }],
+            ..Default::default()
+        };
+        let child = roles
+            .create_role(authed(create(child), &admin))
+            .await
+            .expect("child")
+            .into_inner()
+            .role
+            .unwrap();
+        assert_eq!(child.parent_role_id, copied.id, "{b}");
+
+        // No cycles: the parent may not inherit from its child.
+        let mut loop_back = copied.clone();
+        loop_back.parent_role_id = child.id.clone();
+        let status = roles
+            .update_role(authed(
+                pb::UpdateRoleRequest {
+                    role: Some(loop_back),
+                    update_mask: mask(&["parent_role_id"]),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&status), "ROLE_CYCLE", "{b}");
+
+        // In use: no delete; stale etags lose.
+        let status = roles
+            .delete_role(authed(
+                pb::DeleteRoleRequest {
+                    role_id: copied.id.clone(),
+                    etag: String::new(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&status), "ROLE_IN_USE", "{b}");
+        let mut renamed = child.clone();
+        renamed.display_name = "Renamed".into();
+        let updated = roles
+            .update_role(authed(
+                pb::UpdateRoleRequest {
+                    role: Some(renamed.clone()),
+                    update_mask: mask(&["display_name"]),
+                },
+                &admin,
+            ))
+            .await
+            .expect("rename")
+            .into_inner()
+            .role
+            .unwrap();
+        assert_eq!(updated.display_name, "Renamed", "{b}");
+        let stale = roles
+            .update_role(authed(
+                pb::UpdateRoleRequest {
+                    role: Some(renamed),
+                    update_mask: mask(&["display_name"]),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code(), Code::Aborted, "{b}");
+        roles
+            .delete_role(authed(
+                pb::DeleteRoleRequest {
+                    role_id: child.id.clone(),
+                    etag: updated.etag.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .expect("delete child");
+        roles
+            .delete_role(authed(
+                pb::DeleteRoleRequest {
+                    role_id: copied.id.clone(),
+                    etag: String::new(),
+                },
+                &admin,
+            ))
+            .await
+            .expect("delete parent");
+    }
+}
+
+#[tokio::test]
+async fn d17_bindings_with_scopes_validity_and_weekly_windows() {
+    for install in installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let other = fixture(&install, "Other").await;
+        let now = chrono::Utc::now();
+        let north = &acme.practices[0];
+        let location = install
+            .directory
+            .add_resource(
+                &Actor::Operator,
+                &north.id,
+                ResourceKind::Location,
+                "North Main",
+                Some("America/Chicago"),
+                now,
+            )
+            .await
+            .unwrap()
+            .0;
+        let channel = install.channel(install.addresses.directory).await;
+        let mut bindings = RoleBindingServiceClient::new(channel.clone());
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let intruder = install
+            .token_for(&other.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let staff = acme.user(UserKind::Staff).id.0.clone();
+        let ts = |t: chrono::DateTime<chrono::Utc>| {
+            Some(prost_types::Timestamp {
+                seconds: t.timestamp(),
+                nanos: 0,
+            })
+        };
+
+        let contractor = pb::RoleBinding {
+            user_id: staff.clone(),
+            role_id: "builtin-front-desk".into(),
+            location_id: location.id.0.clone(),
+            valid_from: ts(now),
+            valid_until: ts(now + chrono::Duration::days(30)),
+            weekly_window: Some(pb::WeeklyWindow {
+                days: vec![1, 2, 3, 4, 5],
+                start_minute: 8 * 60,
+                end_minute: 18 * 60,
+            }),
+            ..Default::default()
+        };
+        let create = |binding: pb::RoleBinding| pb::CreateRoleBindingRequest {
+            binding: Some(binding),
+        };
+        let made = bindings
+            .create_role_binding(authed(create(contractor.clone()), &admin))
+            .await
+            .expect("bind")
+            .into_inner()
+            .binding
+            .unwrap();
+        assert_eq!(
+            (
+                made.enterprise_id.as_str(),
+                made.weekly_window.as_ref().unwrap().end_minute
+            ),
+            (acme.enterprise.id.0.as_str(), 1080),
+            "{b}"
+        );
+        let billing = pb::RoleBinding {
+            user_id: staff.clone(),
+            role_id: "builtin-billing".into(),
+            practice_id: north.id.0.clone(),
+            ..Default::default()
+        };
+        bindings
+            .create_role_binding(authed(create(billing.clone()), &admin))
+            .await
+            .expect("different roles per scope");
+
+        let refused = [
+            (
+                pb::RoleBinding {
+                    weekly_window: contractor.weekly_window.clone(),
+                    location_id: String::new(),
+                    practice_id: north.id.0.clone(),
+                    ..contractor.clone()
+                },
+                "binding.weekly_window",
+            ),
+            (
+                pb::RoleBinding {
+                    valid_until: ts(now - chrono::Duration::days(1)),
+                    ..contractor.clone()
+                },
+                "binding.valid_until",
+            ),
+            (
+                pb::RoleBinding {
+                    weekly_window: Some(pb::WeeklyWindow {
+                        days: vec![8],
+                        start_minute: 0,
+                        end_minute: 60,
+                    }),
+                    ..contractor.clone()
+                },
+                "binding.weekly_window.days",
+            ),
+            (
+                pb::RoleBinding {
+                    role_id: "no-such-role".into(),
+                    ..billing.clone()
+                },
+                "binding.role_id",
+            ),
+            (
+                pb::RoleBinding {
+                    practice_id: other.practices[0].id.0.clone(),
+                    ..billing.clone()
+                },
+                "binding.practice_id",
+            ),
+        ];
+        for (binding, field) in refused {
+            let status = bindings
+                .create_role_binding(authed(create(binding), &admin))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                (status.code(), violated_fields(&status)),
+                (Code::InvalidArgument, vec![field.to_owned()]),
+                "{b}"
+            );
+        }
+        let manager = install.token_for(&acme.user(UserKind::Manager).email).await;
+        assert_eq!(
+            bindings
+                .create_role_binding(authed(create(billing.clone()), &manager))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied,
+            "{b}"
+        );
+
+        let reader = bindings.clone();
+        let list = |filter: pb::ListRoleBindingsRequest| {
+            let mut bindings = reader.clone();
+            let admin = admin.clone();
+            async move {
+                bindings
+                    .list_role_bindings(authed(filter, &admin))
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .bindings
+            }
+        };
+        let enterprise_id = acme.enterprise.id.0.clone();
+        assert_eq!(
+            list(pb::ListRoleBindingsRequest {
+                enterprise_id: enterprise_id.clone(),
+                user_id: staff.clone(),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            2,
+            "{b}"
+        );
+        assert_eq!(
+            list(pb::ListRoleBindingsRequest {
+                enterprise_id: enterprise_id.clone(),
+                location_id: location.id.0.clone(),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            1,
+            "{b}"
+        );
+        assert_eq!(
+            list(pb::ListRoleBindingsRequest {
+                enterprise_id: enterprise_id.clone(),
+                role_id: "builtin-billing".into(),
+                ..Default::default()
+            })
+            .await
+            .len(),
+            1,
+            "{b}"
+        );
+
+        let delete = pb::DeleteRoleBindingRequest {
+            binding_id: made.id.clone(),
+        };
+        assert_eq!(
+            bindings
+                .delete_role_binding(authed(delete.clone(), &intruder))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound,
+            "{b}"
+        );
+        bindings
+            .delete_role_binding(authed(delete, &admin))
+            .await
+            .expect("unbind");
+        assert_eq!(
+            list(pb::ListRoleBindingsRequest {
+                enterprise_id,
+                user_id: staff,
+                ..Default::default()
+            })
+            .await
+            .len(),
+            1,
+            "{b}"
+        );
+    }
+}
