@@ -18,6 +18,9 @@ pub struct Install {
     pub addresses: Addresses,
     pub config: PraxisConfig,
     pub directory: praxis_directory::Directory,
+    pub cache: std::sync::Arc<dyn praxis_cache::Cache>,
+    /// Receives what the directory's outbox relay delivers (invitations).
+    pub notifier: std::sync::Arc<praxis_directory::domain::notifier::MemoryNotifier>,
     shutdown: CancellationToken,
     running: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -88,11 +91,14 @@ pub async fn start(postgres: bool) -> Install {
         "+redis"
     });
     let shutdown = CancellationToken::new();
-    let running = praxis::start(&config, shutdown.clone())
+    let notifier =
+        std::sync::Arc::new(praxis_directory::domain::notifier::MemoryNotifier::default());
+    let running = praxis::start_with(&config, shutdown.clone(), notifier.clone())
         .await
         .unwrap_or_else(|e| panic!("{backend}: start: {e}"));
     let addresses = running.addresses;
     let directory = running.directory.clone();
+    let cache = running.cache.clone();
     let handle = tokio::spawn(async move {
         let _ = running.wait().await;
     });
@@ -101,6 +107,8 @@ pub async fn start(postgres: bool) -> Install {
         addresses,
         config,
         directory,
+        cache,
+        notifier,
         shutdown,
         running: Some(handle),
         _dir: dir,

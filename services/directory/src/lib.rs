@@ -29,6 +29,11 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 
+/// Where the directory announces each committed revision, as JSON
+/// `{"enterprise_id": "…", "revision": 42}`; `"*"` means announcements were lost and every
+/// enterprise must be treated as changed.
+pub const REVISIONS_CHANNEL: &str = "praxis:directory:revisions";
+
 pub fn default_config() -> ServiceConfig {
     ServiceConfig::with_defaults(DEFAULT_LISTEN, "directory.db")
 }
@@ -62,6 +67,65 @@ pub async fn migrate(database_url: &str) -> Result<(), StartError> {
 }
 
 impl DirectoryService {
+    /// Background work until `shutdown`: revision announcements on the cache's pub/sub, and the
+    /// outbox relay to `notifier`.
+    pub fn spawn_workers(
+        &self,
+        notifier: Arc<dyn domain::notifier::Notifier>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let announcer = {
+            let mut revisions = self.directory.store().revisions();
+            let cache = self.cache.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        next = revisions.recv() => next,
+                    };
+                    let message = match next {
+                        Ok((enterprise_id, revision)) => {
+                            serde_json::json!({"enterprise_id": enterprise_id.0, "revision": revision})
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::warn!(
+                                missed,
+                                "revision announcements fell behind; announcing a full flush"
+                            );
+                            serde_json::json!({"enterprise_id": "*", "revision": 0})
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    };
+                    if let Err(error) = cache
+                        .publish(REVISIONS_CHANNEL, message.to_string().as_bytes())
+                        .await
+                    {
+                        tracing::warn!(%error, "cannot announce a revision; caches fall back to their time bound");
+                    }
+                }
+            })
+        };
+        let relay = {
+            let directory = self.directory.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(error) = directory
+                        .relay_outbox(notifier.as_ref(), chrono::Utc::now())
+                        .await
+                    {
+                        tracing::warn!(%error, "outbox relay failed; retrying");
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            })
+        };
+        vec![announcer, relay]
+    }
+
     pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {
         let routes = Routes::new(EnterpriseServiceServer::new(grpc::EnterpriseApi {
             directory: self.directory.clone(),

@@ -35,6 +35,10 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .await?;
+    service.spawn_workers(
+        Arc::new(praxis_directory::domain::notifier::LogNotifier),
+        shutdown.clone(),
+    );
     let host = service.host(verifier, Duration::from_secs(config.drain_seconds));
     host.serve(listener, shutdown).await?;
     Ok(())

@@ -7,6 +7,7 @@ pub mod demo;
 mod inprocess;
 
 use config::PraxisConfig;
+use praxis_directory::domain::notifier::{LogNotifier, Notifier};
 use praxis_directory::domain::{Actor, NewUser, UserKind};
 use praxis_identity::TokenSubject;
 use praxis_runtime::TokenVerifier;
@@ -31,6 +32,8 @@ pub struct Addresses {
 pub struct Running {
     pub addresses: Addresses,
     pub directory: praxis_directory::Directory,
+    /// The cache the three services share.
+    pub cache: Arc<dyn praxis_cache::Cache>,
     tasks: JoinSet<Result<(), StartError>>,
 }
 
@@ -54,6 +57,15 @@ impl Running {
 pub async fn start(
     config: &PraxisConfig,
     shutdown: CancellationToken,
+) -> Result<Running, StartError> {
+    start_with(config, shutdown, Arc::new(LogNotifier)).await
+}
+
+/// Like [`start`], handing the directory's outbox (invitations) to `notifier`.
+pub async fn start_with(
+    config: &PraxisConfig,
+    shutdown: CancellationToken,
+    notifier: Arc<dyn Notifier>,
 ) -> Result<Running, StartError> {
     config.validate()?;
     let cache = praxis_cache::open(&config.cache_url)?;
@@ -93,7 +105,12 @@ pub async fn start(
     let token = shutdown.clone();
     tasks.spawn(async move { identity.serve_http(identity_http_listener, token).await });
 
+    for worker in directory.spawn_workers(notifier, shutdown.clone()) {
+        tasks.spawn(async move { worker.await.map_err(|error| error.into()) });
+    }
+
     Ok(Running {
+        cache,
         addresses,
         directory: directory.directory,
         tasks,

@@ -22,6 +22,8 @@ use sea_orm::{
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// Every committed write's (enterprise, revision), for whoever keeps caches fresh (A8).
+    revisions: tokio::sync::broadcast::Sender<(EnterpriseId, i64)>,
 }
 
 fn storage(error: DbErr) -> DomainError {
@@ -36,7 +38,29 @@ fn storage(error: DbErr) -> DomainError {
 
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            revisions: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
+
+    /// Committed revisions, as they happen.
+    pub fn revisions(&self) -> tokio::sync::broadcast::Receiver<(EnterpriseId, i64)> {
+        self.revisions.subscribe()
+    }
+
+    /// Commits a write and announces the revision it produced; nobody hears of a revision
+    /// that did not commit.
+    async fn commit(
+        &self,
+        txn: DatabaseTransaction,
+        enterprise_id: &EnterpriseId,
+        revision: i64,
+    ) -> Result<(), DomainError> {
+        txn.commit().await.map_err(storage)?;
+        // No listener is fine: then nothing caches on the strength of these announcements.
+        let _ = self.revisions.send((enterprise_id.clone(), revision));
+        Ok(())
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -105,7 +129,8 @@ impl Store {
             .map_err(storage)?;
         let enterprise = enterprise_from(inserted);
         audit::append(&txn, &enterprise.id, enterprise.revision, audit).await?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, &enterprise.id, enterprise.revision)
+            .await?;
         Ok(enterprise)
     }
 
@@ -168,7 +193,7 @@ impl Store {
             .map_err(storage)?;
         let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         let practice = load_practice(&txn, inserted).await?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         Ok((practice, revision))
     }
 
@@ -192,7 +217,7 @@ impl Store {
             .await
             .map_err(storage)?;
         let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         Ok((line_from(inserted), revision))
     }
 
@@ -218,7 +243,7 @@ impl Store {
             .await
             .map_err(storage)?;
         let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         let resource = resource_from(inserted)
             .ok_or_else(|| DomainError::Storage("unknown resource kind".into()))?;
         Ok((resource, revision))
@@ -303,7 +328,7 @@ impl Store {
             .one(&txn)
             .await
             .map_err(storage)?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, id, current.revision + 1).await?;
         row.map(enterprise_from)
             .ok_or(DomainError::NotFound("enterprise"))
     }
@@ -331,7 +356,7 @@ impl Store {
                 other => other,
             })?;
         let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         Ok((email_domain_from(inserted), revision))
     }
 
@@ -361,7 +386,7 @@ impl Store {
             return Err(DomainError::NotFound("email domain"));
         }
         let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         Ok(revision)
     }
 

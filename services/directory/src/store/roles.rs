@@ -95,7 +95,7 @@ impl Store {
             .await
             .map_err(storage)?;
         let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         Ok((role_from(inserted)?, revision))
     }
 
@@ -139,7 +139,7 @@ impl Store {
             .one(&txn)
             .await
             .map_err(storage)?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         Ok((
             role_from(row.ok_or(DomainError::NotFound("role"))?)?,
             revision,
@@ -177,7 +177,7 @@ impl Store {
             .exec(&txn)
             .await
             .map_err(storage)?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         Ok(revision)
     }
 
@@ -237,7 +237,7 @@ impl Store {
             .await
             .map_err(storage)?;
         let revision = Self::record_write(&txn, &binding.enterprise_id, audit).await?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, &binding.enterprise_id, revision).await?;
         Ok(revision)
     }
 
@@ -288,7 +288,7 @@ impl Store {
             return Err(DomainError::NotFound("role binding"));
         }
         let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         Ok(revision)
     }
 }

@@ -110,7 +110,7 @@ impl Store {
             .await?
             .pop()
             .ok_or(DomainError::NotFound("user"))?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, enterprise_id, revision).await?;
         Ok((user, revision, true))
     }
 
@@ -171,7 +171,7 @@ impl Store {
             .await?
             .pop()
             .ok_or(DomainError::NotFound("user"))?;
-        txn.commit().await.map_err(storage)?;
+        self.commit(txn, &enterprise_id, revision).await?;
         Ok((user, revision))
     }
 
