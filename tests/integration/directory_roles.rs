@@ -494,3 +494,116 @@ async fn d17_bindings_with_scopes_validity_and_weekly_windows() {
         );
     }
 }
+
+#[tokio::test]
+async fn principal_snapshot_holds_kind_memberships_bindings_and_role_chains_at_one_revision() {
+    use praxis_proto::directory::v1::user_service_client::UserServiceClient;
+    for install in installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let other = fixture(&install, "Other").await;
+        let channel = install.channel(install.addresses.directory).await;
+        let mut roles = RoleServiceClient::new(channel.clone());
+        let mut bindings = RoleBindingServiceClient::new(channel.clone());
+        let mut users = UserServiceClient::new(channel);
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let staff_user = acme.user(UserKind::Staff);
+        let enterprise_id = acme.enterprise.id.0.clone();
+        let child = pb::Role {
+            display_name: "Front Desk Plus".into(),
+            parent_role_id: "builtin-front-desk".into(),
+            grants: vec![grant("reports", "read", pb::GrantScope::All)],
+            ..Default::default()
+        };
+        let child = roles
+            .create_role(authed(
+                pb::CreateRoleRequest {
+                    enterprise_id: enterprise_id.clone(),
+                    role: Some(child),
+                    request_id: String::new(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .role
+            .unwrap();
+        let binding = pb::RoleBinding {
+            user_id: staff_user.id.0.clone(),
+            role_id: child.id.clone(),
+            practice_id: acme.practices[0].id.0.clone(),
+            ..Default::default()
+        };
+        let bound = bindings
+            .create_role_binding(authed(
+                pb::CreateRoleBindingRequest {
+                    binding: Some(binding),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+
+        let own = install.token_for(&staff_user.email).await;
+        let ask = pb::GetPrincipalSnapshotRequest {
+            user_id: staff_user.id.0.clone(),
+        };
+        let snapshot = users
+            .get_principal_snapshot(authed(ask.clone(), &own))
+            .await
+            .expect("own snapshot")
+            .into_inner()
+            .snapshot
+            .unwrap();
+        assert_eq!(
+            (snapshot.kind(), snapshot.revision),
+            (pb::UserKind::Staff, bound.revision),
+            "{b}"
+        );
+        assert_eq!(snapshot.memberships[0].line_ids.len(), 1, "{b}");
+        let chain: Vec<String> = snapshot.bindings[0]
+            .roles
+            .iter()
+            .map(|r| r.id.clone())
+            .collect();
+        assert_eq!(
+            chain,
+            [child.id.clone(), "builtin-front-desk".to_owned()],
+            "{b}: the role, then its parent"
+        );
+        assert!(
+            users
+                .get_principal_snapshot(authed(ask.clone(), &admin))
+                .await
+                .is_ok(),
+            "{b}: admins read anyone's"
+        );
+
+        let manager = install.token_for(&acme.user(UserKind::Manager).email).await;
+        assert_eq!(
+            users
+                .get_principal_snapshot(authed(ask.clone(), &manager))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied,
+            "{b}"
+        );
+        let stranger = install
+            .token_for(&other.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        assert_eq!(
+            users
+                .get_principal_snapshot(authed(ask, &stranger))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound,
+            "{b}"
+        );
+    }
+}

@@ -28,9 +28,9 @@ pub trait PrincipalSource: Send + Sync {
     ) -> Result<PrincipalSnapshot, LookupError>;
 }
 
-/// Snapshot from a directory `User`.
-pub fn snapshot_from(user: directory::User, revision: i64) -> PrincipalSnapshot {
-    let kind = directory::UserKind::try_from(user.kind)
+/// The decision's view of the directory's snapshot.
+pub fn snapshot_from(snapshot: directory::PrincipalSnapshot) -> PrincipalSnapshot {
+    let kind = directory::UserKind::try_from(snapshot.kind)
         .map(|kind| {
             kind.as_str_name()
                 .trim_start_matches("USER_KIND_")
@@ -38,16 +38,16 @@ pub fn snapshot_from(user: directory::User, revision: i64) -> PrincipalSnapshot 
         })
         .unwrap_or_default();
     PrincipalSnapshot {
-        user_id: user.id,
-        enterprise_id: user.enterprise_id,
+        user_id: snapshot.user_id,
+        enterprise_id: snapshot.enterprise_id,
         kind,
-        active: user.status == i32::from(directory::UserStatus::Active),
-        memberships: user
+        active: snapshot.status == i32::from(directory::UserStatus::Active),
+        memberships: snapshot
             .memberships
             .into_iter()
             .map(|m| (m.practice_id, m.line_ids))
             .collect(),
-        revision,
+        revision: snapshot.revision,
     }
 }
 
@@ -81,19 +81,19 @@ impl PrincipalSource for GrpcDirectory {
         authorization: Option<&str>,
         user_id: &str,
     ) -> Result<PrincipalSnapshot, LookupError> {
-        let mut request = tonic::Request::new(directory::GetUserRequest {
+        let mut request = tonic::Request::new(directory::GetPrincipalSnapshotRequest {
             user_id: user_id.to_owned(),
         });
         if let Some(value) = authorization.and_then(|value| value.parse().ok()) {
             request.metadata_mut().insert("authorization", value);
         }
-        match self.client.clone().get_user(request).await {
+        match self.client.clone().get_principal_snapshot(request).await {
             Ok(response) => {
-                let response = response.into_inner();
-                let user = response
-                    .user
+                let snapshot = response
+                    .into_inner()
+                    .snapshot
                     .ok_or_else(|| LookupError::Unavailable("empty answer".to_owned()))?;
-                Ok(snapshot_from(user, response.revision))
+                Ok(snapshot_from(snapshot))
             }
             Err(status) if status.code() == tonic::Code::NotFound => Err(LookupError::NotFound),
             Err(status) => Err(LookupError::Unavailable(format!(

@@ -18,13 +18,18 @@ impl PrincipalSource for DirectoryPrincipals {
         user_id: &str,
     ) -> Result<PrincipalSnapshot, LookupError> {
         let actor = Actor::Caller(caller.clone());
-        match self.0.get_user(&actor, &UserId(user_id.to_owned())).await {
-            Ok((user, revision)) => Ok(PrincipalSnapshot {
-                user_id: user.id.0,
-                enterprise_id: user.enterprise_id.0,
-                kind: user.kind.as_str().to_owned(),
-                active: user.status == UserStatus::Active,
-                memberships: user
+        match self
+            .0
+            .principal_snapshot(&actor, &UserId(user_id.to_owned()))
+            .await
+        {
+            Ok(snapshot) => Ok(PrincipalSnapshot {
+                user_id: snapshot.user.id.0,
+                enterprise_id: snapshot.user.enterprise_id.0,
+                kind: snapshot.user.kind.as_str().to_owned(),
+                active: snapshot.user.status == UserStatus::Active,
+                memberships: snapshot
+                    .user
                     .memberships
                     .into_iter()
                     .map(|m| {
@@ -34,7 +39,7 @@ impl PrincipalSource for DirectoryPrincipals {
                         )
                     })
                     .collect(),
-                revision,
+                revision: snapshot.revision,
             }),
             Err(DomainError::NotFound(_)) => Err(LookupError::NotFound),
             Err(error) => Err(LookupError::Unavailable(error.to_string())),

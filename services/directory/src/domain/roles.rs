@@ -591,3 +591,93 @@ fn flatten(error: DomainError, problems: &mut Vec<(String, String)>) {
         other => problems.push(("request".to_owned(), other.to_string())),
     }
 }
+
+/// Everything a decision needs about one principal (for authz), read at one revision.
+#[derive(Debug, Clone)]
+pub struct PrincipalSnapshot {
+    pub user: User,
+    /// Each binding with its role and the role's ancestors, nearest first.
+    pub bindings: Vec<(RoleBinding, Vec<Role>)>,
+    pub revision: i64,
+}
+
+impl Directory {
+    /// A user may read their own snapshot, enterprise admins anyone's of their enterprise.
+    /// The parts are read between two looks at the revision, and read again if a write came
+    /// between, so the snapshot is what the enterprise was at `revision`.
+    pub async fn principal_snapshot(
+        &self,
+        actor: &Actor,
+        user_id: &UserId,
+    ) -> Result<PrincipalSnapshot, DomainError> {
+        for _ in 0..5 {
+            let user = self
+                .store
+                .user(user_id)
+                .await?
+                .ok_or(DomainError::NotFound("user"))?;
+            if !actor.reaches(&user.enterprise_id) {
+                return Err(DomainError::NotFound("user"));
+            }
+            let own = matches!(actor, Actor::Caller(caller) if caller.user_id == user.id.0);
+            if !own
+                && !self
+                    .authority(actor, &user.enterprise_id)
+                    .await?
+                    .administers()
+            {
+                return Err(DomainError::PermissionDenied(
+                    "a user reads their own snapshot; admins anyone's",
+                ));
+            }
+            let before = self.store.revision(&user.enterprise_id).await?;
+            let user = self
+                .store
+                .user(user_id)
+                .await?
+                .ok_or(DomainError::NotFound("user"))?;
+            let filter = BindingFilter {
+                user_id: Some(user.id.clone()),
+                ..BindingFilter::default()
+            };
+            let mut bindings = Vec::new();
+            for binding in self.store.bindings(&user.enterprise_id, &filter).await? {
+                let chain = self
+                    .role_chain(&user.enterprise_id, &binding.role_id)
+                    .await?;
+                bindings.push((binding, chain));
+            }
+            let after = self.store.revision(&user.enterprise_id).await?;
+            if before == after {
+                return Ok(PrincipalSnapshot {
+                    user,
+                    bindings,
+                    revision: after,
+                });
+            }
+        }
+        Err(DomainError::Aborted(
+            "the enterprise kept changing while its snapshot was read",
+        ))
+    }
+
+    async fn role_chain(
+        &self,
+        enterprise_id: &EnterpriseId,
+        role_id: &RoleId,
+    ) -> Result<Vec<Role>, DomainError> {
+        let mut chain: Vec<Role> = Vec::new();
+        let mut next = Some(role_id.clone());
+        while let Some(id) = next {
+            if chain.iter().any(|role| role.id == id) {
+                break;
+            }
+            let Some(role) = self.role_in(enterprise_id, &id).await? else {
+                break;
+            };
+            next = role.parent_role_id.clone();
+            chain.push(role);
+        }
+        Ok(chain)
+    }
+}
