@@ -426,3 +426,155 @@ async fn list_users_pages_and_filters() {
         }
     }
 }
+
+#[tokio::test]
+async fn enterprise_policy_is_stored_validated_and_served_part_by_part() {
+    for install in installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let (mut enterprises, _, _) = clients(&install).await;
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let manager = install.token_for(&acme.user(UserKind::Manager).email).await;
+        let get = pb::GetEnterpriseRequest {
+            enterprise_id: acme.enterprise.id.0.clone(),
+        };
+        let current = enterprises
+            .get_enterprise(authed(get.clone(), &manager))
+            .await
+            .unwrap()
+            .into_inner()
+            .enterprise
+            .unwrap();
+        let policy = current.policy.clone().unwrap();
+        assert_eq!(
+            (
+                policy.password.as_ref().unwrap().min_length,
+                policy.session.as_ref().unwrap().idle_timeout_minutes
+            ),
+            (12, 30),
+            "{b}: defaults"
+        );
+
+        let update = |policy: pb::EnterprisePolicy, paths: &[&str], etag: &str| {
+            pb::UpdateEnterpriseRequest {
+                enterprise: Some(pb::Enterprise {
+                    id: acme.enterprise.id.0.clone(),
+                    policy: Some(policy),
+                    etag: etag.into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+                }),
+            }
+        };
+        let mut wanted = policy.clone();
+        let session = wanted.session.as_mut().unwrap();
+        session.idle_timeout_minutes = 15;
+        session.overrides = vec![pb::SessionOverride {
+            kind: pb::UserKind::Staff.into(),
+            role_id: String::new(),
+            idle_timeout_minutes: 10,
+            absolute_lifetime_hours: 8,
+        }];
+        wanted.password.as_mut().unwrap().min_length = 4; // not in the mask: must not be applied
+        assert_eq!(
+            enterprises
+                .update_enterprise(authed(
+                    update(wanted.clone(), &["policy.session"], ""),
+                    &manager
+                ))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied,
+            "{b}"
+        );
+        let updated = enterprises
+            .update_enterprise(authed(
+                update(wanted, &["policy.session"], &current.etag),
+                &admin,
+            ))
+            .await
+            .expect("update")
+            .into_inner()
+            .enterprise
+            .unwrap();
+        let stored = updated.policy.unwrap();
+        assert_eq!(
+            stored.session.as_ref().unwrap().idle_timeout_minutes,
+            15,
+            "{b}"
+        );
+        assert_eq!(stored.session.as_ref().unwrap().overrides.len(), 1, "{b}");
+        assert_eq!(
+            stored.password.as_ref().unwrap().min_length,
+            12,
+            "{b}: only the masked part changes"
+        );
+
+        let mut bad = stored.clone();
+        bad.ip_allowlists = vec![pb::IpAllowlist {
+            kind: 0,
+            role_id: String::new(),
+            cidrs: vec!["10.1.2.3/8".into(), "203.0.113.0/24".into()],
+        }];
+        bad.session.as_mut().unwrap().idle_timeout_minutes = 0;
+        let status = enterprises
+            .update_enterprise(authed(update(bad, &["policy"], ""), &admin))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            violated_fields(&status),
+            [
+                "enterprise.policy.session.idle_timeout_minutes",
+                "enterprise.policy.ip_allowlists[0].cidrs[0]"
+            ],
+            "{b}"
+        );
+        let mut unknown_role = stored.clone();
+        unknown_role.ip_allowlists = vec![pb::IpAllowlist {
+            kind: 0,
+            role_id: "no-such-role".into(),
+            cidrs: vec!["203.0.113.0/24".into()],
+        }];
+        assert_eq!(
+            enterprises
+                .update_enterprise(authed(
+                    update(unknown_role, &["policy.ip_allowlists"], ""),
+                    &admin
+                ))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::InvalidArgument,
+            "{b}"
+        );
+        let mut allowlist = stored.clone();
+        allowlist.ip_allowlists = vec![pb::IpAllowlist {
+            kind: pb::UserKind::Staff.into(),
+            role_id: String::new(),
+            cidrs: vec!["203.0.113.0/24".into(), "2001:db8::/32".into()],
+        }];
+        enterprises
+            .update_enterprise(authed(
+                update(allowlist, &["policy.ip_allowlists"], ""),
+                &admin,
+            ))
+            .await
+            .expect("allowlist");
+        let after = enterprises
+            .get_enterprise(authed(get, &manager))
+            .await
+            .unwrap()
+            .into_inner()
+            .enterprise
+            .unwrap()
+            .policy
+            .unwrap();
+        assert_eq!(after.ip_allowlists[0].cidrs.len(), 2, "{b}");
+        assert_eq!(after.session.unwrap().idle_timeout_minutes, 15, "{b}");
+    }
+}

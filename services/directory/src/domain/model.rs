@@ -33,7 +33,9 @@ id_type!(ResourceId);
 id_type!(UserId);
 
 /// D3: a user's kind; the order of the variants is their rank.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum UserKind {
     Staff,
     AdvancedStaff,
@@ -143,6 +145,7 @@ pub struct Enterprise {
     pub display_name: String,
     pub revision: i64,
     pub user_creation_min_access: MinAccess,
+    pub policy: super::policy::EnterprisePolicy,
     pub created_at: DateTime<Utc>,
 }
 

@@ -9,6 +9,14 @@ pub const MAX_NAME_LENGTH: usize = 200;
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 pub const MAX_PAGE_SIZE: u64 = 500;
 
+/// What an enterprise update changes; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct EnterpriseChange {
+    pub display_name: Option<String>,
+    pub min_access: Option<MinAccess>,
+    pub policy: Option<super::policy::EnterprisePolicy>,
+}
+
 /// Deployment choices the directory's rules depend on.
 #[derive(Debug, Clone)]
 pub struct DirectorySettings {
@@ -167,28 +175,90 @@ impl Directory {
         self.visible_enterprise(actor, id).await
     }
 
-    /// Changes the enterprise's name and D10 setting; enterprise admins only.
+    /// Changes the enterprise's name, D10 setting and policy; enterprise admins only.
     pub async fn update_enterprise(
         &self,
         actor: &Actor,
         id: &EnterpriseId,
         etag: Option<i64>,
-        display_name: Option<&str>,
-        min_access: Option<MinAccess>,
+        change: EnterpriseChange,
         now: DateTime<Utc>,
     ) -> Result<Enterprise, DomainError> {
-        let name = display_name
-            .map(|name| self::display_name("enterprise.display_name", name))
-            .transpose()?;
+        let mut problems = Vec::new();
+        let display_name = match &change.display_name {
+            Some(name) => match self::display_name("enterprise.display_name", name) {
+                Ok(name) => Some(name),
+                Err(DomainError::InvalidArgument(list)) => {
+                    problems.extend(list);
+                    None
+                }
+                Err(other) => return Err(other),
+            },
+            None => None,
+        };
+        if let Some(policy) = &change.policy {
+            problems.extend(policy.problems());
+        }
+        if !problems.is_empty() {
+            return Err(DomainError::InvalidArgument(problems));
+        }
         self.visible_enterprise(actor, id).await?;
         if !self.authority(actor, id).await?.administers() {
             return Err(DomainError::PermissionDenied(
                 "only enterprise admins change enterprise settings",
             ));
         }
+        if let Some(policy) = &change.policy {
+            self.check_policy_roles(id, policy).await?;
+        }
+        let change = EnterpriseChange {
+            display_name,
+            ..change
+        };
+        let details = serde_json::json!({
+            "display_name": change.display_name,
+            "user_creation_min_access": change.min_access.map(MinAccess::as_str),
+            "policy_changed": change.policy.is_some(),
+        });
+        let audit = actor.audit(
+            "enterprise.update",
+            format!("enterprise:{id}"),
+            details,
+            now,
+        );
         self.store
-            .update_enterprise(id, etag, name.as_deref(), min_access, &actor.audit("enterprise.update", format!("enterprise:{id}"), serde_json::json!({"display_name": name, "user_creation_min_access": min_access.map(MinAccess::as_str)}), now))
+            .update_enterprise(id, etag, &change, &audit)
             .await
+    }
+
+    /// Roles a policy names must be roles of the enterprise.
+    async fn check_policy_roles(
+        &self,
+        id: &EnterpriseId,
+        policy: &super::policy::EnterprisePolicy,
+    ) -> Result<(), DomainError> {
+        use super::policy::OverrideTarget;
+        let from_overrides = policy
+            .session
+            .overrides
+            .iter()
+            .filter_map(|o| match &o.target {
+                OverrideTarget::Role(role) => Some(role),
+                OverrideTarget::Kind(_) => None,
+            });
+        let from_allowlists = policy
+            .ip_allowlists
+            .iter()
+            .filter_map(|list| list.role_id.as_ref());
+        for role in from_overrides.chain(from_allowlists) {
+            if self.get_role(&Actor::Operator, id, role).await.is_err() {
+                return Err(DomainError::invalid(
+                    "enterprise.policy",
+                    format!("role {role} is not a role of this enterprise"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     // === practices, lines, resources ===

@@ -20,6 +20,7 @@ impl From<Enterprise> for pb::Enterprise {
             display_name: enterprise.display_name,
             revision: enterprise.revision,
             create_time: Some(timestamp(enterprise.created_at)),
+            policy: Some(super::policy::to_proto(enterprise.policy)),
         }
     }
 }

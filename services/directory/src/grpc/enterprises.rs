@@ -1,5 +1,6 @@
 use super::convert::min_access;
 use super::{actor, mask_paths, required};
+use crate::domain::service::EnterpriseChange;
 use crate::domain::users::parse_etag;
 use crate::domain::{Directory, EnterpriseId};
 use praxis_proto::directory::v1::enterprise_service_server::EnterpriseService;
@@ -56,29 +57,40 @@ impl EnterpriseService for EnterpriseApi {
             .enterprise
             .ok_or_else(|| invalid_argument("enterprise", "required"))?;
         let id = EnterpriseId(required("enterprise.id", &enterprise.id)?.to_owned());
-        let paths = mask_paths(
-            body.update_mask,
-            &["display_name", "user_creation_min_access"],
-        )?;
+        let allowed = [
+            "display_name",
+            "user_creation_min_access",
+            "policy",
+            "policy.password",
+            "policy.session",
+            "policy.two_factor",
+            "policy.inactivity_limit_days",
+            "policy.ip_allowlists",
+        ];
+        let paths = mask_paths(body.update_mask, &allowed)?;
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
         let etag = parse_etag(&enterprise.etag)?;
-        let name = paths
-            .iter()
-            .any(|p| p == "display_name")
-            .then_some(enterprise.display_name.as_str());
-        let min_access = if paths.iter().any(|p| p == "user_creation_min_access") {
+        let mut change = EnterpriseChange::default();
+        if paths.contains(&"display_name") {
+            change.display_name = Some(enterprise.display_name.clone());
+        }
+        if paths.contains(&"user_creation_min_access") {
             let value = min_access(enterprise.user_creation_min_access).ok_or_else(|| {
                 invalid_argument(
                     "enterprise.user_creation_min_access",
                     "STAFF, MANAGER or ENTERPRISE",
                 )
             })?;
-            Some(value)
-        } else {
-            None
-        };
+            change.min_access = Some(value);
+        }
+        if paths.iter().any(|p| p.starts_with("policy")) {
+            let current = self.directory.get_enterprise(&actor, &id).await?.policy;
+            let wanted = enterprise.policy.unwrap_or_default();
+            change.policy = Some(super::policy::merge(current, wanted, &paths)?);
+        }
         let updated = self
             .directory
-            .update_enterprise(&actor, &id, etag, name, min_access, chrono::Utc::now())
+            .update_enterprise(&actor, &id, etag, change, chrono::Utc::now())
             .await?;
         Ok(Response::new(UpdateEnterpriseResponse {
             enterprise: Some(updated.into()),

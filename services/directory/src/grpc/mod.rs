@@ -4,6 +4,7 @@
 mod convert;
 mod email_domains;
 mod enterprises;
+mod policy;
 mod practices;
 mod roles;
 mod users;

@@ -11,6 +11,8 @@ pub mod enterprise {
         pub display_name: String,
         pub revision: i64,
         pub user_creation_min_access: String,
+        /// JSON of the enterprise policy.
+        pub policy: String,
         pub create_request_id: Option<String>,
         pub created_at: DateTimeUtc,
     }

@@ -46,6 +46,7 @@ impl MigrationTrait for M0001Structure {
                     .col(string("display_name"))
                     .col(big_integer("revision"))
                     .col(string("user_creation_min_access"))
+                    .col(text("policy"))
                     .col(string_null("create_request_id").unique_key())
                     .col(timestamp_with_time_zone("created_at"))
                     .to_owned(),

@@ -10,6 +10,8 @@ mod users;
 pub use audit::{AuditEntry, BrokenLink};
 pub use users::{NewInvitation, OutboxMessage, UserChange};
 
+use crate::domain::policy::EnterprisePolicy;
+use crate::domain::service::EnterpriseChange;
 use crate::domain::*;
 use chrono::{DateTime, Utc};
 use entities::{email_domain, enterprise, line, practice, resource};
@@ -119,6 +121,7 @@ impl Store {
             display_name: Set(display_name.to_owned()),
             revision: Set(1),
             user_creation_min_access: Set(MinAccess::Staff.as_str().to_owned()),
+            policy: Set(policy_json(&EnterprisePolicy::default())?),
             create_request_id: Set(request_id.map(str::to_owned)),
             created_at: Set(now),
         };
@@ -290,8 +293,7 @@ impl Store {
         &self,
         id: &EnterpriseId,
         expected_revision: Option<i64>,
-        display_name: Option<&str>,
-        min_access: Option<MinAccess>,
+        change: &EnterpriseChange,
         audit: &AuditEntry,
     ) -> Result<Enterprise, DomainError> {
         let txn = self.begin().await?;
@@ -310,10 +312,16 @@ impl Store {
             )
             .filter(enterprise::Column::Id.eq(id.as_str()))
             .filter(enterprise::Column::Revision.eq(current.revision));
-        if let Some(name) = display_name {
-            update = update.col_expr(enterprise::Column::DisplayName, Expr::value(name));
+        if let Some(name) = &change.display_name {
+            update = update.col_expr(enterprise::Column::DisplayName, Expr::value(name.as_str()));
         }
-        if let Some(min_access) = min_access {
+        if let Some(policy) = &change.policy {
+            update = update.col_expr(
+                enterprise::Column::Policy,
+                Expr::value(policy_json(policy)?),
+            );
+        }
+        if let Some(min_access) = change.min_access {
             update = update.col_expr(
                 enterprise::Column::UserCreationMinAccess,
                 Expr::value(min_access.as_str()),
@@ -472,8 +480,17 @@ fn enterprise_from(row: enterprise::Model) -> Enterprise {
         // Written only from MinAccess::as_str; an unknown value is the strictest reading.
         user_creation_min_access: MinAccess::parse(&row.user_creation_min_access)
             .unwrap_or(MinAccess::Enterprise),
+        // Written only by policy_json; unreadable means damaged, and the defaults are safe.
+        policy: serde_json::from_str(&row.policy).unwrap_or_else(|error| {
+            tracing::error!(%error, "unreadable enterprise policy; serving the defaults");
+            EnterprisePolicy::default()
+        }),
         created_at: row.created_at,
     }
+}
+
+fn policy_json(policy: &EnterprisePolicy) -> Result<String, DomainError> {
+    serde_json::to_string(policy).map_err(|error| DomainError::Storage(error.to_string()))
 }
 
 fn email_domain_from(row: email_domain::Model) -> EmailDomain {
