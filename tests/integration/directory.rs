@@ -578,3 +578,333 @@ async fn enterprise_policy_is_stored_validated_and_served_part_by_part() {
         assert_eq!(after.session.unwrap().idle_timeout_minutes, 15, "{b}");
     }
 }
+
+#[tokio::test]
+async fn d1_practices_lines_and_located_resources_change_without_stranding_anyone() {
+    use praxis_proto::directory::v1::role_binding_service_client::RoleBindingServiceClient;
+    use praxis_proto::directory::v1::user_service_client::UserServiceClient;
+    use tonic_types::StatusExt;
+    let reason = |status: &tonic::Status| {
+        status
+            .get_error_details()
+            .error_info()
+            .map(|i| i.reason.clone())
+            .unwrap_or_default()
+    };
+    for install in installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let (_, mut practices, _) = clients(&install).await;
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let staff = install.token_for(&acme.user(UserKind::Staff).email).await;
+        let north = &acme.practices[0];
+        let mask = |paths: &[&str]| {
+            Some(prost_types::FieldMask {
+                paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            })
+        };
+
+        let line = |name: &str, phone: &str| pb::CreateLineRequest {
+            practice_id: north.id.0.clone(),
+            line: Some(pb::Line {
+                id: String::new(),
+                display_name: name.into(),
+                phone_number: phone.into(),
+            }),
+        };
+        assert_eq!(
+            practices
+                .create_line(authed(line("Fax", "+15550100099"), &staff))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied,
+            "{b}"
+        );
+        assert_eq!(
+            violated_fields(
+                &practices
+                    .create_line(authed(line("Fax", "555-0100"), &admin))
+                    .await
+                    .unwrap_err()
+            ),
+            ["phone_number"],
+            "{b}"
+        );
+        let fax = practices
+            .create_line(authed(line("Fax", "+15550100099"), &admin))
+            .await
+            .expect("line")
+            .into_inner()
+            .line
+            .unwrap();
+
+        let resource = |kind: pb::ResourceKind, zone: &str| pb::CreateResourceRequest {
+            practice_id: north.id.0.clone(),
+            resource: Some(pb::Resource {
+                id: String::new(),
+                kind: kind.into(),
+                display_name: "Main".into(),
+                time_zone: zone.into(),
+            }),
+        };
+        assert_eq!(
+            violated_fields(
+                &practices
+                    .create_resource(authed(resource(pb::ResourceKind::Location, ""), &admin))
+                    .await
+                    .unwrap_err()
+            ),
+            ["time_zone"],
+            "{b}"
+        );
+        assert_eq!(
+            violated_fields(
+                &practices
+                    .create_resource(authed(
+                        resource(pb::ResourceKind::Provider, "America/Chicago"),
+                        &admin
+                    ))
+                    .await
+                    .unwrap_err()
+            ),
+            ["time_zone"],
+            "{b}"
+        );
+        let location = practices
+            .create_resource(authed(
+                resource(pb::ResourceKind::Location, "America/Chicago"),
+                &admin,
+            ))
+            .await
+            .expect("location")
+            .into_inner()
+            .resource
+            .unwrap();
+        assert_eq!(location.time_zone, "America/Chicago", "{b}");
+
+        let update_line = pb::UpdateLineRequest {
+            line: Some(pb::Line {
+                id: fax.id.clone(),
+                display_name: String::new(),
+                phone_number: "+15550100098".into(),
+            }),
+            update_mask: mask(&["phone_number"]),
+        };
+        let updated = practices
+            .update_line(authed(update_line, &admin))
+            .await
+            .expect("update line")
+            .into_inner()
+            .line
+            .unwrap();
+        assert_eq!(
+            (updated.display_name.as_str(), updated.phone_number.as_str()),
+            ("Fax", "+15550100098"),
+            "{b}"
+        );
+
+        let current = practices
+            .get_practice(authed(
+                pb::GetPracticeRequest {
+                    practice_id: north.id.0.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .practice
+            .unwrap();
+        let rename = |etag: &str| pb::UpdatePracticeRequest {
+            practice: Some(pb::Practice {
+                id: north.id.0.clone(),
+                display_name: "North Family Clinic".into(),
+                etag: etag.into(),
+                ..Default::default()
+            }),
+            update_mask: mask(&["display_name"]),
+        };
+        practices
+            .update_practice(authed(rename(&current.etag), &admin))
+            .await
+            .expect("rename");
+        assert_eq!(
+            practices
+                .update_practice(authed(rename(&current.etag), &admin))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Aborted,
+            "{b}: stale etag"
+        );
+
+        // D6: the STAFF user's only line cannot go; once they have another, it can.
+        let only_line = north.lines[0].id.0.clone();
+        let status = practices
+            .delete_line(authed(
+                pb::DeleteLineRequest {
+                    line_id: only_line.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&status), "LINE_IN_USE", "{b}");
+        let mut users = UserServiceClient::new(install.channel(install.addresses.directory).await);
+        let give = pb::UpdatePracticeMembershipRequest {
+            user_id: acme.user(UserKind::Staff).id.0.clone(),
+            membership: Some(pb::PracticeMembership {
+                practice_id: north.id.0.clone(),
+                line_ids: vec![only_line.clone(), fax.id.clone()],
+                resource_filter_ids: vec![location.id.clone()],
+            }),
+            etag: String::new(),
+        };
+        users
+            .update_practice_membership(authed(give, &admin))
+            .await
+            .expect("second line");
+        practices
+            .delete_line(authed(
+                pb::DeleteLineRequest {
+                    line_id: only_line.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .expect("delete line");
+        let staff_user = users
+            .get_user(authed(
+                pb::GetUserRequest {
+                    user_id: acme.user(UserKind::Staff).id.0.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .user
+            .unwrap();
+        assert_eq!(
+            staff_user.memberships[0].line_ids,
+            vec![fax.id.clone()],
+            "{b}"
+        );
+
+        // A location a binding is scoped to stays; filters naming a resource go with it.
+        let mut bindings =
+            RoleBindingServiceClient::new(install.channel(install.addresses.directory).await);
+        let bind = pb::RoleBinding {
+            user_id: acme.user(UserKind::Staff).id.0.clone(),
+            role_id: "builtin-front-desk".into(),
+            location_id: location.id.clone(),
+            ..Default::default()
+        };
+        let binding = bindings
+            .create_role_binding(authed(
+                pb::CreateRoleBindingRequest {
+                    binding: Some(bind),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .binding
+            .unwrap();
+        let status = practices
+            .delete_resource(authed(
+                pb::DeleteResourceRequest {
+                    resource_id: location.id.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&status), "RESOURCE_IN_USE", "{b}");
+        bindings
+            .delete_role_binding(authed(
+                pb::DeleteRoleBindingRequest {
+                    binding_id: binding.id,
+                },
+                &admin,
+            ))
+            .await
+            .unwrap();
+        practices
+            .delete_resource(authed(
+                pb::DeleteResourceRequest {
+                    resource_id: location.id.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .expect("delete location");
+        let staff_user = users
+            .get_user(authed(
+                pb::GetUserRequest {
+                    user_id: acme.user(UserKind::Staff).id.0.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .user
+            .unwrap();
+        assert!(
+            staff_user.memberships[0].resource_filter_ids.is_empty(),
+            "{b}"
+        );
+
+        // A practice with members stays; an empty one goes, lines and all.
+        let status = practices
+            .delete_practice(authed(
+                pb::DeletePracticeRequest {
+                    practice_id: north.id.0.clone(),
+                    etag: String::new(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(reason(&status), "PRACTICE_IN_USE", "{b}");
+        let empty = practices
+            .create_practice(authed(
+                pb::CreatePracticeRequest {
+                    enterprise_id: acme.enterprise.id.0.clone(),
+                    display_name: "Pop-up".into(),
+                    request_id: String::new(),
+                },
+                &admin,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .practice
+            .unwrap();
+        practices
+            .delete_practice(authed(
+                pb::DeletePracticeRequest {
+                    practice_id: empty.id.clone(),
+                    etag: String::new(),
+                },
+                &admin,
+            ))
+            .await
+            .expect("delete empty practice");
+        let gone = practices
+            .get_practice(authed(
+                pb::GetPracticeRequest {
+                    practice_id: empty.id,
+                },
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(gone.code(), Code::NotFound, "{b}");
+    }
+}

@@ -10,6 +10,7 @@ pub mod notifier;
 pub mod policy;
 pub mod roles;
 pub mod service;
+pub mod structure;
 pub mod users;
 
 pub use authority::Authority;

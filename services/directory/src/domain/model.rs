@@ -202,6 +202,8 @@ pub struct Practice {
     pub lines: Vec<Line>,
     pub resources: Vec<Resource>,
     pub created_at: DateTime<Utc>,
+    /// Moves on every change to the practice itself; its etag.
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

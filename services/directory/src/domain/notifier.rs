@@ -59,6 +59,13 @@ impl Directory {
         let pending = self.store.pending_outbox(100).await?;
         let mut delivered = 0;
         for notification in pending {
+            if !self
+                .store
+                .claim_outbox(&notification.id, now, chrono::Duration::seconds(60))
+                .await?
+            {
+                continue; // another relay has it
+            }
             if let Err(error) = notifier.deliver(&notification).await {
                 tracing::warn!(id = %notification.id, %error, "notification not delivered; will retry");
                 break;

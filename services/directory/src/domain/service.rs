@@ -304,14 +304,8 @@ impl Directory {
         now: DateTime<Utc>,
     ) -> Result<(Line, i64), DomainError> {
         let name = display_name("display_name", name)?;
-        let phone = phone_number.trim();
-        let digits = phone.strip_prefix('+').unwrap_or("");
-        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(DomainError::invalid(
-                "phone_number",
-                "an E.164 number such as +15551234567",
-            ));
-        }
+        let phone = super::structure::phone_number("phone_number", phone_number)?;
+        let phone = phone.as_str();
         let practice = self.get_practice(actor, practice_id).await?;
         if !self
             .authority(actor, &practice.enterprise_id)
@@ -348,30 +342,8 @@ impl Directory {
         now: DateTime<Utc>,
     ) -> Result<(Resource, i64), DomainError> {
         let name = display_name("display_name", name)?;
-        let time_zone = match (
-            kind,
-            time_zone.map(str::trim).filter(|zone| !zone.is_empty()),
-        ) {
-            (ResourceKind::Location, None) => {
-                return Err(DomainError::invalid(
-                    "time_zone",
-                    "locations need a time zone",
-                ));
-            }
-            (ResourceKind::Location, Some(zone)) if !zone.contains('/') && zone != "UTC" => {
-                return Err(DomainError::invalid(
-                    "time_zone",
-                    "an IANA zone such as America/Chicago",
-                ));
-            }
-            (ResourceKind::Provider, Some(_)) => {
-                return Err(DomainError::invalid(
-                    "time_zone",
-                    "only locations carry a time zone",
-                ));
-            }
-            (_, zone) => zone,
-        };
+        let time_zone = super::structure::time_zone_for(kind, time_zone)?;
+        let time_zone = time_zone.as_deref();
         let practice = self.get_practice(actor, practice_id).await?;
         if !self
             .authority(actor, &practice.enterprise_id)

@@ -58,6 +58,7 @@ impl From<Resource> for pb::Resource {
 impl From<Practice> for pb::Practice {
     fn from(practice: Practice) -> Self {
         pb::Practice {
+            etag: crate::domain::users::etag_of(practice.version),
             id: practice.id.0,
             enterprise_id: practice.enterprise_id.0,
             display_name: practice.display_name,

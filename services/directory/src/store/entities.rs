@@ -35,6 +35,7 @@ pub mod practice {
         pub display_name: String,
         pub create_request_id: Option<String>,
         pub created_at: DateTimeUtc,
+        pub version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -207,6 +208,7 @@ pub mod outbox {
         pub payload: String,
         pub created_at: DateTimeUtc,
         pub delivered_at: Option<DateTimeUtc>,
+        pub claimed_until: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

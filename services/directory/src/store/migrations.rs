@@ -72,6 +72,7 @@ impl MigrationTrait for M0001Structure {
                     .col(string("display_name"))
                     .col(string_null("create_request_id"))
                     .col(timestamp_with_time_zone("created_at"))
+                    .col(big_integer("version"))
                     .foreign_key(&mut fk("practices", "enterprise_id", "enterprises"))
                     .to_owned(),
             )
@@ -305,6 +306,7 @@ impl MigrationTrait for M0001Structure {
                     .col(text("payload"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone_null("delivered_at"))
+                    .col(timestamp_with_time_zone_null("claimed_until"))
                     .to_owned(),
             )
             .await

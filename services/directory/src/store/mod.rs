@@ -5,6 +5,7 @@ pub mod audit;
 pub mod entities;
 pub mod migrations;
 mod roles;
+mod structure;
 mod users;
 
 pub use audit::{AuditEntry, BrokenLink};
@@ -189,6 +190,7 @@ impl Store {
             display_name: Set(display_name.to_owned()),
             create_request_id: Set(request_id.map(str::to_owned)),
             created_at: Set(now),
+            version: Set(1),
         };
         let inserted = practice::Entity::insert(row)
             .exec_with_returning(&txn)
@@ -469,6 +471,7 @@ async fn load_practice<C: sea_orm::ConnectionTrait>(
         lines: lines.into_iter().map(line_from).collect(),
         resources: resources.into_iter().filter_map(resource_from).collect(),
         created_at: row.created_at,
+        version: row.version,
     })
 }
 

@@ -274,6 +274,30 @@ impl Store {
             .collect())
     }
 
+    /// Claims a message for one relay for `lease`: several directory replicas relay the same
+    /// outbox, and only the one whose claim lands delivers. A relay that dies mid-delivery
+    /// loses its claim when the lease runs out, and another delivers (at least once).
+    pub async fn claim_outbox(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<bool, DomainError> {
+        let claimed = outbox::Entity::update_many()
+            .col_expr(outbox::Column::ClaimedUntil, Expr::value(now + lease))
+            .filter(outbox::Column::Id.eq(id))
+            .filter(outbox::Column::DeliveredAt.is_null())
+            .filter(
+                Condition::any()
+                    .add(outbox::Column::ClaimedUntil.is_null())
+                    .add(outbox::Column::ClaimedUntil.lt(now)),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(claimed.rows_affected == 1)
+    }
+
     /// Delivered messages keep no payload: an activation link is a credential.
     pub async fn mark_delivered(&self, id: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
         outbox::Entity::update_many()
@@ -301,6 +325,7 @@ async fn write_outbox(
         payload: Set(message.payload),
         created_at: Set(now),
         delivered_at: Set(None),
+        claimed_until: Set(None),
     };
     outbox::Entity::insert(row)
         .exec_without_returning(txn)
