@@ -1,8 +1,8 @@
 //! The directory's user rules (D2–D14) through gRPC, on every backend, each named after its
 //! rule. Refused requests are checked to have changed nothing.
 
-use praxis_directory::domain::UserKind;
 use praxis_directory::domain::notifier::MemoryNotifier;
+use praxis_directory::domain::{Actor, UserKind};
 use praxis_proto::directory::v1 as pb;
 use praxis_proto::directory::v1::email_domain_service_client::EmailDomainServiceClient;
 use praxis_proto::directory::v1::enterprise_service_client::EnterpriseServiceClient;
@@ -1398,5 +1398,163 @@ async fn committed_revisions_are_announced_on_the_cache() {
                 "{b}: a refused write was announced"
             );
         }
+    }
+}
+
+#[tokio::test]
+async fn d19_access_review_flags_and_the_inactivity_sweep() {
+    use praxis_proto::directory::v1::role_binding_service_client::RoleBindingServiceClient;
+    for install in installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let mut c = clients(&install).await;
+        let now = chrono::Utc::now();
+        let store = install.directory.store();
+        let (admin_user, manager_user, staff_user) = (
+            acme.user(UserKind::EnterpriseAdmin),
+            acme.user(UserKind::Manager),
+            acme.user(UserKind::Staff),
+        );
+        store
+            .record_login(&admin_user.id, now - chrono::Duration::days(1))
+            .await
+            .unwrap();
+        store
+            .record_login(&manager_user.id, now - chrono::Duration::days(200))
+            .await
+            .unwrap();
+        let admin = install.token_for(&admin_user.email).await;
+        let ts = |t: chrono::DateTime<chrono::Utc>| {
+            Some(prost_types::Timestamp {
+                seconds: t.timestamp(),
+                nanos: 0,
+            })
+        };
+        let mut bindings =
+            RoleBindingServiceClient::new(install.channel(install.addresses.directory).await);
+        for (user, from, until) in [
+            (
+                &staff_user.id,
+                now - chrono::Duration::days(1),
+                now + chrono::Duration::days(7),
+            ),
+            (
+                &manager_user.id,
+                now - chrono::Duration::days(30),
+                now - chrono::Duration::days(1),
+            ),
+        ] {
+            let binding = pb::RoleBinding {
+                user_id: user.0.clone(),
+                role_id: "builtin-billing".into(),
+                valid_from: ts(from),
+                valid_until: ts(until),
+                ..Default::default()
+            };
+            bindings
+                .create_role_binding(authed(
+                    pb::CreateRoleBindingRequest {
+                        binding: Some(binding),
+                    },
+                    &admin,
+                ))
+                .await
+                .expect("bind");
+        }
+
+        let review = pb::ReviewAccessRequest {
+            enterprise_id: acme.enterprise.id.0.clone(),
+            inactive_days: 90,
+            page_size: 100,
+            page_token: String::new(),
+        };
+        let manager = install.token_for(&manager_user.email).await;
+        assert_eq!(
+            c.users
+                .review_access(authed(review.clone(), &manager))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied,
+            "{b}"
+        );
+        let entries = c
+            .users
+            .review_access(authed(review, &admin))
+            .await
+            .expect("review")
+            .into_inner()
+            .entries;
+        let flags_of = |id: &str| -> Vec<pb::AccessFlag> {
+            entries
+                .iter()
+                .find(|e| e.user.as_ref().unwrap().id == id)
+                .unwrap()
+                .flags()
+                .collect()
+        };
+        assert_eq!(flags_of(&admin_user.id.0), vec![], "{b}");
+        assert_eq!(
+            flags_of(&manager_user.id.0),
+            vec![pb::AccessFlag::Inactive, pb::AccessFlag::ExpiredRole],
+            "{b}"
+        );
+        assert_eq!(
+            flags_of(&staff_user.id.0),
+            vec![pb::AccessFlag::NeverLoggedIn, pb::AccessFlag::ExpiringRole],
+            "{b}"
+        );
+        let staff_entry = entries
+            .iter()
+            .find(|e| e.user.as_ref().unwrap().id == staff_user.id.0)
+            .unwrap();
+        assert_eq!(staff_entry.role_ids, ["builtin-billing"], "{b}");
+
+        // No limit set: the sweep leaves everyone alone.
+        assert_eq!(
+            install.directory.disable_inactive_users(now).await.unwrap(),
+            0,
+            "{b}"
+        );
+        let mut policy = install
+            .directory
+            .get_enterprise(&Actor::Operator, &acme.enterprise.id)
+            .await
+            .unwrap()
+            .policy;
+        policy.inactivity_limit_days = 30;
+        let change = praxis_directory::domain::service::EnterpriseChange {
+            policy: Some(policy),
+            ..Default::default()
+        };
+        install
+            .directory
+            .update_enterprise(&Actor::Operator, &acme.enterprise.id, None, change, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            install.directory.disable_inactive_users(now).await.unwrap(),
+            1,
+            "{b}: only the manager idled 200 days"
+        );
+        let manager_now = get(&mut c, &admin, &manager_user.id.0).await;
+        assert_eq!(manager_now.status(), pb::UserStatus::Disabled, "{b}");
+        let events = store.audit_events(&acme.enterprise.id).await.unwrap();
+        assert_eq!(
+            (
+                events.last().unwrap().actor.as_str(),
+                events.last().unwrap().action.as_str()
+            ),
+            ("system:inactivity", "user.disable"),
+            "{b}"
+        );
+        // Forty days on, the accounts that never logged in are past the limit too; the admin, who
+        // logged in yesterday, is too by then.
+        let later = install
+            .directory
+            .disable_inactive_users(now + chrono::Duration::days(40))
+            .await
+            .unwrap();
+        assert_eq!(later, acme.users.len() - 1, "{b}");
     }
 }

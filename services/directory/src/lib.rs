@@ -67,8 +67,8 @@ pub async fn migrate(database_url: &str) -> Result<(), StartError> {
 }
 
 impl DirectoryService {
-    /// Background work until `shutdown`: revision announcements on the cache's pub/sub, and the
-    /// outbox relay to `notifier`.
+    /// Background work until `shutdown`: revision announcements on the cache's pub/sub, the
+    /// outbox relay to `notifier`, and the hourly inactivity sweep (D19).
     pub fn spawn_workers(
         &self,
         notifier: Arc<dyn domain::notifier::Notifier>,
@@ -108,6 +108,7 @@ impl DirectoryService {
         };
         let relay = {
             let directory = self.directory.clone();
+            let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 loop {
                     if let Err(error) = directory
@@ -123,7 +124,28 @@ impl DirectoryService {
                 }
             })
         };
-        vec![announcer, relay]
+        let sweeper = {
+            let directory = self.directory.clone();
+            tokio::spawn(async move {
+                loop {
+                    match directory.disable_inactive_users(chrono::Utc::now()).await {
+                        Ok(0) => {}
+                        Ok(disabled) => tracing::info!(
+                            disabled,
+                            "disabled accounts idle past their enterprise's limit"
+                        ),
+                        Err(error) => {
+                            tracing::warn!(%error, "inactivity sweep failed; retrying next round")
+                        }
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    }
+                }
+            })
+        };
+        vec![announcer, relay, sweeper]
     }
 
     pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod model;
 pub mod notifier;
 pub mod policy;
+pub mod review;
 pub mod roles;
 pub mod service;
 pub mod structure;

@@ -239,6 +239,8 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// Moves on every write; the etag clients send back.
     pub version: i64,
+    /// Recorded by identity at each successful login (D19).
+    pub last_login_at: Option<DateTime<Utc>>,
 }
 
 impl User {

@@ -363,4 +363,58 @@ impl UserService for UserApi {
             }),
         }))
     }
+
+    async fn review_access(
+        &self,
+        request: Request<ReviewAccessRequest>,
+    ) -> Result<Response<ReviewAccessResponse>, Status> {
+        use crate::domain::review::AccessFlag as Flag;
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let enterprise_id =
+            EnterpriseId(required("enterprise_id", &body.enterprise_id)?.to_owned());
+        let inactive_days = match body.inactive_days {
+            0 => 90,
+            days => u32::try_from(days)
+                .map_err(|_| invalid_argument("inactive_days", "must not be negative"))?,
+        };
+        let page = Directory::page(body.page_size, decode_page_token(&body.page_token)?)?;
+        let (page, revision) = self
+            .directory
+            .review_access(
+                &actor,
+                &enterprise_id,
+                inactive_days,
+                &page,
+                chrono::Utc::now(),
+            )
+            .await?;
+        let entries = page
+            .items
+            .into_iter()
+            .map(|entry| AccessReviewEntry {
+                last_login_time: entry.user.last_login_at.map(super::convert::timestamp),
+                user: Some(entry.user.into()),
+                role_ids: entry.role_ids,
+                flags: entry
+                    .flags
+                    .into_iter()
+                    .map(|flag| {
+                        match flag {
+                            Flag::Inactive => AccessFlag::Inactive,
+                            Flag::NeverLoggedIn => AccessFlag::NeverLoggedIn,
+                            Flag::ExpiringRole => AccessFlag::ExpiringRole,
+                            Flag::ExpiredRole => AccessFlag::ExpiredRole,
+                        }
+                        .into()
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(ReviewAccessResponse {
+            entries,
+            next_page_token: encode_page_token(page.next_after),
+            revision,
+        }))
+    }
 }

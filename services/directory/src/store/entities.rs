@@ -102,6 +102,7 @@ pub mod user {
         pub create_request_id: Option<String>,
         pub created_at: DateTimeUtc,
         pub deleted_at: Option<DateTimeUtc>,
+        pub last_login_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

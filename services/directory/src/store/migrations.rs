@@ -117,6 +117,7 @@ impl MigrationTrait for M0001Structure {
                     .col(string_null("create_request_id"))
                     .col(timestamp_with_time_zone("created_at"))
                     .col(timestamp_with_time_zone_null("deleted_at"))
+                    .col(timestamp_with_time_zone_null("last_login_at"))
                     .foreign_key(&mut fk("users", "enterprise_id", "enterprises"))
                     .to_owned(),
             )

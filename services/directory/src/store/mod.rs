@@ -138,6 +138,16 @@ impl Store {
         Ok(enterprise)
     }
 
+    /// Every enterprise id (the inactivity sweep walks them).
+    pub async fn enterprise_ids(&self) -> Result<Vec<EnterpriseId>, DomainError> {
+        let rows = enterprise::Entity::find()
+            .order_by_asc(enterprise::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(rows.into_iter().map(|row| EnterpriseId(row.id)).collect())
+    }
+
     pub async fn enterprise(&self, id: &EnterpriseId) -> Result<Option<Enterprise>, DomainError> {
         let row = enterprise::Entity::find_by_id(id.as_str())
             .one(&self.db)

@@ -81,6 +81,7 @@ impl Store {
             create_request_id: Set(request_id.map(str::to_owned)),
             created_at: Set(now),
             deleted_at: Set(None),
+            last_login_at: Set(None),
         };
         let inserted = user::Entity::insert(row)
             .exec_with_returning(&txn)
@@ -272,6 +273,50 @@ impl Store {
                 payload: row.payload,
             })
             .collect())
+    }
+
+    /// D19: identity records each successful login; not an audited directory change (identity
+    /// audits the login itself) and no revision moves.
+    pub async fn record_login(
+        &self,
+        user_id: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        user::Entity::update_many()
+            .col_expr(user::Column::LastLoginAt, Expr::value(at))
+            .filter(user::Column::Id.eq(user_id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    /// Active users of the enterprise whose last login, or creation when they never logged
+    /// in, is before `cutoff` (D19).
+    pub async fn inactive_users(
+        &self,
+        enterprise_id: &EnterpriseId,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Vec<User>, DomainError> {
+        let rows = user::Entity::find()
+            .filter(user::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .filter(
+                user::Column::Status
+                    .is_in([UserStatus::Active.as_str(), UserStatus::Invited.as_str()]),
+            )
+            .filter(
+                Condition::any()
+                    .add(user::Column::LastLoginAt.lt(cutoff))
+                    .add(
+                        Condition::all()
+                            .add(user::Column::LastLoginAt.is_null())
+                            .add(user::Column::CreatedAt.lt(cutoff)),
+                    ),
+            )
+            .all(&self.db)
+            .await
+            .map_err(storage)?;
+        attach_memberships(&self.db, rows).await
     }
 
     /// Claims a message for one relay for `lease`: several directory replicas relay the same
@@ -495,6 +540,7 @@ pub(super) async fn attach_memberships<C: ConnectionTrait>(
                 memberships,
                 created_at: row.created_at,
                 version: row.version,
+                last_login_at: row.last_login_at,
             })
         })
         .collect()
