@@ -464,6 +464,26 @@ async fn d17_bindings_with_scopes_validity_and_weekly_windows() {
             1,
             "{b}"
         );
+        // ListUsers finds the users bound to a role.
+        let mut users = praxis_proto::directory::v1::user_service_client::UserServiceClient::new(
+            channel.clone(),
+        );
+        let by_role = pb::ListUsersRequest {
+            enterprise_id: enterprise_id.clone(),
+            role_id: "builtin-billing".into(),
+            ..Default::default()
+        };
+        let found = users
+            .list_users(authed(by_role, &admin))
+            .await
+            .unwrap()
+            .into_inner()
+            .users;
+        assert_eq!(
+            found.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+            vec![staff.clone()],
+            "{b}"
+        );
 
         let delete = pb::DeleteRoleBindingRequest {
             binding_id: made.id.clone(),

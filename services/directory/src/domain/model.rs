@@ -326,6 +326,8 @@ pub struct UserFilter {
     pub kind: Option<UserKind>,
     /// `None`: every status but DELETED.
     pub status: Option<UserStatus>,
+    /// Users bound to this role.
+    pub role_id: Option<String>,
     /// Case-insensitive match on name or email.
     pub query: Option<String>,
 }

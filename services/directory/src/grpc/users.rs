@@ -78,6 +78,9 @@ impl UserService for UserApi {
                 .map(|id| PracticeId(id.to_owned())),
             kind,
             status,
+            role_id: Some(body.role_id.trim())
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned),
             query: Some(query).filter(|q| !q.is_empty()).map(str::to_owned),
         };
         let enterprise_id = EnterpriseId(body.enterprise_id.trim().to_owned());

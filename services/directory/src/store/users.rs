@@ -1,7 +1,7 @@
 //! Users, their memberships, invitations and notifier messages.
 
 use super::entities::{
-    invitation, line, membership, membership_filter, membership_line, outbox, user,
+    invitation, line, membership, membership_filter, membership_line, outbox, role_binding, user,
 };
 use super::{AuditEntry, Store, escape_like, split_page, storage};
 use crate::domain::*;
@@ -216,6 +216,14 @@ impl Store {
         };
         if let Some(kind) = filter.kind {
             query = query.filter(user::Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(role_id) = &filter.role_id {
+            let bound = Query::select()
+                .column(role_binding::Column::UserId)
+                .from(role_binding::Entity)
+                .and_where(role_binding::Column::RoleId.eq(role_id.as_str()))
+                .to_owned();
+            query = query.filter(user::Column::Id.in_subquery(bound));
         }
         if let Some(practice_id) = &filter.practice_id {
             // D8: enterprise-level users reach every practice, without membership rows.
