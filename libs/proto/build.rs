@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "praxis/directory/v1/email_domain.proto",
         "praxis/directory/v1/enterprise.proto",
+        "praxis/directory/v1/person.proto",
         "praxis/directory/v1/practice.proto",
         "praxis/directory/v1/role.proto",
         "praxis/directory/v1/user.proto",

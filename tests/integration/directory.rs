@@ -648,6 +648,7 @@ async fn d1_practices_lines_and_located_resources_change_without_stranding_anyon
                 kind: kind.into(),
                 display_name: "Main".into(),
                 time_zone: zone.into(),
+                provider_profile: None,
             }),
         };
         assert_eq!(

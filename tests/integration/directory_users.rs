@@ -64,6 +64,7 @@ fn new_user(
         memberships,
         template_user_id: String::new(),
         request_id: String::new(),
+        person_id: String::new(),
     }
 }
 
@@ -1556,5 +1557,234 @@ async fn d19_access_review_flags_and_the_inactivity_sweep() {
             .await
             .unwrap();
         assert_eq!(later, acme.users.len() - 1, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn d15_persons_own_their_email_and_providers_carry_profiles() {
+    use praxis_proto::directory::v1::person_service_client::PersonServiceClient;
+    use praxis_proto::directory::v1::practice_service_client::PracticeServiceClient;
+    for install in installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let mut c = clients(&install).await;
+        let channel = install.channel(install.addresses.directory).await;
+        let mut persons = PersonServiceClient::new(channel.clone());
+        let mut practices = PracticeServiceClient::new(channel);
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let manager = install.token_for(&acme.user(UserKind::Manager).email).await;
+        let create = |email: &str| pb::CreatePersonRequest {
+            enterprise_id: acme.enterprise.id.0.clone(),
+            person: Some(pb::Person {
+                email: email.into(),
+                given_name: "Ada".into(),
+                family_name: "North".into(),
+                phone_number: "+15550101234".into(),
+                ..Default::default()
+            }),
+        };
+        let email = format!("ada@{}", acme.domain);
+        assert_eq!(
+            persons
+                .create_person(authed(create(&email), &manager))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::PermissionDenied,
+            "{b}"
+        );
+        let person = persons
+            .create_person(authed(create(&email), &admin))
+            .await
+            .expect("person without login")
+            .into_inner()
+            .person
+            .unwrap();
+        assert!(person.user_id.is_empty(), "{b}");
+        assert_eq!(
+            persons
+                .create_person(authed(create(&email), &admin))
+                .await
+                .unwrap_err()
+                .code(),
+            Code::AlreadyExists,
+            "{b}"
+        );
+
+        // A login made from the person takes the person's email and names.
+        let mut from_person = new_user(
+            &acme,
+            "ignored",
+            pb::UserKind::Staff,
+            vec![membership(&acme.practices[0], &[0])],
+        );
+        from_person.email = String::new();
+        from_person.given_name = String::new();
+        from_person.family_name = String::new();
+        from_person.person_id = person.id.clone();
+        let user = c
+            .users
+            .create_user(authed(from_person.clone(), &admin))
+            .await
+            .expect("login from person")
+            .into_inner()
+            .user
+            .unwrap();
+        assert_eq!(
+            (user.email.as_str(), user.given_name.as_str()),
+            (email.as_str(), "Ada"),
+            "{b}"
+        );
+        let linked = persons
+            .get_person(authed(
+                pb::GetPersonRequest {
+                    person_id: person.id.clone(),
+                },
+                &manager,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .person
+            .unwrap();
+        assert_eq!(linked.user_id, user.id, "{b}");
+        let status = c
+            .users
+            .create_user(authed(from_person, &admin))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status
+                .get_error_details()
+                .error_info()
+                .map(|i| i.reason.clone())
+                .unwrap_or_default(),
+            "PERSON_HAS_LOGIN",
+            "{b}"
+        );
+
+        // The person owns the names: a rename reaches the login.
+        let rename = pb::UpdatePersonRequest {
+            person: Some(pb::Person {
+                id: person.id.clone(),
+                given_name: "Adele".into(),
+                etag: linked.etag.clone(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["given_name".into()],
+            }),
+        };
+        persons
+            .update_person(authed(rename, &admin))
+            .await
+            .expect("rename");
+        assert_eq!(
+            get(&mut c, &admin, &user.id).await.given_name,
+            "Adele",
+            "{b}"
+        );
+
+        // Provider profiles: NPI check digit, locations of the same practice, https photos.
+        let north = &acme.practices[0];
+        let location = install
+            .directory
+            .add_resource(
+                &Actor::Operator,
+                &north.id,
+                praxis_directory::domain::ResourceKind::Location,
+                "North Main",
+                Some("America/Chicago"),
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap()
+            .0;
+        let provider = install
+            .directory
+            .add_resource(
+                &Actor::Operator,
+                &north.id,
+                praxis_directory::domain::ResourceKind::Provider,
+                "Dr. Ada North",
+                None,
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap()
+            .0;
+        let profile = |npi: &str, photo: &str| pb::UpdateResourceRequest {
+            resource: Some(pb::Resource {
+                id: provider.id.0.clone(),
+                provider_profile: Some(pb::ProviderProfile {
+                    credentials: vec!["MD".into()],
+                    specialties: vec!["Family medicine".into()],
+                    license_number: "IL-036-123456".into(),
+                    npi: npi.into(),
+                    bio: "Twenty years in family practice.".into(),
+                    photo_url: photo.into(),
+                    location_ids: vec![location.id.0.clone()],
+                    person_id: person.id.clone(),
+                }),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["provider_profile".into()],
+            }),
+        };
+        let status = practices
+            .update_resource(authed(
+                profile("1234567890", "http://photos.example/ada.jpg"),
+                &admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            violated_fields(&status),
+            [
+                "resource.provider_profile.npi",
+                "resource.provider_profile.photo_url"
+            ],
+            "{b}"
+        );
+        let saved = practices
+            .update_resource(authed(
+                profile("1234567893", "https://photos.example/ada.jpg"),
+                &admin,
+            ))
+            .await
+            .expect("profile")
+            .into_inner()
+            .resource
+            .unwrap();
+        assert_eq!(
+            saved.provider_profile.as_ref().unwrap().npi,
+            "1234567893",
+            "{b}"
+        );
+        let read = practices
+            .get_practice(authed(
+                pb::GetPracticeRequest {
+                    practice_id: north.id.0.clone(),
+                },
+                &manager,
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .practice
+            .unwrap();
+        let stored = read
+            .resources
+            .iter()
+            .find(|r| r.id == provider.id.0)
+            .unwrap();
+        assert_eq!(
+            stored.provider_profile.as_ref().unwrap().location_ids,
+            vec![location.id.0.clone()],
+            "{b}"
+        );
     }
 }

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 EXPECTED = {
     0: ["praxis.directory.v1.EnterpriseService", "praxis.directory.v1.PracticeService", "praxis.directory.v1.UserService",
         "praxis.directory.v1.EmailDomainService", "praxis.directory.v1.RoleService",
-        "praxis.directory.v1.RoleBindingService"],
+        "praxis.directory.v1.RoleBindingService", "praxis.directory.v1.PersonService"],
     1: ["praxis.identity.v1.TokenService"],
     2: ["praxis.authz.v1.AuthzService"],
 }

@@ -261,6 +261,7 @@ pub async fn fixture(install: &Install, name: &str) -> Fixture {
             family_name: kind.as_str().to_lowercase(),
             kind,
             memberships,
+            person_id: None,
         };
         users.push(
             directory

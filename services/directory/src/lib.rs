@@ -10,6 +10,7 @@ pub mod store;
 use praxis_cache::{Cache, CacheProbe};
 use praxis_proto::directory::v1::email_domain_service_server::EmailDomainServiceServer;
 use praxis_proto::directory::v1::enterprise_service_server::EnterpriseServiceServer;
+use praxis_proto::directory::v1::person_service_server::PersonServiceServer;
 use praxis_proto::directory::v1::practice_service_server::PracticeServiceServer;
 use praxis_proto::directory::v1::role_binding_service_server::RoleBindingServiceServer;
 use praxis_proto::directory::v1::role_service_server::RoleServiceServer;
@@ -161,6 +162,9 @@ impl DirectoryService {
         .add_service(EmailDomainServiceServer::new(grpc::EmailDomainApi {
             directory: self.directory.clone(),
         }))
+        .add_service(PersonServiceServer::new(grpc::PersonApi {
+            directory: self.directory.clone(),
+        }))
         .add_service(RoleServiceServer::new(grpc::RoleApi {
             directory: self.directory.clone(),
         }))
@@ -172,6 +176,7 @@ impl DirectoryService {
             <PracticeServiceServer<grpc::PracticeApi> as NamedService>::NAME,
             <UserServiceServer<grpc::UserApi> as NamedService>::NAME,
             <EmailDomainServiceServer<grpc::EmailDomainApi> as NamedService>::NAME,
+            <PersonServiceServer<grpc::PersonApi> as NamedService>::NAME,
             <RoleServiceServer<grpc::RoleApi> as NamedService>::NAME,
             <RoleBindingServiceServer<grpc::RoleBindingApi> as NamedService>::NAME,
         ];

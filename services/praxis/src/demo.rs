@@ -113,6 +113,7 @@ pub async fn seed(directory: &Directory) -> Result<DemoSummary, DomainError> {
             family_name: kind.as_str().replace('_', " ").to_lowercase(),
             kind,
             memberships,
+            person_id: None,
         };
         let (user, _) = directory
             .seed_user(&operator, &enterprise.id, new_user, now)

@@ -87,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
                 family_name,
                 kind: UserKind::EnterpriseAdmin,
                 memberships: Vec::new(),
+                person_id: None,
             };
             let (enterprise, admin) = praxis::bootstrap(&config, &enterprise, admin)
                 .await

@@ -7,6 +7,7 @@ pub mod email_domains;
 pub mod error;
 pub mod model;
 pub mod notifier;
+pub mod persons;
 pub mod policy;
 pub mod review;
 pub mod roles;

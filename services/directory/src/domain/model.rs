@@ -5,7 +5,8 @@ use praxis_runtime::Caller;
 
 macro_rules! id_type {
     ($name:ident) => {
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
         pub struct $name(pub String);
 
         impl $name {
@@ -192,6 +193,8 @@ pub struct Resource {
     pub display_name: String,
     /// IANA zone; locations only (D1).
     pub time_zone: Option<String>,
+    /// Providers only (D15).
+    pub provider_profile: Option<super::persons::ProviderProfile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,6 +343,8 @@ pub struct NewUser {
     pub family_name: String,
     pub kind: UserKind,
     pub memberships: Vec<Membership>,
+    /// D15: the person this login is made from.
+    pub person_id: Option<String>,
 }
 
 /// A message waiting in the outbox for the notifier.

@@ -38,6 +38,14 @@ pub fn time_zone_for(
     }
 }
 
+/// What UpdateResource changes; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceChange {
+    pub display_name: Option<String>,
+    pub time_zone: Option<String>,
+    pub provider_profile: Option<super::persons::ProviderProfile>,
+}
+
 impl Directory {
     async fn administered_practice(
         &self,
@@ -207,21 +215,36 @@ impl Directory {
         &self,
         actor: &Actor,
         id: &ResourceId,
-        name: Option<&str>,
-        time_zone: Option<&str>,
+        change: ResourceChange,
         now: DateTime<Utc>,
     ) -> Result<(Resource, i64), DomainError> {
-        let name = name
+        let name = change
+            .display_name
+            .as_deref()
             .map(|n| service::display_name("resource.display_name", n))
             .transpose()?;
         let (resource, practice) = self.administered_resource(actor, id).await?;
-        let time_zone = match time_zone {
+        let time_zone = match change.time_zone.as_deref() {
             Some(zone) => time_zone_for(resource.kind, Some(zone))?,
             None => resource.time_zone.clone(),
+        };
+        let provider_profile = match change.provider_profile {
+            Some(_) if resource.kind != ResourceKind::Provider => {
+                return Err(DomainError::invalid(
+                    "resource.provider_profile",
+                    "only providers have a profile (D15)",
+                ));
+            }
+            Some(profile) => {
+                self.check_profile(&practice, &profile).await?;
+                Some(profile)
+            }
+            None => resource.provider_profile.clone(),
         };
         let updated = Resource {
             display_name: name.unwrap_or(resource.display_name),
             time_zone,
+            provider_profile,
             ..resource
         };
         let audit = actor.audit(

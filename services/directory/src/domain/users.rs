@@ -21,6 +21,8 @@ pub struct CreateUser {
     pub memberships: Vec<Membership>,
     pub template_user_id: Option<UserId>,
     pub request_id: String,
+    /// D15: the person to make a login for; email and names then come from the person.
+    pub person_id: Option<String>,
 }
 
 pub struct Created {
@@ -201,6 +203,29 @@ impl Directory {
         request: CreateUser,
         now: DateTime<Utc>,
     ) -> Result<Created, DomainError> {
+        let mut request = request;
+        if let Some(person_id) = &request.person_id {
+            let person = self.get_person(actor, person_id).await?;
+            if person.enterprise_id != *enterprise_id {
+                return Err(DomainError::NotFound("person"));
+            }
+            if person.user_id.is_some() {
+                return Err(DomainError::precondition(
+                    "PERSON_HAS_LOGIN",
+                    "this person has a login already (D15)",
+                ));
+            }
+            let named = normalize_email(&request.email).ok();
+            if !request.email.trim().is_empty() && named.as_deref() != Some(person.email.as_str()) {
+                return Err(DomainError::invalid(
+                    "email",
+                    "the person's email is used; leave it empty or the same (D15)",
+                ));
+            }
+            request.email = person.email;
+            request.given_name = person.given_name;
+            request.family_name = person.family_name;
+        }
         let mut problems = Vec::new();
         let email = normalize_email(&request.email)
             .map_err(|e| problems.push(e))
@@ -276,6 +301,7 @@ impl Directory {
             family_name,
             kind,
             memberships,
+            person_id: request.person_id.clone(),
         };
         let (user, revision, created) = self
             .store

@@ -51,7 +51,41 @@ impl From<Resource> for pb::Resource {
             kind: pb::ResourceKind::from(resource.kind).into(),
             display_name: resource.display_name,
             time_zone: resource.time_zone.unwrap_or_default(),
+            provider_profile: resource.provider_profile.map(|p| pb::ProviderProfile {
+                credentials: p.credentials,
+                specialties: p.specialties,
+                license_number: p.license_number,
+                npi: p.npi,
+                bio: p.bio,
+                photo_url: p.photo_url,
+                location_ids: p.location_ids.into_iter().map(|l| l.0).collect(),
+                person_id: p.person_id.unwrap_or_default(),
+            }),
         }
+    }
+}
+
+pub fn provider_profile(p: pb::ProviderProfile) -> crate::domain::persons::ProviderProfile {
+    let trimmed = |values: Vec<String>| {
+        values
+            .into_iter()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    crate::domain::persons::ProviderProfile {
+        credentials: trimmed(p.credentials),
+        specialties: trimmed(p.specialties),
+        license_number: p.license_number.trim().to_owned(),
+        npi: p.npi.trim().to_owned(),
+        bio: p.bio,
+        photo_url: p.photo_url.trim().to_owned(),
+        location_ids: p
+            .location_ids
+            .into_iter()
+            .map(|l| ResourceId(l.trim().to_owned()))
+            .collect(),
+        person_id: Some(p.person_id.trim().to_owned()).filter(|id| !id.is_empty()),
     }
 }
 

@@ -4,6 +4,7 @@
 mod convert;
 mod email_domains;
 mod enterprises;
+mod persons;
 mod policy;
 mod practices;
 mod roles;
@@ -11,6 +12,7 @@ mod users;
 
 pub use email_domains::EmailDomainApi;
 pub use enterprises::EnterpriseApi;
+pub use persons::PersonApi;
 pub use practices::PracticeApi;
 pub use roles::{RoleApi, RoleBindingApi};
 pub use users::UserApi;

@@ -1,4 +1,5 @@
 use super::{actor, decode_page_token, encode_page_token, mask_paths, required};
+use crate::domain::structure::ResourceChange;
 use crate::domain::users::parse_etag;
 use crate::domain::{self, Directory, EnterpriseId, LineId, PracticeId};
 use praxis_proto::directory::v1::practice_service_server::PracticeService;
@@ -215,13 +216,23 @@ impl PracticeService for PracticeApi {
             .resource
             .ok_or_else(|| invalid_argument("resource", "required"))?;
         let id = domain::ResourceId(required("resource.id", &resource.id)?.to_owned());
-        let paths = mask_paths(body.update_mask, &["display_name", "time_zone"])?;
+        let paths = mask_paths(
+            body.update_mask,
+            &["display_name", "time_zone", "provider_profile"],
+        )?;
         let has = |path: &str| paths.iter().any(|p| p == path);
-        let name = has("display_name").then_some(resource.display_name.as_str());
-        let zone = has("time_zone").then_some(resource.time_zone.as_str());
+        let change = ResourceChange {
+            display_name: has("display_name").then(|| resource.display_name.clone()),
+            time_zone: has("time_zone").then(|| resource.time_zone.clone()),
+            provider_profile: has("provider_profile").then(|| {
+                super::convert::provider_profile(
+                    resource.provider_profile.clone().unwrap_or_default(),
+                )
+            }),
+        };
         let (resource, revision) = self
             .directory
-            .update_resource(&actor, &id, name, zone, chrono::Utc::now())
+            .update_resource(&actor, &id, change, chrono::Utc::now())
             .await?;
         Ok(Response::new(UpdateResourceResponse {
             resource: Some(resource.into()),

@@ -117,6 +117,9 @@ impl UserService for UserApi {
                 .filter(|id| !id.is_empty())
                 .map(|id| UserId(id.to_owned())),
             request_id: body.request_id,
+            person_id: Some(body.person_id.trim())
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned),
         };
         let created = self
             .directory

@@ -75,6 +75,8 @@ pub mod resource {
         pub kind: String,
         pub display_name: String,
         pub time_zone: Option<String>,
+        /// JSON of the provider profile (D15).
+        pub profile: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -288,6 +290,30 @@ pub mod role_binding {
         pub valid_until: Option<DateTimeUtc>,
         /// JSON of the weekly window, if any.
         pub weekly_window: Option<String>,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod person {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "persons")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub enterprise_id: String,
+        pub email: String,
+        pub given_name: String,
+        pub family_name: String,
+        pub phone_number: Option<String>,
+        pub user_id: Option<String>,
+        pub version: i64,
         pub created_at: DateTimeUtc,
     }
 

@@ -98,7 +98,9 @@ impl MigrationTrait for M0001Structure {
                 .col(string(extra))
                 .foreign_key(&mut fk(table, "practice_id", "practices"));
             if table == "resources" {
-                create.col(string_null("time_zone"));
+                create
+                    .col(string_null("time_zone"))
+                    .col(text_null("profile"));
             }
             manager.create_table(create.to_owned()).await?;
         }
@@ -206,6 +208,25 @@ impl MigrationTrait for M0001Structure {
                     .col(timestamp_with_time_zone_null("used_at"))
                     .col(timestamp_with_time_zone("created_at"))
                     .foreign_key(&mut fk("invitations", "user_id", "users"))
+                    .to_owned(),
+            )
+            .await?;
+        // D15: people, with or without a login; the email belongs to the person.
+        manager
+            .create_table(
+                Table::create()
+                    .table("persons")
+                    .col(string("id").primary_key())
+                    .col(string("enterprise_id"))
+                    .col(string_uniq("email"))
+                    .col(string("given_name"))
+                    .col(string("family_name"))
+                    .col(string_null("phone_number"))
+                    .col(string_null("user_id").unique_key())
+                    .col(big_integer("version"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .foreign_key(&mut fk("persons", "enterprise_id", "enterprises"))
+                    .foreign_key(&mut fk("persons", "user_id", "users"))
                     .to_owned(),
             )
             .await?;
@@ -317,6 +338,7 @@ impl MigrationTrait for M0001Structure {
         for table in [
             "role_bindings",
             "roles",
+            "persons",
             "audit_events",
             "outbox",
             "invitations",

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod entities;
 pub mod migrations;
+mod persons;
 mod roles;
 mod structure;
 mod users;
@@ -252,6 +253,7 @@ impl Store {
             kind: Set(kind.as_str().to_owned()),
             display_name: Set(display_name.to_owned()),
             time_zone: Set(time_zone.map(str::to_owned)),
+            profile: Set(None),
         };
         let inserted = resource::Entity::insert(row)
             .exec_with_returning(&txn)
@@ -528,5 +530,9 @@ fn resource_from(row: resource::Model) -> Option<Resource> {
         kind: ResourceKind::parse(&row.kind)?,
         display_name: row.display_name,
         time_zone: row.time_zone,
+        // Written only from ProviderProfile; unreadable means damaged, shown as none.
+        provider_profile: row
+            .profile
+            .and_then(|json| serde_json::from_str(&json).ok()),
     })
 }

@@ -214,6 +214,12 @@ impl Store {
             id: Set(resource.id.0.clone()),
             display_name: Set(resource.display_name.clone()),
             time_zone: Set(resource.time_zone.clone()),
+            profile: Set(resource
+                .provider_profile
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|error| DomainError::Storage(error.to_string()))?),
             ..Default::default()
         };
         resource::Entity::update(row)

@@ -91,6 +91,9 @@ impl Store {
                 other => other,
             })?;
         write_memberships(&txn, &id, new_user.kind, &new_user.memberships).await?;
+        if let Some(person_id) = &new_user.person_id {
+            super::persons::link_person(&txn, person_id, &id).await?;
+        }
         if let Some((invitation, message)) = invitation {
             let row = invitation::ActiveModel {
                 id: Set(uuid::Uuid::now_v7().to_string()),
