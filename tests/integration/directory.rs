@@ -284,7 +284,7 @@ async fn d3_only_enterprise_admins_create_practices_and_refusals_change_nothing(
 }
 
 #[tokio::test]
-async fn list_users_pages_and_filters() {
+async fn d8_list_users_pages_and_filters_and_enterprise_level_users_reach_every_practice() {
     for install in installs().await {
         let acme = fixture(&install, "Acme").await;
         let _other = fixture(&install, "Other").await;
@@ -342,6 +342,36 @@ async fn list_users_pages_and_filters() {
             managers.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
             [acme.user(UserKind::Manager).id.0.clone()],
             "{b}"
+        );
+
+        // D8, paged one at a time: north's members and the enterprise-level users, each once.
+        let mut walked = Vec::new();
+        let mut cursor = String::new();
+        for _ in 0..20 {
+            let request = pb::ListUsersRequest {
+                enterprise_id: enterprise_id.clone(),
+                practice_id: acme.practices[0].id.0.clone(),
+                page_size: 1,
+                page_token: cursor.clone(),
+                ..Default::default()
+            };
+            let page = users
+                .clone()
+                .list_users(authed(request, &token))
+                .await
+                .expect("page")
+                .into_inner();
+            walked.extend(page.users.into_iter().map(|u| u.id));
+            cursor = page.next_page_token;
+            if cursor.is_empty() {
+                break;
+            }
+        }
+        let mut everyone: Vec<String> = acme.users.iter().map(|u| u.id.0.clone()).collect();
+        everyone.sort();
+        assert_eq!(
+            walked, everyone,
+            "{b}: every fixture user is in north or enterprise-level"
         );
 
         // D8: enterprise-level users reach every practice without a membership.

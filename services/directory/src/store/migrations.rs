@@ -137,6 +137,17 @@ impl MigrationTrait for M0001Structure {
         manager
             .create_index(
                 Index::create()
+                    .name("users_enterprise_kind")
+                    .table("users")
+                    .col("enterprise_id")
+                    .col("kind")
+                    .col("id")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
                     .name("users_request_id")
                     .table("users")
                     .col("enterprise_id")
@@ -165,6 +176,7 @@ impl MigrationTrait for M0001Structure {
                     .name("memberships_practice")
                     .table("memberships")
                     .col("practice_id")
+                    .col("user_id")
                     .to_owned(),
             )
             .await?;

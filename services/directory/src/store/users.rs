@@ -26,6 +26,12 @@ pub struct OutboxMessage {
     pub payload: String,
 }
 
+/// Which users a filtered read may return.
+enum Candidates<'a> {
+    Ids(&'a [String]),
+    Kinds(&'a [&'a str]),
+}
+
 /// What an update writes; `None` leaves a field alone.
 #[derive(Default)]
 pub struct UserChange {
@@ -206,6 +212,30 @@ impl Store {
         filter: &UserFilter,
         page: &PageRequest,
     ) -> Result<Page<User>, DomainError> {
+        let rows = match &filter.practice_id {
+            None => {
+                self.filtered_users(enterprise_id, filter, page, None)
+                    .await?
+            }
+            Some(practice_id) => {
+                self.practice_users(enterprise_id, filter, page, practice_id)
+                    .await?
+            }
+        };
+        let (rows, next_after) = split_page(rows, page.size, |row| row.id.clone());
+        let items = attach_memberships(&self.db, rows).await?;
+        Ok(Page { items, next_after })
+    }
+
+    /// Up to `page.size + 1` users after the cursor, in id order, passing every filter but the
+    /// practice; `only` narrows them to the given ids, `kinds` to the given kinds.
+    async fn filtered_users(
+        &self,
+        enterprise_id: &EnterpriseId,
+        filter: &UserFilter,
+        page: &PageRequest,
+        only: Option<Candidates<'_>>,
+    ) -> Result<Vec<user::Model>, DomainError> {
         let mut query = user::Entity::find()
             .filter(user::Column::EnterpriseId.eq(enterprise_id.as_str()))
             .order_by_asc(user::Column::Id)
@@ -220,6 +250,15 @@ impl Store {
         if let Some(kind) = filter.kind {
             query = query.filter(user::Column::Kind.eq(kind.as_str()));
         }
+        match only {
+            Some(Candidates::Ids(ids)) => {
+                query = query.filter(user::Column::Id.is_in(ids.iter().map(String::as_str)))
+            }
+            Some(Candidates::Kinds(kinds)) => {
+                query = query.filter(user::Column::Kind.is_in(kinds.iter().copied()))
+            }
+            None => {}
+        }
         if let Some(role_id) = &filter.role_id {
             let bound = Query::select()
                 .column(role_binding::Column::UserId)
@@ -227,24 +266,6 @@ impl Store {
                 .and_where(role_binding::Column::RoleId.eq(role_id.as_str()))
                 .to_owned();
             query = query.filter(user::Column::Id.in_subquery(bound));
-        }
-        if let Some(practice_id) = &filter.practice_id {
-            // D8: enterprise-level users reach every practice, without membership rows.
-            let members = Query::select()
-                .column(membership::Column::UserId)
-                .from(membership::Entity)
-                .and_where(membership::Column::PracticeId.eq(practice_id.as_str()))
-                .to_owned();
-            let enterprise_level: Vec<&str> = UserKind::ALL
-                .iter()
-                .filter(|kind| kind.is_enterprise_level())
-                .map(|kind| kind.as_str())
-                .collect();
-            query = query.filter(
-                Condition::any()
-                    .add(user::Column::Id.in_subquery(members))
-                    .add(user::Column::Kind.is_in(enterprise_level)),
-            );
         }
         if let Some(text) = &filter.query {
             let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
@@ -259,10 +280,68 @@ impl Store {
                     .add(matches(user::Column::FamilyName)),
             );
         }
-        let rows = query.all(&self.db).await.map_err(storage)?;
-        let (rows, next_after) = split_page(rows, page.size, |row| row.id.clone());
-        let items = attach_memberships(&self.db, rows).await?;
-        Ok(Page { items, next_after })
+        query.all(&self.db).await.map_err(storage)
+    }
+
+    /// A practice's users: its members, walked in id order through the (practice, user)
+    /// index a chunk at a time, merged with the enterprise-level users, who reach every
+    /// practice without a membership (D8). A large practice costs a page, not a scan.
+    async fn practice_users(
+        &self,
+        enterprise_id: &EnterpriseId,
+        filter: &UserFilter,
+        page: &PageRequest,
+        practice_id: &PracticeId,
+    ) -> Result<Vec<user::Model>, DomainError> {
+        let wanted = usize::try_from(page.size + 1).unwrap_or(usize::MAX);
+        let chunk = std::cmp::max((page.size + 1).saturating_mul(4), 64);
+        let mut members = Vec::new();
+        let mut cursor = page.after.clone();
+        loop {
+            let mut ids = membership::Entity::find()
+                .filter(membership::Column::PracticeId.eq(practice_id.as_str()))
+                .order_by_asc(membership::Column::UserId)
+                .limit(chunk);
+            if let Some(after) = &cursor {
+                ids = ids.filter(membership::Column::UserId.gt(after.as_str()));
+            }
+            let ids: Vec<String> = ids
+                .all(&self.db)
+                .await
+                .map_err(storage)?
+                .into_iter()
+                .map(|m| m.user_id)
+                .collect();
+            let exhausted = (ids.len() as u64) < chunk;
+            cursor = ids.last().cloned();
+            if !ids.is_empty() {
+                members.extend(
+                    self.filtered_users(enterprise_id, filter, page, Some(Candidates::Ids(&ids)))
+                        .await?,
+                );
+            }
+            if members.len() >= wanted || exhausted {
+                break;
+            }
+        }
+        let enterprise_level: Vec<&str> = UserKind::ALL
+            .iter()
+            .filter(|kind| kind.is_enterprise_level())
+            .map(|kind| kind.as_str())
+            .collect();
+        let mut rows = self
+            .filtered_users(
+                enterprise_id,
+                filter,
+                page,
+                Some(Candidates::Kinds(&enterprise_level)),
+            )
+            .await?;
+        rows.extend(members);
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows.dedup_by(|a, b| a.id == b.id);
+        rows.truncate(wanted);
+        Ok(rows)
     }
 
     /// Messages not yet handed to the notifier, oldest first.
