@@ -99,6 +99,27 @@ async fn main() {
     println!("ListUsers walked {seen} users");
     report("ListUsers (practice filter, page_size 100)", &mut pages);
 
+    // The same pages read in process, without gRPC, to tell the store's share from the stack's.
+    let operator = praxis_directory::domain::Actor::Operator;
+    let filter = praxis_directory::domain::UserFilter {
+        practice_id: Some(practice.id.clone()),
+        ..Default::default()
+    };
+    let mut direct = Vec::with_capacity(PAGES);
+    let mut after = None;
+    for _ in 0..PAGES {
+        let request = praxis_directory::Directory::page(100, after.clone()).unwrap();
+        let started = Instant::now();
+        let (page, _) = install
+            .directory
+            .list_users(&operator, &acme.enterprise.id, &filter, &request)
+            .await
+            .unwrap();
+        direct.push(started.elapsed());
+        after = page.next_after;
+    }
+    report("list_users in process (same pages)", &mut direct);
+
     let mut snapshots = Vec::with_capacity(SNAPSHOTS);
     for index in 0..SNAPSHOTS {
         let user_id = format!("bench-{:07}", (index as u32 * 97) % USERS + 1);

@@ -122,7 +122,7 @@ impl ServiceHost {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                accept_without_delay(listener),
                 shutdown.clone().cancelled_owned(),
             );
         let deadline = async {
@@ -140,6 +140,22 @@ impl ServiceHost {
         tracing::info!(service = self.name, "stopped");
         outcome
     }
+}
+
+/// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY only on listeners it
+/// binds itself; without it, a reply larger than one segment waits for the client's delayed
+/// ACK, about 40 ms (measured: ListUsers pages of 100 took 48 ms over gRPC, 6 ms in process).
+fn accept_without_delay(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot turn off Nagle's algorithm on a connection");
+        }
+        Ok(stream)
+    })
 }
 
 /// Cancels `token` on SIGTERM or SIGINT.
