@@ -542,18 +542,7 @@ impl Directory {
             ..UserChange::default()
         };
         let (user, revision) = self
-            .store
-            .update_user(
-                &user.id,
-                user.version,
-                change,
-                &actor.audit(
-                    "user.change_kind",
-                    format!("user:{}", user.id),
-                    serde_json::json!({}),
-                    now,
-                ),
-            )
+            .write_user(actor, &user, change, "user.change_kind", now)
             .await?;
         Ok(KindChanged {
             user,
@@ -607,18 +596,7 @@ impl Directory {
             memberships: Some(stored_form(user.kind, memberships)),
             ..UserChange::default()
         };
-        self.store
-            .update_user(
-                &user.id,
-                user.version,
-                change,
-                &actor.audit(
-                    "user.membership.add",
-                    format!("user:{}", user.id),
-                    serde_json::json!({}),
-                    now,
-                ),
-            )
+        self.write_user(actor, &user, change, "user.membership.add", now)
             .await
     }
 
@@ -655,18 +633,7 @@ impl Directory {
             memberships: Some(stored_form(user.kind, memberships)),
             ..UserChange::default()
         };
-        self.store
-            .update_user(
-                &user.id,
-                user.version,
-                change,
-                &actor.audit(
-                    "user.membership.remove",
-                    format!("user:{}", user.id),
-                    serde_json::json!({}),
-                    now,
-                ),
-            )
+        self.write_user(actor, &user, change, "user.membership.remove", now)
             .await
     }
 
@@ -711,18 +678,7 @@ impl Directory {
             memberships: Some(stored_form(user.kind, memberships)),
             ..UserChange::default()
         };
-        self.store
-            .update_user(
-                &user.id,
-                user.version,
-                change,
-                &actor.audit(
-                    "user.membership.update",
-                    format!("user:{}", user.id),
-                    serde_json::json!({}),
-                    now,
-                ),
-            )
+        self.write_user(actor, &user, change, "user.membership.update", now)
             .await
     }
 
@@ -756,18 +712,7 @@ impl Directory {
             family_name,
             ..UserChange::default()
         };
-        self.store
-            .update_user(
-                &user.id,
-                user.version,
-                change,
-                &actor.audit(
-                    "user.update",
-                    format!("user:{}", user.id),
-                    serde_json::json!({}),
-                    now,
-                ),
-            )
+        self.write_user(actor, &user, change, "user.update", now)
             .await
     }
 
@@ -792,18 +737,7 @@ impl Directory {
             status: Some(UserStatus::Disabled),
             ..UserChange::default()
         };
-        self.store
-            .update_user(
-                &user.id,
-                user.version,
-                change,
-                &actor.audit(
-                    "user.disable",
-                    format!("user:{}", user.id),
-                    serde_json::json!({}),
-                    now,
-                ),
-            )
+        self.write_user(actor, &user, change, "user.disable", now)
             .await
     }
 
@@ -826,18 +760,7 @@ impl Directory {
             status: Some(UserStatus::Active),
             ..UserChange::default()
         };
-        self.store
-            .update_user(
-                &user.id,
-                user.version,
-                change,
-                &actor.audit(
-                    "user.enable",
-                    format!("user:{}", user.id),
-                    serde_json::json!({}),
-                    now,
-                ),
-            )
+        self.write_user(actor, &user, change, "user.enable", now)
             .await
     }
 
@@ -869,20 +792,31 @@ impl Directory {
             ..UserChange::default()
         };
         let (_, revision) = self
-            .store
-            .update_user(
-                &user.id,
-                user.version,
-                change,
-                &actor.audit(
-                    "user.delete",
-                    format!("user:{}", user.id),
-                    serde_json::json!({}),
-                    now,
-                ),
-            )
+            .write_user(actor, &user, change, "user.delete", now)
             .await?;
         Ok(revision)
+    }
+}
+
+impl Directory {
+    /// A version-checked, audited write of one user.
+    async fn write_user(
+        &self,
+        actor: &Actor,
+        user: &User,
+        change: UserChange,
+        action: &'static str,
+        now: DateTime<Utc>,
+    ) -> Result<(User, i64), DomainError> {
+        let audit = actor.audit(
+            action,
+            format!("user:{}", user.id),
+            serde_json::json!({}),
+            now,
+        );
+        self.store
+            .update_user(&user.id, user.version, change, &audit)
+            .await
     }
 }
 
