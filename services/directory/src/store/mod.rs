@@ -53,6 +53,21 @@ impl Store {
         self.revisions.subscribe()
     }
 
+    /// Runs `change` and records the write (revision and audit event) in one transaction, then
+    /// commits and announces it; the frame every simple write shares.
+    async fn write<T>(
+        &self,
+        enterprise_id: &EnterpriseId,
+        audit: &AuditEntry,
+        change: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, DomainError>,
+    ) -> Result<(T, i64), DomainError> {
+        let txn = self.begin().await?;
+        let value = change(&txn).await?;
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
+        self.commit(txn, enterprise_id, revision).await?;
+        Ok((value, revision))
+    }
+
     /// Commits a write and announces the revision it produced; nobody hears of a revision
     /// that did not commit.
     async fn commit(
@@ -221,20 +236,20 @@ impl Store {
         phone_number: &str,
         audit: &AuditEntry,
     ) -> Result<(Line, i64), DomainError> {
-        let txn = self.begin().await?;
-        let row = line::ActiveModel {
-            id: Set(LineId::generate().0),
-            practice_id: Set(practice_id.0.clone()),
-            display_name: Set(display_name.to_owned()),
-            phone_number: Set(phone_number.to_owned()),
-        };
-        let inserted = line::Entity::insert(row)
-            .exec_with_returning(&txn)
-            .await
-            .map_err(storage)?;
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        self.commit(txn, enterprise_id, revision).await?;
-        Ok((line_from(inserted), revision))
+        self.write(enterprise_id, audit, async |txn| {
+            let row = line::ActiveModel {
+                id: Set(LineId::generate().0),
+                practice_id: Set(practice_id.0.clone()),
+                display_name: Set(display_name.to_owned()),
+                phone_number: Set(phone_number.to_owned()),
+            };
+            let inserted = line::Entity::insert(row)
+                .exec_with_returning(txn)
+                .await
+                .map_err(storage)?;
+            Ok(line_from(inserted))
+        })
+        .await
     }
 
     pub async fn insert_resource(
@@ -246,7 +261,6 @@ impl Store {
         time_zone: Option<&str>,
         audit: &AuditEntry,
     ) -> Result<(Resource, i64), DomainError> {
-        let txn = self.begin().await?;
         let row = resource::ActiveModel {
             id: Set(ResourceId::generate().0),
             practice_id: Set(practice_id.0.clone()),
@@ -255,12 +269,14 @@ impl Store {
             time_zone: Set(time_zone.map(str::to_owned)),
             profile: Set(None),
         };
-        let inserted = resource::Entity::insert(row)
-            .exec_with_returning(&txn)
-            .await
-            .map_err(storage)?;
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        self.commit(txn, enterprise_id, revision).await?;
+        let (inserted, revision) = self
+            .write(enterprise_id, audit, async |txn| {
+                resource::Entity::insert(row)
+                    .exec_with_returning(txn)
+                    .await
+                    .map_err(storage)
+            })
+            .await?;
         let resource = resource_from(inserted)
             .ok_or_else(|| DomainError::Storage("unknown resource kind".into()))?;
         Ok((resource, revision))
@@ -364,22 +380,22 @@ impl Store {
         now: DateTime<Utc>,
         audit: &AuditEntry,
     ) -> Result<(EmailDomain, i64), DomainError> {
-        let txn = self.begin().await?;
         let row = email_domain::ActiveModel {
             domain: Set(domain.to_owned()),
             enterprise_id: Set(enterprise_id.0.clone()),
             created_at: Set(now),
         };
-        let inserted = email_domain::Entity::insert(row)
-            .exec_with_returning(&txn)
-            .await
-            .map_err(|error| match storage(error) {
-                DomainError::AlreadyExists(_) => DomainError::AlreadyExists("email domain"),
-                other => other,
-            })?;
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        self.commit(txn, enterprise_id, revision).await?;
-        Ok((email_domain_from(inserted), revision))
+        self.write(enterprise_id, audit, async |txn| {
+            let inserted = email_domain::Entity::insert(row)
+                .exec_with_returning(txn)
+                .await
+                .map_err(|error| match storage(error) {
+                    DomainError::AlreadyExists(_) => DomainError::AlreadyExists("email domain"),
+                    other => other,
+                })?;
+            Ok(email_domain_from(inserted))
+        })
+        .await
     }
 
     /// The enterprise owning `domain`, if any.
@@ -397,19 +413,21 @@ impl Store {
         domain: &str,
         audit: &AuditEntry,
     ) -> Result<i64, DomainError> {
-        let txn = self.begin().await?;
-        let deleted = email_domain::Entity::delete_many()
-            .filter(email_domain::Column::Domain.eq(domain))
-            .filter(email_domain::Column::EnterpriseId.eq(enterprise_id.as_str()))
-            .exec(&txn)
-            .await
-            .map_err(storage)?;
-        if deleted.rows_affected == 0 {
-            return Err(DomainError::NotFound("email domain"));
-        }
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        self.commit(txn, enterprise_id, revision).await?;
-        Ok(revision)
+        let written = self
+            .write(enterprise_id, audit, async |txn| {
+                let deleted = email_domain::Entity::delete_many()
+                    .filter(email_domain::Column::Domain.eq(domain))
+                    .filter(email_domain::Column::EnterpriseId.eq(enterprise_id.as_str()))
+                    .exec(txn)
+                    .await
+                    .map_err(storage)?;
+                if deleted.rows_affected == 0 {
+                    return Err(DomainError::NotFound("email domain"));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(written.1)
     }
 
     pub async fn list_email_domains(

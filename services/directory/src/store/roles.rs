@@ -279,16 +279,18 @@ impl Store {
         id: &str,
         audit: &AuditEntry,
     ) -> Result<i64, DomainError> {
-        let txn = self.begin().await?;
-        let deleted = role_binding::Entity::delete_by_id(id)
-            .exec(&txn)
-            .await
-            .map_err(storage)?;
-        if deleted.rows_affected == 0 {
-            return Err(DomainError::NotFound("role binding"));
-        }
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        self.commit(txn, enterprise_id, revision).await?;
-        Ok(revision)
+        let written = self
+            .write(enterprise_id, audit, async |txn| {
+                let deleted = role_binding::Entity::delete_by_id(id)
+                    .exec(txn)
+                    .await
+                    .map_err(storage)?;
+                if deleted.rows_affected == 0 {
+                    return Err(DomainError::NotFound("role binding"));
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(written.1)
     }
 }

@@ -140,20 +140,18 @@ impl Store {
         line: &Line,
         audit: &AuditEntry,
     ) -> Result<i64, DomainError> {
-        let txn = self.begin().await?;
         let row = line::ActiveModel {
             id: Set(line.id.0.clone()),
             display_name: Set(line.display_name.clone()),
             phone_number: Set(line.phone_number.clone()),
             ..Default::default()
         };
-        line::Entity::update(row)
-            .exec(&txn)
-            .await
-            .map_err(storage)?;
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        self.commit(txn, enterprise_id, revision).await?;
-        Ok(revision)
+        let written = self
+            .write(enterprise_id, audit, async |txn| {
+                line::Entity::update(row).exec(txn).await.map_err(storage)
+            })
+            .await?;
+        Ok(written.1)
     }
 
     /// D6: refused when a STAFF membership holds this line alone.
@@ -209,26 +207,28 @@ impl Store {
         resource: &Resource,
         audit: &AuditEntry,
     ) -> Result<i64, DomainError> {
-        let txn = self.begin().await?;
+        let profile = resource
+            .provider_profile
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|error| DomainError::Storage(error.to_string()))?;
         let row = resource::ActiveModel {
             id: Set(resource.id.0.clone()),
             display_name: Set(resource.display_name.clone()),
             time_zone: Set(resource.time_zone.clone()),
-            profile: Set(resource
-                .provider_profile
-                .as_ref()
-                .map(serde_json::to_string)
-                .transpose()
-                .map_err(|error| DomainError::Storage(error.to_string()))?),
+            profile: Set(profile),
             ..Default::default()
         };
-        resource::Entity::update(row)
-            .exec(&txn)
-            .await
-            .map_err(storage)?;
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
-        self.commit(txn, enterprise_id, revision).await?;
-        Ok(revision)
+        let written = self
+            .write(enterprise_id, audit, async |txn| {
+                resource::Entity::update(row)
+                    .exec(txn)
+                    .await
+                    .map_err(storage)
+            })
+            .await?;
+        Ok(written.1)
     }
 
     /// Resource filters are preferences and go with the resource; a binding scoped to it is a
