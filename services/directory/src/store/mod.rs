@@ -172,19 +172,6 @@ impl Store {
         Ok(row.map(enterprise_from))
     }
 
-    pub async fn enterprise_by_name(
-        &self,
-        display_name: &str,
-    ) -> Result<Option<Enterprise>, DomainError> {
-        let row = enterprise::Entity::find()
-            .filter(enterprise::Column::DisplayName.eq(display_name))
-            .order_by_asc(enterprise::Column::Id)
-            .one(&self.db)
-            .await
-            .map_err(storage)?;
-        Ok(row.map(enterprise_from))
-    }
-
     // === practices ===
 
     /// Creates a practice, or returns the one an earlier call with the same request id made.
