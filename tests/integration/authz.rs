@@ -18,6 +18,23 @@ pub async fn standalone_authz(
     directory_url: &str,
     shutdown: CancellationToken,
 ) -> SocketAddr {
+    standalone_authz_with(
+        install,
+        directory_url,
+        praxis_cache::open("memory").unwrap(),
+        shutdown,
+    )
+    .await
+    .0
+}
+
+/// Like [`standalone_authz`] with its own cache; also returns the service's principal cache.
+pub async fn standalone_authz_with(
+    install: &Install,
+    directory_url: &str,
+    cache: Arc<dyn praxis_cache::Cache>,
+    shutdown: CancellationToken,
+) -> (SocketAddr, Arc<praxis_authz::snapshots::Snapshots>) {
     let auth = AuthConfig {
         jwks_url: Some(format!(
             "http://{}/.well-known/jwks.json",
@@ -37,19 +54,22 @@ pub async fn standalone_authz(
             database_url: url,
             ..Default::default()
         },
+        &praxis_authz::DecisionSettings::default(),
         directory,
-        praxis_cache::open("memory").unwrap(),
+        cache,
     )
     .await
     .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let host = service.host(verifier, std::time::Duration::from_secs(1));
+    service.spawn_workers(shutdown.clone());
+    let snapshots = service.snapshots();
     tokio::spawn(async move {
         let _keep = dir;
         host.serve(listener, shutdown).await
     });
-    address
+    (address, snapshots)
 }
 
 fn check(
@@ -76,6 +96,7 @@ fn check(
             ..Default::default()
         }),
         min_revision: 0,
+        context: None,
     }
 }
 

@@ -55,7 +55,10 @@ async fn every_service_is_serving_and_lists_itself_by_reflection_without_a_token
             ),
             (
                 install.addresses.authz,
-                vec!["praxis.authz.v1.AuthzService"],
+                vec![
+                    "praxis.authz.v1.AuthzService",
+                    "praxis.authz.v1.PolicyService",
+                ],
             ),
         ];
         for (address, services) in ports {

@@ -16,7 +16,17 @@ fn free_port() -> u16 {
 }
 
 /// A private Redis for one test; killed and reaped when dropped.
-struct RedisProcess(Child);
+pub struct RedisProcess(Child);
+
+/// A private Redis and its URL, when `redis-server` is on this machine (CI has it).
+pub fn redis_for_test() -> Option<(RedisProcess, String)> {
+    Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()?;
+    let port = free_port();
+    Some((start_redis(port), format!("redis://127.0.0.1:{port}")))
+}
 
 impl Drop for RedisProcess {
     fn drop(&mut self) {
@@ -111,6 +121,7 @@ async fn health_follows_redis_down_and_back() {
             database_url: url,
             ..Default::default()
         },
+        &praxis_authz::DecisionSettings::default(),
         directory,
         cache,
     )

@@ -3,6 +3,7 @@
 
 mod auth;
 mod authz;
+mod authz_decisions;
 mod directory;
 mod directory_roles;
 mod directory_users;

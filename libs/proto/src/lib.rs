@@ -1,10 +1,12 @@
-//! Generated code for the Praxis contracts. Nothing here is written by hand but the module tree.
+//! Generated code for the Praxis contracts, and the permission catalogue they share.
 #![forbid(unsafe_code)]
 #![allow(clippy::all, clippy::unwrap_used, clippy::expect_used)]
 
 /// Encoded `FileDescriptorSet` of every `praxis.*` package, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/praxis_descriptor.bin"));
+
+pub mod catalogue;
 
 pub mod directory {
     pub mod v1 {

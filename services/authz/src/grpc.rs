@@ -1,17 +1,27 @@
-//! `praxis.authz.v1.AuthzService`.
+//! `praxis.authz.v1.AuthzService` and `PolicyService`.
 
-use crate::domain::{Outcome, Permission, ResourceRef, decide};
-use crate::principals::{LookupError, PrincipalSource};
+use crate::engine::{self, CheckInput, EngineError, Evaluation, ResourceInput};
+use crate::policies::{Books, PolicyStore, StoreError, StoredPolicy};
+use crate::snapshots::{SnapshotError, Snapshots, may_ask};
+use crate::{book, model::Model};
+use praxis_proto::authz::v1 as pb;
 use praxis_proto::authz::v1::authz_service_server::AuthzService;
-use praxis_proto::authz::v1::{CheckRequest, CheckResponse, Decision};
-use praxis_runtime::error::{FieldViolations, with_reason};
+use praxis_proto::authz::v1::policy_service_server::PolicyService;
+use praxis_runtime::Caller;
+use praxis_runtime::error::{FieldViolations, internal, invalid_argument, with_reason};
+use std::net::IpAddr;
 use std::sync::Arc;
 use tonic::{Code, Request, Response, Status};
 
 pub const ERROR_DOMAIN: &str = "authz.praxis";
+const MAX_BATCH: usize = 100;
+const MAX_POLICY_BYTES: usize = 64 * 1024;
 
+#[derive(Clone)]
 pub struct AuthzApi {
-    pub principals: Arc<dyn PrincipalSource>,
+    pub model: Arc<Model>,
+    pub snapshots: Arc<Snapshots>,
+    pub books: Arc<Books>,
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -20,87 +30,464 @@ fn non_empty(value: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `feature:action`, both lowercase words.
+fn well_formed(permission: &str) -> bool {
+    let Some((feature, action)) = permission.split_once(':') else {
+        return false;
+    };
+    let word = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 64
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    };
+    word(feature) && word(action)
+}
+
+struct Validated {
+    principal_id: String,
+    min_revision: i64,
+    input: CheckInput,
+}
+
+/// Checks one request; problems go to `violations` under `prefix`.
+fn validate(
+    model: &Model,
+    check: pb::CheckRequest,
+    prefix: &str,
+    violations: &mut FieldViolations,
+) -> Option<Validated> {
+    let field = |name: &str| format!("{prefix}{name}");
+    let principal_id = check.principal.as_ref().and_then(|p| non_empty(&p.user_id));
+    if principal_id.is_none() {
+        violations.add(&field("principal.user_id"), "required");
+    }
+    let permission = check.permission.trim().to_owned();
+    if !well_formed(&permission) {
+        violations.add(
+            &field("permission"),
+            "`feature:action` in lowercase, e.g. appointments:read",
+        );
+    } else if model.action(&permission).is_none() {
+        violations.add(
+            &field("permission"),
+            format!("{permission} is not in the permission catalogue"),
+        );
+    }
+    let resource = check.resource.unwrap_or_default();
+    if resource.enterprise_id.trim().is_empty() {
+        violations.add(&field("resource.enterprise_id"), "required");
+    }
+    if resource.r#type.trim().is_empty() {
+        violations.add(&field("resource.type"), "required, e.g. patient");
+    }
+    if check.min_revision < 0 {
+        violations.add(&field("min_revision"), "must not be negative");
+    }
+    let context = check.context.unwrap_or_default();
+    let ip = non_empty(&context.ip);
+    if ip
+        .as_deref()
+        .is_some_and(|ip| ip.parse::<IpAddr>().is_err())
+    {
+        violations.add(&field("context.ip"), "an IPv4 or IPv6 address");
+    }
+    let time = context
+        .time
+        .map_or_else(|| chrono::Utc::now().timestamp(), |t| t.seconds);
+    let principal_id = principal_id?;
+    Some(Validated {
+        principal_id,
+        min_revision: check.min_revision,
+        input: CheckInput {
+            permission,
+            resource: ResourceInput {
+                kind: resource.r#type.trim().to_owned(),
+                id: resource.id,
+                enterprise_id: resource.enterprise_id.trim().to_owned(),
+                practice_id: non_empty(&resource.practice_id),
+                location_id: non_empty(&resource.location_id),
+                owner_id: non_empty(&resource.owner_id),
+                line_id: non_empty(&resource.line_id),
+                attributes: resource.attributes,
+            },
+            time,
+            ip,
+            amount: context.amount,
+        },
+    })
+}
+
+fn snapshot_status(error: SnapshotError) -> Status {
+    match error {
+        SnapshotError::NotFound => Status::not_found("principal not found"),
+        SnapshotError::Denied => Status::permission_denied(
+            "a user may ask about themselves; admins about their enterprise",
+        ),
+        SnapshotError::RevisionNotReached { .. } => with_reason(
+            Code::FailedPrecondition,
+            "REVISION_NOT_REACHED",
+            ERROR_DOMAIN,
+            error.to_string(),
+        ),
+        SnapshotError::Unavailable(cause) => {
+            tracing::warn!(%cause, "principal lookup failed");
+            Status::unavailable("directory unavailable; no decision")
+        }
+    }
+}
+
+fn authorization<T>(request: &Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn answer(evaluation: &Evaluation) -> pb::CheckResponse {
+    let decision = if evaluation.allow {
+        pb::Decision::Allow
+    } else {
+        pb::Decision::Deny
+    };
+    pb::CheckResponse {
+        decision: decision.into(),
+        reasons: evaluation.reasons.clone(),
+        decided_at_revision: evaluation.revision,
+        obligation: (!evaluation.masked_fields.is_empty()).then(|| pb::Obligation {
+            masked_fields: evaluation.masked_fields.clone(),
+        }),
+    }
+}
+
+impl AuthzApi {
+    async fn decide(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        check: Validated,
+        explain: bool,
+    ) -> Result<Evaluation, Status> {
+        let principal = self
+            .snapshots
+            .principal(
+                caller,
+                authorization,
+                &check.principal_id,
+                check.min_revision,
+            )
+            .await
+            .map_err(snapshot_status)?;
+        if !may_ask(caller, &principal) {
+            return Err(snapshot_status(SnapshotError::Denied));
+        }
+        let book = self
+            .books
+            .book(&principal.enterprise_id)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "policy book unavailable");
+                Status::unavailable("the enterprise's policies cannot be loaded; no decision")
+            })?;
+        let evaluation = engine::evaluate(&self.model, &book, &principal, &check.input, explain)
+            .map_err(|error| match error {
+                EngineError::Invalid { field, message } => invalid_argument(field, message),
+                EngineError::Failed(cause) => internal("decision", &cause),
+            })?;
+        tracing::debug!(
+            allow = evaluation.allow,
+            permission = %check.input.permission,
+            "check"
+        );
+        Ok(evaluation)
+    }
+}
+
 #[tonic::async_trait]
 impl AuthzService for AuthzApi {
     async fn check(
         &self,
-        request: Request<CheckRequest>,
-    ) -> Result<Response<CheckResponse>, Status> {
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CheckResponse>, Status> {
         let caller = praxis_runtime::auth::caller(&request)?.clone();
-        let authorization = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = request.into_inner();
-
+        let authorization = authorization(&request);
         let mut violations = FieldViolations::new();
-        let principal_id = body.principal.as_ref().and_then(|p| non_empty(&p.user_id));
-        if principal_id.is_none() {
-            violations.add("principal.user_id", "required");
+        let check = validate(&self.model, request.into_inner(), "", &mut violations);
+        violations.check()?;
+        let check = check.ok_or_else(|| Status::invalid_argument("invalid check"))?;
+        let evaluation = self
+            .decide(&caller, authorization.as_deref(), check, false)
+            .await?;
+        Ok(Response::new(answer(&evaluation)))
+    }
+
+    async fn batch_check(
+        &self,
+        request: Request<pb::BatchCheckRequest>,
+    ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let caller = praxis_runtime::auth::caller(&request)?.clone();
+        let authorization = authorization(&request);
+        let checks = request.into_inner().checks;
+        if checks.is_empty() || checks.len() > MAX_BATCH {
+            return Err(invalid_argument(
+                "checks",
+                format!("between 1 and {MAX_BATCH} checks"),
+            ));
         }
-        let permission = Permission::parse(body.permission.trim());
-        if permission.is_none() {
+        let mut violations = FieldViolations::new();
+        let validated: Vec<Option<Validated>> = checks
+            .into_iter()
+            .enumerate()
+            .map(|(i, check)| {
+                validate(
+                    &self.model,
+                    check,
+                    &format!("checks[{i}]."),
+                    &mut violations,
+                )
+            })
+            .collect();
+        violations.check()?;
+        let mut results = Vec::with_capacity(validated.len());
+        for check in validated {
+            let check = check.ok_or_else(|| Status::invalid_argument("invalid check"))?;
+            let evaluation = self
+                .decide(&caller, authorization.as_deref(), check, false)
+                .await?;
+            results.push(answer(&evaluation));
+        }
+        Ok(Response::new(pb::BatchCheckResponse { results }))
+    }
+
+    async fn explain(
+        &self,
+        request: Request<pb::ExplainRequest>,
+    ) -> Result<Response<pb::ExplainResponse>, Status> {
+        let caller = praxis_runtime::auth::caller(&request)?.clone();
+        let authorization = authorization(&request);
+        let Some(check) = request.into_inner().check else {
+            return Err(invalid_argument("check", "required"));
+        };
+        let mut violations = FieldViolations::new();
+        let check = validate(&self.model, check, "check.", &mut violations);
+        violations.check()?;
+        let check = check.ok_or_else(|| Status::invalid_argument("invalid check"))?;
+        let evaluation = self
+            .decide(&caller, authorization.as_deref(), check, true)
+            .await?;
+        Ok(Response::new(pb::ExplainResponse {
+            result: Some(answer(&evaluation)),
+            steps: evaluation
+                .steps
+                .into_iter()
+                .map(|step| pb::TraceStep {
+                    subject: step.subject,
+                    effect: step.effect,
+                    detail: step.detail,
+                })
+                .collect(),
+        }))
+    }
+}
+
+#[derive(Clone)]
+pub struct PolicyApi {
+    pub model: Arc<Model>,
+    pub store: PolicyStore,
+    pub books: Arc<Books>,
+}
+
+fn policy_proto(stored: StoredPolicy) -> pb::Policy {
+    pb::Policy {
+        id: stored.id,
+        enterprise_id: stored.enterprise_id,
+        description: stored.description,
+        text: stored.text,
+        etag: stored.version.to_string(),
+        update_time: Some(prost_types::Timestamp {
+            seconds: stored.updated_at.timestamp(),
+            nanos: i32::try_from(stored.updated_at.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
+    }
+}
+
+fn valid_policy_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+}
+
+fn parse_etag(field: &str, etag: &str) -> Result<Option<i64>, Status> {
+    match etag.trim() {
+        "" => Ok(None),
+        text => text
+            .parse()
+            .map(Some)
+            .map_err(|_| invalid_argument(field, "the etag a read returned")),
+    }
+}
+
+/// Members of the enterprise read its policies; its admins write them.
+fn reach(caller: &Caller, enterprise_id: &str, write: bool) -> Result<(), Status> {
+    if caller.enterprise_id != enterprise_id {
+        return Err(Status::not_found("enterprise not found"));
+    }
+    if write && caller.kind != "ENTERPRISE_ADMIN" {
+        return Err(Status::permission_denied(
+            "only enterprise admins change policies",
+        ));
+    }
+    Ok(())
+}
+
+fn store_status(error: StoreError) -> Status {
+    match error {
+        StoreError::Conflict => with_reason(
+            Code::Aborted,
+            "ETAG_MISMATCH",
+            ERROR_DOMAIN,
+            "the policy changed since it was read (or exists already); read it again",
+        ),
+        StoreError::NotFound => Status::not_found("policy not found"),
+        StoreError::Storage(cause) => internal("policy store", &cause),
+    }
+}
+
+#[tonic::async_trait]
+impl PolicyService for PolicyApi {
+    async fn put_policy(
+        &self,
+        request: Request<pb::PutPolicyRequest>,
+    ) -> Result<Response<pb::PutPolicyResponse>, Status> {
+        let caller = praxis_runtime::auth::caller(&request)?.clone();
+        let policy = request.into_inner().policy.unwrap_or_default();
+        let mut violations = FieldViolations::new();
+        if policy.enterprise_id.trim().is_empty() {
+            violations.add("policy.enterprise_id", "required");
+        }
+        if !valid_policy_id(&policy.id) {
             violations.add(
-                "permission",
-                "`feature:action` in lowercase, e.g. appointments:read",
+                "policy.id",
+                "1-63 lowercase letters, digits and dashes, not starting with a dash",
             );
         }
-        let resource = body.resource.unwrap_or_default();
-        if resource.enterprise_id.trim().is_empty() {
-            violations.add("resource.enterprise_id", "required");
+        if policy.text.len() > MAX_POLICY_BYTES {
+            violations.add("policy.text", "at most 64 KiB");
+        } else if let Err(problems) = book::compile_custom(&self.model, &policy.id, &policy.text) {
+            for problem in problems {
+                violations.add("policy.text", problem.to_string());
+            }
         }
-        if body.min_revision < 0 {
-            violations.add("min_revision", "must not be negative");
-        }
+        let etag = parse_etag("policy.etag", &policy.etag)?;
         violations.check()?;
-        let (Some(principal_id), Some(permission)) = (principal_id, permission) else {
-            return Err(Status::invalid_argument("invalid check"));
-        };
-        if principal_id != caller.user_id {
-            return Err(Status::permission_denied(
-                "a user may only check their own access",
-            ));
-        }
-
-        let principal = self
-            .principals
-            .principal(&caller, authorization.as_deref(), &principal_id)
+        reach(&caller, &policy.enterprise_id, true)?;
+        let stored = self
+            .store
+            .put(
+                &policy.enterprise_id,
+                &policy.id,
+                &policy.description,
+                &policy.text,
+                etag,
+            )
             .await
-            .map_err(|error| match error {
-                LookupError::NotFound => Status::not_found("principal not found"),
-                LookupError::Unavailable(cause) => {
-                    tracing::warn!(%cause, "principal lookup failed");
-                    Status::unavailable("directory unavailable; no decision")
-                }
-            })?;
-        if principal.revision < body.min_revision {
-            return Err(with_reason(
-                Code::FailedPrecondition,
-                "REVISION_NOT_REACHED",
-                ERROR_DOMAIN,
-                format!(
-                    "data is at revision {}, below min_revision {}",
-                    principal.revision, body.min_revision
-                ),
-            ));
+            .map_err(store_status)?;
+        self.books.invalidate(&policy.enterprise_id);
+        tracing::info!(enterprise = %policy.enterprise_id, policy = %policy.id, "custom policy stored");
+        Ok(Response::new(pb::PutPolicyResponse {
+            policy: Some(policy_proto(stored)),
+        }))
+    }
+
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::GetPolicyResponse>, Status> {
+        let caller = praxis_runtime::auth::caller(&request)?.clone();
+        let body = request.into_inner();
+        reach(&caller, &body.enterprise_id, false)?;
+        let stored = self
+            .store
+            .get(&body.enterprise_id, &body.policy_id)
+            .await
+            .map_err(|e| internal("policy store", &e))?
+            .ok_or_else(|| Status::not_found("policy not found"))?;
+        Ok(Response::new(pb::GetPolicyResponse {
+            policy: Some(policy_proto(stored)),
+        }))
+    }
+
+    async fn list_policies(
+        &self,
+        request: Request<pb::ListPoliciesRequest>,
+    ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
+        let caller = praxis_runtime::auth::caller(&request)?.clone();
+        let body = request.into_inner();
+        reach(&caller, &body.enterprise_id, false)?;
+        let policies = self
+            .store
+            .list(&body.enterprise_id)
+            .await
+            .map_err(|e| internal("policy store", &e))?;
+        Ok(Response::new(pb::ListPoliciesResponse {
+            policies: policies.into_iter().map(policy_proto).collect(),
+        }))
+    }
+
+    async fn delete_policy(
+        &self,
+        request: Request<pb::DeletePolicyRequest>,
+    ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
+        let caller = praxis_runtime::auth::caller(&request)?.clone();
+        let body = request.into_inner();
+        let etag = parse_etag("etag", &body.etag)?;
+        reach(&caller, &body.enterprise_id, true)?;
+        self.store
+            .delete(&body.enterprise_id, &body.policy_id, etag)
+            .await
+            .map_err(store_status)?;
+        self.books.invalidate(&body.enterprise_id);
+        Ok(Response::new(pb::DeletePolicyResponse {}))
+    }
+
+    async fn validate_policy(
+        &self,
+        request: Request<pb::ValidatePolicyRequest>,
+    ) -> Result<Response<pb::ValidatePolicyResponse>, Status> {
+        praxis_runtime::auth::caller(&request)?;
+        let text = request.into_inner().text;
+        if text.len() > MAX_POLICY_BYTES {
+            return Err(invalid_argument("text", "at most 64 KiB"));
         }
-        let resource = ResourceRef {
-            kind: resource.r#type,
-            id: resource.id,
-            enterprise_id: resource.enterprise_id.trim().to_owned(),
-            practice_id: non_empty(&resource.practice_id),
-            line_id: non_empty(&resource.line_id),
+        let problems = match book::compile_custom(&self.model, "draft", &text) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems,
         };
-        let (decision, reason) = match decide(&principal, &permission, &resource) {
-            Outcome::Allow(reason) => (Decision::Allow, reason),
-            Outcome::Deny(reason) => (Decision::Deny, reason),
-        };
-        tracing::debug!(decision = decision.as_str_name(), %reason, "check");
-        Ok(Response::new(CheckResponse {
-            decision: decision.into(),
-            reasons: vec![reason],
-            decided_at_revision: principal.revision,
+        Ok(Response::new(pb::ValidatePolicyResponse {
+            valid: problems.is_empty(),
+            problems: problems
+                .into_iter()
+                .map(|p| pb::PolicyProblem {
+                    message: p.message,
+                    line: i32::try_from(p.line).unwrap_or(i32::MAX),
+                    column: i32::try_from(p.column).unwrap_or(i32::MAX),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<pb::GetSchemaRequest>,
+    ) -> Result<Response<pb::GetSchemaResponse>, Status> {
+        praxis_runtime::auth::caller(&request)?;
+        Ok(Response::new(pb::GetSchemaResponse {
+            schema: self.model.schema_text.clone(),
         }))
     }
 }

@@ -1,15 +1,22 @@
-//! The authz service: answers Check from directory data. `open` takes the principal source, so
-//! the all-in-one binary passes the directory in process and the standalone binary a gRPC client.
+//! The authz service: Cedar decisions over directory data (A1–A3, A6–A8). `open` takes the
+//! principal source, so the all-in-one binary passes the directory in process and the standalone
+//! binary a gRPC client.
 #![forbid(unsafe_code)]
 
-pub mod domain;
+pub mod book;
+pub mod engine;
 pub mod migrations;
+pub mod model;
+pub mod policies;
+pub mod principal;
 pub mod principals;
+pub mod snapshots;
 
 mod grpc;
 
 use praxis_cache::{Cache, CacheProbe};
 use praxis_proto::authz::v1::authz_service_server::AuthzServiceServer;
+use praxis_proto::authz::v1::policy_service_server::PolicyServiceServer;
 use praxis_runtime::config::ServiceConfig;
 use praxis_runtime::{ServiceHost, TokenVerifier};
 use praxis_store::DatabaseProbe;
@@ -18,6 +25,7 @@ use principals::PrincipalSource;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
 use tonic::service::Routes;
 
@@ -37,6 +45,29 @@ pub struct AuthzConfig {
     pub service: ServiceConfig,
     /// The directory's gRPC address (standalone deployments).
     pub directory_url: String,
+    #[serde(flatten)]
+    pub decisions: DecisionSettings,
+    /// Tokio worker threads; 0 = one per core, 1 = a current-thread runtime (on two cores the
+    /// single-threaded shape has the lower tail latency).
+    pub worker_threads: usize,
+}
+
+/// How fresh decisions are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DecisionSettings {
+    /// Longest a cached principal snapshot or policy set is trusted without confirming the
+    /// enterprise's revision: the bound on staleness after a directory write when revision
+    /// announcements are lost. Announcements normally make it milliseconds.
+    pub max_staleness_ms: u64,
+}
+
+impl Default for DecisionSettings {
+    fn default() -> Self {
+        Self {
+            max_staleness_ms: 1000,
+        }
+    }
 }
 
 impl Default for AuthzConfig {
@@ -44,6 +75,8 @@ impl Default for AuthzConfig {
         Self {
             service: ServiceConfig::with_defaults(DEFAULT_LISTEN, "authz.db"),
             directory_url: "http://127.0.0.1:50051".to_owned(),
+            decisions: DecisionSettings::default(),
+            worker_threads: 0,
         }
     }
 }
@@ -51,22 +84,45 @@ impl Default for AuthzConfig {
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 pub struct AuthzService {
-    principals: Arc<dyn PrincipalSource>,
+    api: grpc::AuthzApi,
+    policies: grpc::PolicyApi,
     db: DatabaseConnection,
     cache: Arc<dyn Cache>,
 }
 
-/// Authz's own database holds no tables yet (grants and elevations will live there); it is
-/// opened, migrated and watched from the start so deployments and health checks include it.
+/// Opens authz's database (custom policies), loads the Cedar model and sets up the caches.
 pub async fn open(
     config: &ServiceConfig,
+    decisions: &DecisionSettings,
     principals: Arc<dyn PrincipalSource>,
     cache: Arc<dyn Cache>,
 ) -> Result<AuthzService, StartError> {
     let db = praxis_store::connect(&config.database_url).await?;
     praxis_store::prepare::<migrations::Migrator>(&db, config.migrate_on_start).await?;
-    Ok(AuthzService {
+    let model = Arc::new(model::Model::load()?);
+    let staleness = Duration::from_millis(decisions.max_staleness_ms);
+    let store = policies::PolicyStore::new(db.clone());
+    let books = Arc::new(policies::Books::new(
+        store.clone(),
+        model.clone(),
+        staleness,
+    ));
+    let snapshots = Arc::new(snapshots::Snapshots::new(
         principals,
+        cache.clone(),
+        staleness,
+    ));
+    Ok(AuthzService {
+        api: grpc::AuthzApi {
+            model: model.clone(),
+            snapshots,
+            books: books.clone(),
+        },
+        policies: grpc::PolicyApi {
+            model,
+            store,
+            books,
+        },
         db,
         cache,
     })
@@ -74,14 +130,25 @@ pub async fn open(
 
 impl AuthzService {
     pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {
-        let api = grpc::AuthzApi {
-            principals: self.principals.clone(),
-        };
-        let routes = Routes::new(AuthzServiceServer::new(api));
-        let names = vec![<AuthzServiceServer<grpc::AuthzApi> as NamedService>::NAME];
+        let routes = Routes::new(AuthzServiceServer::new(self.api.clone()))
+            .add_service(PolicyServiceServer::new(self.policies.clone()));
+        let names = vec![
+            <AuthzServiceServer<grpc::AuthzApi> as NamedService>::NAME,
+            <PolicyServiceServer<grpc::PolicyApi> as NamedService>::NAME,
+        ];
         ServiceHost::new("authz", routes, names, verifier)
             .probe(Arc::new(DatabaseProbe(self.db.clone())))
             .probe(Arc::new(CacheProbe(self.cache.clone())))
             .drain(drain)
+    }
+
+    /// Follows directory's revision announcements until `shutdown`.
+    pub fn spawn_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.api.snapshots.clone().follow(shutdown))
+    }
+
+    /// The principal cache, for fault drills in tests.
+    pub fn snapshots(&self) -> Arc<snapshots::Snapshots> {
+        self.api.snapshots.clone()
     }
 }

@@ -6,11 +6,26 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let config: praxis_authz::AuthzConfig = praxis_runtime::config::load(args.config.as_deref())?;
     config.service.validate()?;
+    let runtime = match config.worker_threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run(args, config))
+}
+
+async fn run(args: ServiceArgs, config: praxis_authz::AuthzConfig) -> anyhow::Result<()> {
     let telemetry = praxis_runtime::telemetry::init("praxis-authz", &config.service.telemetry)?;
     if let Some(ServiceCommand::Migrate) = args.command {
         return praxis_authz::migrate(&config.service.database_url)
@@ -22,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let directory = Arc::new(praxis_authz::principals::GrpcDirectory::new(
         &config.directory_url,
     )?);
-    let service = praxis_authz::open(&config.service, directory, cache)
+    let service = praxis_authz::open(&config.service, &config.decisions, directory, cache)
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind(&config.service.listen).await?;
@@ -35,7 +50,9 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .await?;
+    let follower = service.spawn_workers(shutdown.clone());
     let host = service.host(verifier, Duration::from_secs(config.service.drain_seconds));
     host.serve(listener, shutdown).await?;
+    follower.abort();
     Ok(())
 }

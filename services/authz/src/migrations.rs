@@ -1,16 +1,65 @@
-//! Authz's schema. Empty until grants and elevations arrive; the migrations table it leaves
-//! records that the database belongs to authz and is up to date.
+//! Authz's schema: the enterprises' custom Cedar policies (A7).
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
 
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        Vec::new()
+        vec![Box::new(M0001CustomPolicies)]
     }
 
     fn migration_table_name() -> DynIden {
         "authz_migrations".into_iden()
+    }
+}
+
+struct M0001CustomPolicies;
+
+// Names are stable ids recorded in the migrations table; never rename one.
+impl MigrationName for M0001CustomPolicies {
+    fn name(&self) -> &str {
+        "m0001_custom_policies"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0001CustomPolicies {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("custom_policies")
+                    .col(string("enterprise_id"))
+                    .col(string("id"))
+                    .col(text("description"))
+                    .col(text("text"))
+                    .col(big_integer("version"))
+                    .col(timestamp_with_time_zone("updated_at"))
+                    .primary_key(Index::create().col("enterprise_id").col("id"))
+                    .to_owned(),
+            )
+            .await?;
+        // Bumped with every change of an enterprise's policies, in the same transaction, so
+        // replicas confirm their compiled sets with one read.
+        manager
+            .create_table(
+                Table::create()
+                    .table("policy_revisions")
+                    .col(string("enterprise_id").primary_key())
+                    .col(big_integer("revision"))
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("policy_revisions").to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table("custom_policies").to_owned())
+            .await
     }
 }

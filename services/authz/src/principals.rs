@@ -1,7 +1,6 @@
 //! Where principal snapshots come from: the directory, in process (the all-in-one binary) or over
 //! gRPC. A lookup that fails is an error for the caller, never a decision.
 
-use crate::domain::PrincipalSnapshot;
 use praxis_proto::directory::v1 as directory;
 use praxis_runtime::Caller;
 use praxis_runtime::request_context::PropagateTraceContext;
@@ -12,6 +11,8 @@ use tonic::transport::{Channel, Endpoint};
 pub enum LookupError {
     #[error("principal not found")]
     NotFound,
+    #[error("not allowed to read this principal")]
+    Denied,
     #[error("directory unavailable: {0}")]
     Unavailable(String),
 }
@@ -25,37 +26,39 @@ pub trait PrincipalSource: Send + Sync {
         caller: &Caller,
         authorization: Option<&str>,
         user_id: &str,
-    ) -> Result<PrincipalSnapshot, LookupError>;
-}
+    ) -> Result<directory::PrincipalSnapshot, LookupError>;
 
-/// The decision's view of the directory's snapshot.
-pub fn snapshot_from(snapshot: directory::PrincipalSnapshot) -> PrincipalSnapshot {
-    let kind = directory::UserKind::try_from(snapshot.kind)
-        .map(|kind| {
-            kind.as_str_name()
-                .trim_start_matches("USER_KIND_")
-                .to_owned()
-        })
-        .unwrap_or_default();
-    PrincipalSnapshot {
-        user_id: snapshot.user_id,
-        enterprise_id: snapshot.enterprise_id,
-        kind,
-        active: snapshot.status == i32::from(directory::UserStatus::Active),
-        memberships: snapshot
-            .memberships
-            .into_iter()
-            .map(|m| (m.practice_id, m.line_ids))
-            .collect(),
-        revision: snapshot.revision,
-    }
+    /// The enterprise's current revision, to confirm cached data is still current.
+    async fn revision(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        enterprise_id: &str,
+    ) -> Result<i64, LookupError>;
 }
 
 /// The directory across the network.
+type Traced = tonic::service::interceptor::InterceptedService<Channel, PropagateTraceContext>;
+
 pub struct GrpcDirectory {
-    client: directory::user_service_client::UserServiceClient<
-        tonic::service::interceptor::InterceptedService<Channel, PropagateTraceContext>,
-    >,
+    users: directory::user_service_client::UserServiceClient<Traced>,
+    enterprises: directory::enterprise_service_client::EnterpriseServiceClient<Traced>,
+}
+
+fn with_authorization<T>(message: T, authorization: Option<&str>) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(value) = authorization.and_then(|value| value.parse().ok()) {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+fn lookup_error(status: tonic::Status) -> LookupError {
+    match status.code() {
+        tonic::Code::NotFound => LookupError::NotFound,
+        tonic::Code::PermissionDenied => LookupError::Denied,
+        code => LookupError::Unavailable(format!("{code:?}: {}", status.message())),
+    }
 }
 
 impl GrpcDirectory {
@@ -65,11 +68,17 @@ impl GrpcDirectory {
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(2))
             .connect_lazy();
-        let client = directory::user_service_client::UserServiceClient::with_interceptor(
-            channel,
-            PropagateTraceContext,
-        );
-        Ok(Self { client })
+        Ok(Self {
+            users: directory::user_service_client::UserServiceClient::with_interceptor(
+                channel.clone(),
+                PropagateTraceContext,
+            ),
+            enterprises:
+                directory::enterprise_service_client::EnterpriseServiceClient::with_interceptor(
+                    channel,
+                    PropagateTraceContext,
+                ),
+        })
     }
 }
 
@@ -80,27 +89,47 @@ impl PrincipalSource for GrpcDirectory {
         _caller: &Caller,
         authorization: Option<&str>,
         user_id: &str,
-    ) -> Result<PrincipalSnapshot, LookupError> {
-        let mut request = tonic::Request::new(directory::GetPrincipalSnapshotRequest {
-            user_id: user_id.to_owned(),
-        });
-        if let Some(value) = authorization.and_then(|value| value.parse().ok()) {
-            request.metadata_mut().insert("authorization", value);
-        }
-        match self.client.clone().get_principal_snapshot(request).await {
-            Ok(response) => {
-                let snapshot = response
-                    .into_inner()
-                    .snapshot
-                    .ok_or_else(|| LookupError::Unavailable("empty answer".to_owned()))?;
-                Ok(snapshot_from(snapshot))
-            }
-            Err(status) if status.code() == tonic::Code::NotFound => Err(LookupError::NotFound),
-            Err(status) => Err(LookupError::Unavailable(format!(
-                "{:?}: {}",
-                status.code(),
-                status.message()
-            ))),
-        }
+    ) -> Result<directory::PrincipalSnapshot, LookupError> {
+        let request = with_authorization(
+            directory::GetPrincipalSnapshotRequest {
+                user_id: user_id.to_owned(),
+            },
+            authorization,
+        );
+        let response = self
+            .users
+            .clone()
+            .get_principal_snapshot(request)
+            .await
+            .map_err(lookup_error)?;
+        response
+            .into_inner()
+            .snapshot
+            .ok_or_else(|| LookupError::Unavailable("empty answer".to_owned()))
+    }
+
+    async fn revision(
+        &self,
+        _caller: &Caller,
+        authorization: Option<&str>,
+        enterprise_id: &str,
+    ) -> Result<i64, LookupError> {
+        let request = with_authorization(
+            directory::GetEnterpriseRequest {
+                enterprise_id: enterprise_id.to_owned(),
+            },
+            authorization,
+        );
+        let response = self
+            .enterprises
+            .clone()
+            .get_enterprise(request)
+            .await
+            .map_err(lookup_error)?;
+        response
+            .into_inner()
+            .enterprise
+            .map(|enterprise| enterprise.revision)
+            .ok_or_else(|| LookupError::Unavailable("empty answer".to_owned()))
     }
 }

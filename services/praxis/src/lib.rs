@@ -78,7 +78,13 @@ pub async fn start_with(
     let directory = praxis_directory::open(&directory_config, cache.clone()).await?;
     let principals = Arc::new(inprocess::DirectoryPrincipals(directory.directory.clone()));
     let authz_config = config.authz();
-    let authz = praxis_authz::open(&authz_config, principals, cache.clone()).await?;
+    let authz = praxis_authz::open(
+        &authz_config,
+        &praxis_authz::DecisionSettings::default(),
+        principals,
+        cache.clone(),
+    )
+    .await?;
     let verifier = Arc::new(TokenVerifier::new(&directory_config.auth)?);
 
     let directory_listener = TcpListener::bind(&directory_config.listen).await?;
@@ -105,6 +111,8 @@ pub async fn start_with(
     let token = shutdown.clone();
     tasks.spawn(async move { identity.serve_http(identity_http_listener, token).await });
 
+    let follower = authz.spawn_workers(shutdown.clone());
+    tasks.spawn(async move { follower.await.map_err(|error| error.into()) });
     for worker in directory.spawn_workers(notifier, shutdown.clone()) {
         tasks.spawn(async move { worker.await.map_err(|error| error.into()) });
     }

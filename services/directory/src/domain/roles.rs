@@ -598,6 +598,8 @@ pub struct PrincipalSnapshot {
     pub user: User,
     /// Each binding with its role and the role's ancestors, nearest first.
     pub bindings: Vec<(RoleBinding, Vec<Role>)>,
+    /// Every location of the enterprise: (location, its practice, its time zone).
+    pub locations: Vec<(ResourceId, PracticeId, Option<String>)>,
     pub revision: i64,
 }
 
@@ -647,11 +649,13 @@ impl Directory {
                     .await?;
                 bindings.push((binding, chain));
             }
+            let locations = self.store.locations(&user.enterprise_id).await?;
             let after = self.store.revision(&user.enterprise_id).await?;
             if before == after {
                 return Ok(PrincipalSnapshot {
                     user,
                     bindings,
+                    locations,
                     revision: after,
                 });
             }

@@ -54,6 +54,43 @@ impl From<DomainError> for Status {
     }
 }
 
+/// The wire form of a principal snapshot; the all-in-one binary hands authz the same shape.
+pub fn snapshot_proto(
+    snapshot: crate::domain::roles::PrincipalSnapshot,
+) -> praxis_proto::directory::v1::PrincipalSnapshot {
+    use praxis_proto::directory::v1 as pb;
+    let user: pb::User = snapshot.user.into();
+    pb::PrincipalSnapshot {
+        user_id: user.id,
+        enterprise_id: user.enterprise_id,
+        kind: user.kind,
+        status: user.status,
+        memberships: user.memberships,
+        bindings: snapshot
+            .bindings
+            .into_iter()
+            .map(|(binding, roles)| pb::SnapshotBinding {
+                binding: Some(binding.into()),
+                roles: roles.into_iter().map(Into::into).collect(),
+            })
+            .collect(),
+        revision: snapshot.revision,
+        locations: snapshot
+            .locations
+            .into_iter()
+            .map(|(location, practice, zone)| {
+                (
+                    location.0,
+                    pb::SnapshotLocation {
+                        practice_id: practice.0,
+                        time_zone: zone.unwrap_or_default(),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
 fn actor<T>(request: &tonic::Request<T>) -> Result<Actor, Status> {
     praxis_runtime::auth::caller(request).map(|caller| Actor::Caller(caller.clone()))
 }

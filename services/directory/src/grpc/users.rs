@@ -349,24 +349,8 @@ impl UserService for UserApi {
         let actor = actor(&request)?;
         let id = user_id("user_id", &request.get_ref().user_id)?;
         let snapshot = self.directory.principal_snapshot(&actor, &id).await?;
-        let user: User = snapshot.user.into();
         Ok(Response::new(GetPrincipalSnapshotResponse {
-            snapshot: Some(PrincipalSnapshot {
-                user_id: user.id,
-                enterprise_id: user.enterprise_id,
-                kind: user.kind,
-                status: user.status,
-                memberships: user.memberships,
-                bindings: snapshot
-                    .bindings
-                    .into_iter()
-                    .map(|(binding, roles)| SnapshotBinding {
-                        binding: Some(binding.into()),
-                        roles: roles.into_iter().map(Into::into).collect(),
-                    })
-                    .collect(),
-                revision: snapshot.revision,
-            }),
+            snapshot: Some(super::snapshot_proto(snapshot)),
         }))
     }
 

@@ -36,6 +36,37 @@ impl Store {
         }))
     }
 
+    /// Every location of the enterprise: (location, practice, time zone).
+    pub async fn locations(
+        &self,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<Vec<(ResourceId, PracticeId, Option<String>)>, DomainError> {
+        let practices: Vec<String> = practice::Entity::find()
+            .filter(practice::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .all(&self.db)
+            .await
+            .map_err(storage)?
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
+        let rows = resource::Entity::find()
+            .filter(resource::Column::PracticeId.is_in(practices))
+            .filter(resource::Column::Kind.eq(ResourceKind::Location.as_str()))
+            .all(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                (
+                    ResourceId(row.id),
+                    PracticeId(row.practice_id),
+                    row.time_zone,
+                )
+            })
+            .collect())
+    }
+
     pub async fn rename_practice(
         &self,
         enterprise_id: &EnterpriseId,

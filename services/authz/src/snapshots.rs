@@ -1,0 +1,302 @@
+//! Principal snapshots in two levels (A8): compiled in process (moka), and encoded in the shared
+//! cache (Redis) under `praxis:authz:principal:<user>:<revision>`, where an entry, being keyed by
+//! the enterprise revision it was read at, is never stale, only superseded.
+//!
+//! Freshness: directory announces every enterprise revision on the cache's pub/sub and an
+//! announcement makes older entries of that enterprise stale at once. Announcements can be lost
+//! silently (a dead connection), so an entry is also trusted for at most `max_staleness` before
+//! the enterprise's revision is asked again (one ask per enterprise, not per principal). If that
+//! ask fails the answer is an error: never a decision from data that cannot be confirmed.
+
+use crate::principal::CompiledPrincipal;
+use crate::principals::{LookupError, PrincipalSource};
+use praxis_cache::{Cache, Notice};
+use praxis_proto::directory::v1 as directory;
+use praxis_runtime::Caller;
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Where directory announces revisions (directory's `REVISIONS_CHANNEL`).
+pub const REVISIONS_CHANNEL: &str = "praxis:directory:revisions";
+const SHARED_TTL: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("principal not found")]
+    NotFound,
+    #[error("not allowed to read this principal")]
+    Denied,
+    #[error("data is at revision {have}, below min_revision {want}")]
+    RevisionNotReached { have: i64, want: i64 },
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<LookupError> for SnapshotError {
+    fn from(error: LookupError) -> Self {
+        match error {
+            LookupError::NotFound => SnapshotError::NotFound,
+            LookupError::Denied => SnapshotError::Denied,
+            LookupError::Unavailable(cause) => SnapshotError::Unavailable(cause),
+        }
+    }
+}
+
+/// What is known about each enterprise's revision.
+#[derive(Default)]
+struct Board {
+    /// Highest revision announced or seen.
+    known: HashMap<String, i64>,
+    /// Revision confirmed by asking directory, and when.
+    confirmed: HashMap<String, (i64, Instant)>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    principal: Arc<CompiledPrincipal>,
+}
+
+pub struct Snapshots {
+    source: Arc<dyn PrincipalSource>,
+    shared: Arc<dyn Cache>,
+    local: moka::sync::Cache<String, Entry>,
+    board: Mutex<Board>,
+    max_staleness: Duration,
+}
+
+/// Who may read whose access: a user their own, an enterprise admin anyone's in the enterprise.
+pub fn may_ask(caller: &Caller, principal: &CompiledPrincipal) -> bool {
+    caller.user_id == principal.user_id
+        || (caller.kind == "ENTERPRISE_ADMIN" && caller.enterprise_id == principal.enterprise_id)
+}
+
+fn shared_key(user_id: &str, revision: i64) -> String {
+    format!("praxis:authz:principal:{user_id}:{revision}")
+}
+
+impl Snapshots {
+    pub fn new(
+        source: Arc<dyn PrincipalSource>,
+        shared: Arc<dyn Cache>,
+        max_staleness: Duration,
+    ) -> Self {
+        Self {
+            source,
+            shared,
+            local: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
+            board: Mutex::new(Board::default()),
+            max_staleness,
+        }
+    }
+
+    fn board(&self) -> std::sync::MutexGuard<'_, Board> {
+        self.board
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a revision announced or seen.
+    pub fn announce(&self, enterprise_id: &str, revision: i64) {
+        let mut board = self.board();
+        let known = board.known.entry(enterprise_id.to_owned()).or_insert(0);
+        *known = (*known).max(revision);
+    }
+
+    /// Announcements may have been lost: confirm everything with directory again.
+    pub fn forget_confirmations(&self) {
+        self.board().confirmed.clear();
+    }
+
+    fn known(&self, enterprise_id: &str) -> i64 {
+        self.board().known.get(enterprise_id).copied().unwrap_or(0)
+    }
+
+    fn confirmed(&self, enterprise_id: &str) -> Option<i64> {
+        let board = self.board();
+        let (revision, at) = board.confirmed.get(enterprise_id)?;
+        (at.elapsed() < self.max_staleness).then_some(*revision)
+    }
+
+    fn confirm(&self, enterprise_id: &str, revision: i64) {
+        let mut board = self.board();
+        board
+            .confirmed
+            .insert(enterprise_id.to_owned(), (revision, Instant::now()));
+        let known = board.known.entry(enterprise_id.to_owned()).or_insert(0);
+        *known = (*known).max(revision);
+    }
+
+    /// The enterprise's current revision: confirmed recently, or asked now.
+    async fn current(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        enterprise_id: &str,
+        min_revision: i64,
+    ) -> Result<i64, SnapshotError> {
+        if let Some(revision) = self.confirmed(enterprise_id)
+            && revision >= min_revision
+            && revision >= self.known(enterprise_id)
+        {
+            return Ok(revision);
+        }
+        let revision = self
+            .source
+            .revision(caller, authorization, enterprise_id)
+            .await?;
+        self.confirm(enterprise_id, revision);
+        Ok(revision)
+    }
+
+    /// The principal at its enterprise's current revision (and at least `min_revision`).
+    pub async fn principal(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        user_id: &str,
+        min_revision: i64,
+    ) -> Result<Arc<CompiledPrincipal>, SnapshotError> {
+        // A user belongs to one enterprise for life, so a cached entry names the enterprise
+        // whose revision decides whether the entry is current.
+        let enterprise = match self.local.get(user_id) {
+            Some(entry) => Some(entry.principal.enterprise_id.clone()),
+            None => None,
+        }
+        .or_else(|| (caller.user_id == user_id).then(|| caller.enterprise_id.clone()));
+
+        if let Some(enterprise) = &enterprise {
+            let current = self
+                .current(caller, authorization, enterprise, min_revision)
+                .await?;
+            if let Some(entry) = self.local.get(user_id)
+                && entry.principal.revision >= current
+            {
+                return Ok(entry.principal);
+            }
+            if let Some(principal) = self.read_shared(user_id, current).await {
+                let principal = Arc::new(principal);
+                self.local.insert(
+                    user_id.to_owned(),
+                    Entry {
+                        principal: principal.clone(),
+                    },
+                );
+                return Ok(principal);
+            }
+        }
+        self.fetch(caller, authorization, user_id, min_revision)
+            .await
+    }
+
+    async fn read_shared(&self, user_id: &str, revision: i64) -> Option<CompiledPrincipal> {
+        let key = shared_key(user_id, revision);
+        let bytes = match self.shared.get(&key).await {
+            Ok(found) => found?,
+            Err(error) => {
+                tracing::debug!(%error, "shared cache unavailable; reading directory");
+                return None;
+            }
+        };
+        let decoded = directory::PrincipalSnapshot::decode(bytes.as_slice())
+            .ok()
+            .filter(|snapshot| snapshot.user_id == user_id && snapshot.revision == revision)
+            .and_then(|snapshot| CompiledPrincipal::compile(snapshot).ok());
+        if decoded.is_none() {
+            tracing::warn!(%key, "unreadable principal snapshot in the shared cache; dropped");
+            let _ = self.shared.delete(&key).await;
+        }
+        decoded
+    }
+
+    async fn fetch(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        user_id: &str,
+        min_revision: i64,
+    ) -> Result<Arc<CompiledPrincipal>, SnapshotError> {
+        let snapshot = self
+            .source
+            .principal(caller, authorization, user_id)
+            .await?;
+        if snapshot.revision < min_revision {
+            return Err(SnapshotError::RevisionNotReached {
+                have: snapshot.revision,
+                want: min_revision,
+            });
+        }
+        let key = shared_key(user_id, snapshot.revision);
+        if let Err(error) = self
+            .shared
+            .set(&key, &snapshot.encode_to_vec(), SHARED_TTL)
+            .await
+        {
+            tracing::debug!(%error, "shared cache unavailable; snapshot kept in process only");
+        }
+        let principal = Arc::new(
+            CompiledPrincipal::compile(snapshot)
+                .map_err(|e| SnapshotError::Unavailable(e.to_string()))?,
+        );
+        self.confirm(&principal.enterprise_id, principal.revision);
+        self.local.insert(
+            user_id.to_owned(),
+            Entry {
+                principal: principal.clone(),
+            },
+        );
+        Ok(principal)
+    }
+
+    /// Follows directory's announcements until `shutdown`; resubscribes when the cache drops.
+    pub async fn follow(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let mut subscription = match self.shared.subscribe(REVISIONS_CHANNEL).await {
+                Ok(subscription) => subscription,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot follow directory revisions; retrying");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            loop {
+                let notice = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    notice = subscription.next() => notice,
+                };
+                match notice {
+                    Some(Notice::Message(bytes)) => self.on_announcement(&bytes),
+                    Some(Notice::Gap) => self.forget_confirmations(),
+                    None => break,
+                }
+            }
+            self.forget_confirmations();
+        }
+    }
+
+    fn on_announcement(&self, bytes: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Announcement {
+            enterprise_id: String,
+            revision: i64,
+        }
+        match serde_json::from_slice::<Announcement>(bytes) {
+            Ok(a) if a.enterprise_id == "*" => self.forget_confirmations(),
+            Ok(a) => self.announce(&a.enterprise_id, a.revision),
+            Err(_) => self.forget_confirmations(),
+        }
+    }
+
+    /// Drops every in-process entry (tests and fault drills).
+    pub fn clear_local(&self) {
+        self.local.invalidate_all();
+        self.forget_confirmations();
+    }
+}
