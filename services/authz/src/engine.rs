@@ -470,3 +470,6 @@ fn trace(
     }
     steps
 }
+
+#[cfg(test)]
+mod tests;
