@@ -10,31 +10,13 @@ use praxis_directory::domain::UserKind;
 use praxis_proto::directory::v1 as pb;
 use praxis_proto::directory::v1::user_service_client::UserServiceClient;
 use praxis_store::sea_orm::ConnectionTrait;
+use praxis_tests::bench::report;
 use praxis_tests::{authed, fixture};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const USERS: u32 = 100_000;
 const PAGES: usize = 300;
 const SNAPSHOTS: usize = 1_000;
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort_unstable();
-    let rank = ((samples.len() as f64) * p).ceil() as usize;
-    samples[rank.saturating_sub(1).min(samples.len() - 1)]
-}
-
-fn report(name: &str, samples: &mut [Duration]) {
-    let p50 = percentile(samples, 0.50);
-    let p99 = percentile(samples, 0.99);
-    let max = percentile(samples, 1.0);
-    println!(
-        "{name}: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
-        samples.len(),
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
-        max.as_secs_f64() * 1e3
-    );
-}
 
 #[tokio::main]
 async fn main() {

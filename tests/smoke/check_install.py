@@ -17,7 +17,7 @@ EXPECTED = {
         "praxis.directory.v1.EmailDomainService", "praxis.directory.v1.RoleService",
         "praxis.directory.v1.RoleBindingService", "praxis.directory.v1.PersonService"],
     1: ["praxis.identity.v1.TokenService"],
-    2: ["praxis.authz.v1.AuthzService"],
+    2: ["praxis.authz.v1.AuthzService", "praxis.authz.v1.PolicyService"],
 }
 
 

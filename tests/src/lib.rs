@@ -297,3 +297,31 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Latency figures for the measurement examples (not for tests).
+pub mod bench {
+    use std::time::Duration;
+
+    pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+        samples.sort_unstable();
+        let rank = ((samples.len() as f64) * p).ceil() as usize;
+        samples[rank.saturating_sub(1).min(samples.len().saturating_sub(1))]
+    }
+
+    pub fn report(name: &str, samples: &mut [Duration]) {
+        if samples.is_empty() {
+            println!("{name}: no samples");
+            return;
+        }
+        let p50 = percentile(samples, 0.50);
+        let p99 = percentile(samples, 0.99);
+        let max = percentile(samples, 1.0);
+        println!(
+            "{name}: n={} p50={:.3} ms p99={:.3} ms max={:.3} ms",
+            samples.len(),
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3
+        );
+    }
+}

@@ -152,3 +152,24 @@ impl AuthzService {
         self.api.snapshots.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail decides the closure's error type
+    fn decision_settings_come_from_the_file_and_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("authz.toml", "worker_threads = 1\n")?;
+            jail.set_env("PRAXIS_MAX_STALENESS_MS", "250");
+            let config: AuthzConfig =
+                praxis_runtime::config::load(Some(std::path::Path::new("authz.toml")))
+                    .map_err(|e| e.to_string())?;
+            assert_eq!(config.decisions.max_staleness_ms, 250);
+            assert_eq!(config.worker_threads, 1);
+            assert_eq!(config.service.listen, DEFAULT_LISTEN);
+            Ok(())
+        });
+    }
+}
