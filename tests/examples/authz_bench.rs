@@ -8,9 +8,11 @@
 //!    confirmed with directory, snapshot read from the database, compiled, decided).
 //! 4. In-process decision for an enterprise with 100 roles and 20 custom policies.
 //!
-//!     cargo run --release -p praxis-tests --example authz_bench
-//!     PRAXIS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/praxis_test \
-//!       BENCH_SERVER_WORKERS=2 cargo run --release -p praxis-tests --example authz_bench
+//! ```text
+//! cargo run --release -p praxis-tests --example authz_bench
+//! PRAXIS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/praxis_test \
+//!   BENCH_SERVER_WORKERS=2 cargo run --release -p praxis-tests --example authz_bench
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use praxis_authz::book::{PolicyBook, compile_custom};
