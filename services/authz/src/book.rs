@@ -151,6 +151,8 @@ pub struct PolicyBook {
     /// Per user: custom policies naming them.
     personal: HashMap<String, Vec<Policy>>,
     personal_slices: moka::sync::Cache<(String, String), Arc<PolicySet>>,
+    /// Permissions whose shared slice holds only the base policies.
+    base_only: std::collections::HashSet<String>,
     /// Every policy, for Explain and for checking the slices against.
     pub all: PolicySet,
 }
@@ -166,6 +168,7 @@ impl PolicyBook {
             }
         }
         let mut slices = HashMap::new();
+        let mut base_only = std::collections::HashSet::new();
         for permission in model.permissions() {
             let (action, groups) = model
                 .action_and_groups(permission)
@@ -177,6 +180,9 @@ impl PolicyBook {
                     .cloned(),
             )
             .map_err(|e| BookError(e.to_string()))?;
+            if set.policies().all(|p| model.base.policy(p.id()).is_some()) {
+                base_only.insert(permission.to_owned());
+            }
             slices.insert(permission.to_owned(), Arc::new(set));
         }
         let all = PolicySet::from_policies(
@@ -189,6 +195,7 @@ impl PolicyBook {
             slices,
             personal: by_user,
             personal_slices: moka::sync::Cache::new(10_000),
+            base_only,
             all,
         })
     }
@@ -224,9 +231,14 @@ impl PolicyBook {
         Ok(set)
     }
 
+    /// Whether only the base policies can decide `permission` for `user`.
+    pub fn base_only(&self, user: &str, permission: &str) -> bool {
+        self.base_only.contains(permission) && !self.personal.contains_key(user)
+    }
+
     /// Why a policy matters, in words: its `@reason` annotation, or whose custom policy it is.
-    pub fn describe(&self, id: &PolicyId) -> String {
-        let policy = self.all.policy(id);
+    pub fn describe(&self, id: &str) -> String {
+        let policy = self.all.policy(&PolicyId::new(id));
         match policy.and_then(|p| p.annotation("reason")) {
             Some(reason) => reason.to_owned(),
             None => format!("custom policy {id}"),

@@ -5,10 +5,10 @@
 
 use crate::book::PolicyBook;
 use crate::model::Model;
-use crate::principal::CompiledPrincipal;
+use crate::principal::{ActiveView, CompiledPrincipal};
 use cedar_policy::{
-    Authorizer, Context, Decision, Effect, Entities, Entity, EntityUid, PolicyId, PolicySet,
-    Request, RestrictedExpression,
+    Authorizer, Context, Decision, Effect, Entities, Entity, EntityUid, PolicySet, Request,
+    RestrictedExpression,
 };
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -147,32 +147,54 @@ fn resource_entity(resource: &ResourceInput, uid: EntityUid) -> Result<Entity, E
     Entity::new_with_tags(uid, attrs, HashSet::new(), tags).map_err(failed)
 }
 
-struct Prepared {
-    request: Request,
-    entities: Entities,
+/// What a decision is about, placed and keyed; shared by the fast path and Cedar.
+struct Situation {
+    resource: ResourceInput,
     keys: Vec<String>,
     active: Vec<bool>,
-    resource: ResourceInput,
+    view: Arc<ActiveView>,
+}
+
+/// Which policies decided: Cedar's answer, or the fast path's equivalent of it.
+pub(crate) struct Outcome {
+    pub allow: bool,
+    /// Satisfied permits on ALLOW, satisfied forbids on DENY; empty when nothing applied.
+    pub determining: Vec<String>,
+    /// Forbid policies that failed to evaluate (they deny).
+    pub failed_forbids: Vec<String>,
+}
+
+fn situation(principal: &CompiledPrincipal, input: &CheckInput) -> Result<Situation, EngineError> {
+    let resource = placed(principal, &input.resource)?;
+    let active = principal.active_set(input.time, resource.location_id.as_deref());
+    let view = principal.view(&active).map_err(failed)?;
+    let keys = scope_keys(&input.permission, &resource);
+    Ok(Situation {
+        resource,
+        keys,
+        active,
+        view,
+    })
+}
+
+/// The Cedar request, entity store and policy slice of one decision.
+struct CedarCall {
+    request: Request,
+    entities: Entities,
     policies: Arc<PolicySet>,
 }
 
-fn prepare(
+fn cedar_call(
     model: &Model,
     book: &PolicyBook,
     principal: &CompiledPrincipal,
     input: &CheckInput,
-) -> Result<Prepared, EngineError> {
+    situation: &Situation,
+) -> Result<CedarCall, EngineError> {
     let action = model
         .action(&input.permission)
-        .ok_or_else(|| EngineError::Invalid {
-            field: "permission",
-            message: format!("{} is not in the permission catalogue", input.permission),
-        })?;
-    let resource = placed(principal, &input.resource)?;
-    let active = principal.active_set(input.time, resource.location_id.as_deref());
-    let user = principal.entity(&active).map_err(failed)?;
-    let uid = resource_uid(&resource.kind, &resource.id)?;
-    let keys = scope_keys(&input.permission, &resource);
+        .ok_or_else(|| unknown_permission(&input.permission))?;
+    let uid = resource_uid(&situation.resource.kind, &situation.resource.id)?;
     let mut context = vec![
         (
             "time".to_owned(),
@@ -181,7 +203,11 @@ fn prepare(
         (
             "scope_keys".to_owned(),
             RestrictedExpression::new_set(
-                keys.iter().cloned().map(RestrictedExpression::new_string),
+                situation
+                    .keys
+                    .iter()
+                    .cloned()
+                    .map(RestrictedExpression::new_string),
             ),
         ),
     ];
@@ -200,29 +226,54 @@ fn prepare(
         None,
     )
     .map_err(failed)?;
-    let entities = Entities::from_entities(
-        [
-            Entity::clone(&user),
-            resource_entity(&resource, uid)?,
-            Entity::clone(action),
-        ],
-        None,
-    )
-    .map_err(failed)?;
+    let entities = situation
+        .view
+        .entities(&input.permission, action)
+        .map_err(failed)?
+        .add_entities([resource_entity(&situation.resource, uid)?], None)
+        .map_err(failed)?;
     let policies = book
         .slice(model, &principal.user_id, &input.permission)
         .map_err(failed)?;
-    Ok(Prepared {
+    Ok(CedarCall {
         request,
         entities,
-        keys,
-        active,
-        resource,
         policies,
     })
 }
 
-/// Decides one check; with `explain`, also records every step.
+fn unknown_permission(permission: &str) -> EngineError {
+    EngineError::Invalid {
+        field: "permission",
+        message: format!("{permission} is not in the permission catalogue"),
+    }
+}
+
+fn decide_with_cedar(book: &PolicyBook, call: &CedarCall) -> Outcome {
+    let response = Authorizer::new().is_authorized(&call.request, &call.policies, &call.entities);
+    let failed_forbids: Vec<String> = response
+        .diagnostics()
+        .errors()
+        .map(|error| match error {
+            cedar_policy::AuthorizationError::PolicyEvaluationError(e) => e.policy_id(),
+        })
+        .filter(|id| book.effect(id) == Some(Effect::Forbid))
+        .map(ToString::to_string)
+        .collect();
+    Outcome {
+        allow: response.decision() == Decision::Allow && failed_forbids.is_empty(),
+        determining: response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect(),
+        failed_forbids,
+    }
+}
+
+/// Decides one check; with `explain`, also records every step. Decisions whose policy slice
+/// holds only the base policies take the fast path (`fast`), which decides as Cedar does over
+/// those policies (a property test holds it to that); the rest, and every Explain, go to Cedar.
 pub fn evaluate(
     model: &Model,
     book: &PolicyBook,
@@ -230,30 +281,34 @@ pub fn evaluate(
     input: &CheckInput,
     explain: bool,
 ) -> Result<Evaluation, EngineError> {
-    let prepared = prepare(model, book, principal, input)?;
-    let response =
-        Authorizer::new().is_authorized(&prepared.request, &prepared.policies, &prepared.entities);
-    let failed_forbids: Vec<PolicyId> = response
-        .diagnostics()
-        .errors()
-        .map(|error| match error {
-            cedar_policy::AuthorizationError::PolicyEvaluationError(e) => e.policy_id(),
-        })
-        .filter(|id| book.effect(id) == Some(Effect::Forbid))
-        .cloned()
-        .collect();
-    let determining: Vec<PolicyId> = response.diagnostics().reason().cloned().collect();
-    let allow = response.decision() == Decision::Allow && failed_forbids.is_empty();
+    let groups = model
+        .action_group_names(&input.permission)
+        .ok_or_else(|| unknown_permission(&input.permission))?;
+    let situation = situation(principal, input)?;
+    let (outcome, call) = if !explain && book.base_only(&principal.user_id, &input.permission) {
+        let outcome = fast::decide(
+            principal,
+            &situation.view,
+            &input.permission,
+            groups,
+            &situation.resource,
+            &situation.keys,
+        );
+        (outcome, None)
+    } else {
+        let call = cedar_call(model, book, principal, input, &situation)?;
+        (decide_with_cedar(book, &call), Some(call))
+    };
 
     let mut reasons = Vec::new();
     let mut masked_fields = Vec::new();
-    if allow {
+    if outcome.allow {
         let mut only_grants = true;
         let mut masks: Option<BTreeSet<String>> = None;
-        for id in &determining {
-            match id.to_string().as_str() {
+        for id in &outcome.determining {
+            match id.as_str() {
                 "grant:all" | "grant:own" => {
-                    for (binding, fields) in grant_matches(principal, &prepared, id.as_ref()) {
+                    for (binding, fields) in grant_matches(principal, &situation, input, id) {
                         reasons.push(binding);
                         masks = Some(match masks {
                             None => fields,
@@ -272,36 +327,34 @@ pub fn evaluate(
         if only_grants {
             masked_fields = masks.unwrap_or_default().into_iter().collect();
         }
-    } else if !failed_forbids.is_empty() {
-        for id in &failed_forbids {
+    } else if !outcome.failed_forbids.is_empty() {
+        for id in &outcome.failed_forbids {
             reasons.push(format!(
-                "forbid policy {} failed to evaluate, so it counts as applying",
-                id
+                "forbid policy {id} failed to evaluate, so it counts as applying"
             ));
         }
-    } else if determining.is_empty() {
+    } else if outcome.determining.is_empty() {
         reasons.push(format!(
             "no grant of {} covers this resource",
             input.permission
         ));
-        reasons.extend(inactive_hints(principal, &prepared, input));
+        reasons.extend(inactive_hints(principal, &situation, input));
     } else {
-        for id in &determining {
-            if id.to_string() == "role:denial" {
-                reasons.extend(denial_matches(principal, &prepared));
+        for id in &outcome.determining {
+            if id == "role:denial" {
+                reasons.extend(denial_matches(principal, &situation, input));
             } else {
                 reasons.push(book.describe(id));
             }
         }
     }
 
-    let steps = if explain {
-        trace(book, principal, &prepared, input)
-    } else {
-        Vec::new()
+    let steps = match (&call, explain) {
+        (Some(call), true) => trace(book, principal, &situation, input, call),
+        _ => Vec::new(),
     };
     Ok(Evaluation {
-        allow,
+        allow: outcome.allow,
         reasons,
         masked_fields,
         revision: principal.revision,
@@ -319,33 +372,55 @@ fn binding_name(binding: &crate::principal::BoundRole) -> String {
     )
 }
 
-fn covers(binding: &crate::principal::BoundRole, keys: &[String], set: &BTreeSet<String>) -> bool {
-    let scope = binding.scope.key();
-    set.iter()
-        .any(|p| keys.iter().any(|k| *k == format!("{p}@{scope}")))
+/// Whether `binding` holds `permission` in `set` at a scope that contains the resource.
+fn covers(
+    binding: &crate::principal::BoundRole,
+    situation: &Situation,
+    permission: &str,
+    set: &BTreeSet<String>,
+) -> bool {
+    set.contains(permission)
+        && situation.keys.iter().any(|key| {
+            key.strip_prefix(permission)
+                .and_then(|k| k.strip_prefix('@'))
+                == Some(binding.scope.key().as_str())
+        })
+}
+
+fn active_bindings<'a>(
+    principal: &'a CompiledPrincipal,
+    situation: &'a Situation,
+) -> impl Iterator<Item = &'a crate::principal::BoundRole> {
+    principal
+        .bindings
+        .iter()
+        .zip(&situation.active)
+        .filter(|(_, on)| **on)
+        .map(|(b, _)| b)
 }
 
 /// The active bindings whose grants allowed, with the fields each hides.
 fn grant_matches(
     principal: &CompiledPrincipal,
-    prepared: &Prepared,
+    situation: &Situation,
+    input: &CheckInput,
     policy: &str,
 ) -> Vec<(String, BTreeSet<String>)> {
-    principal
-        .bindings
-        .iter()
-        .zip(&prepared.active)
-        .filter(|(_, on)| **on)
-        .filter(|(b, _)| match policy {
-            "grant:own" => covers(b, &prepared.keys, &b.own_grants),
-            _ => covers(b, &prepared.keys, &b.grants),
+    let own = policy == "grant:own";
+    active_bindings(principal, situation)
+        .filter(|b| {
+            let set = if own { &b.own_grants } else { &b.grants };
+            covers(b, situation, &input.permission, set)
         })
-        .map(|(b, _)| {
-            let scope = if policy == "grant:own" { "OWN" } else { "ALL" };
+        .map(|b| {
             (
-                format!("{} grants it (scope {scope})", binding_name(b)),
+                format!(
+                    "{} grants it (scope {})",
+                    binding_name(b),
+                    if own { "OWN" } else { "ALL" }
+                ),
                 b.masks
-                    .get(&prepared.resource.kind)
+                    .get(&situation.resource.kind)
                     .cloned()
                     .unwrap_or_default(),
             )
@@ -353,34 +428,35 @@ fn grant_matches(
         .collect()
 }
 
-fn denial_matches(principal: &CompiledPrincipal, prepared: &Prepared) -> Vec<String> {
-    principal
-        .bindings
-        .iter()
-        .zip(&prepared.active)
-        .filter(|(b, on)| **on && covers(b, &prepared.keys, &b.denials))
-        .map(|(b, _)| format!("{} denies it", binding_name(b)))
+fn denial_matches(
+    principal: &CompiledPrincipal,
+    situation: &Situation,
+    input: &CheckInput,
+) -> Vec<String> {
+    active_bindings(principal, situation)
+        .filter(|b| covers(b, situation, &input.permission, &b.denials))
+        .map(|b| format!("{} denies it", binding_name(b)))
         .collect()
 }
 
 /// Bindings that would have granted the permission but do not count now.
 fn inactive_hints(
     principal: &CompiledPrincipal,
-    prepared: &Prepared,
+    situation: &Situation,
     input: &CheckInput,
 ) -> Vec<String> {
     principal
         .bindings
         .iter()
-        .zip(&prepared.active)
+        .zip(&situation.active)
         .filter(|(b, on)| {
             !**on
-                && (covers(b, &prepared.keys, &b.grants)
-                    || covers(b, &prepared.keys, &b.own_grants))
+                && (covers(b, situation, &input.permission, &b.grants)
+                    || covers(b, situation, &input.permission, &b.own_grants))
         })
         .filter_map(|(b, _)| {
             principal
-                .activity(b, input.time, prepared.resource.location_id.as_deref())
+                .activity(b, input.time, situation.resource.location_id.as_deref())
                 .err()
                 .map(|why| format!("{} would grant it but is {why}", binding_name(b)))
         })
@@ -391,8 +467,9 @@ fn inactive_hints(
 fn trace(
     book: &PolicyBook,
     principal: &CompiledPrincipal,
-    prepared: &Prepared,
+    situation: &Situation,
     input: &CheckInput,
+    call: &CedarCall,
 ) -> Vec<Step> {
     let mut steps = vec![Step {
         subject: "principal".to_owned(),
@@ -409,23 +486,23 @@ fn trace(
             principal.revision
         ),
     }];
-    for (binding, on) in principal.bindings.iter().zip(&prepared.active) {
+    for (binding, on) in principal.bindings.iter().zip(&situation.active) {
         let (effect, detail) = if !on {
             let why = principal
                 .activity(
                     binding,
                     input.time,
-                    prepared.resource.location_id.as_deref(),
+                    situation.resource.location_id.as_deref(),
                 )
                 .err()
                 .map(|why| why.to_string())
                 .unwrap_or_default();
             ("inactive", why)
-        } else if covers(binding, &prepared.keys, &binding.denials) {
+        } else if covers(binding, situation, &input.permission, &binding.denials) {
             ("forbid", format!("denies {}", input.permission))
-        } else if covers(binding, &prepared.keys, &binding.grants) {
+        } else if covers(binding, situation, &input.permission, &binding.grants) {
             ("permit", format!("grants {} (scope ALL)", input.permission))
-        } else if covers(binding, &prepared.keys, &binding.own_grants) {
+        } else if covers(binding, situation, &input.permission, &binding.own_grants) {
             (
                 "permit if owner",
                 format!("grants {} (scope OWN)", input.permission),
@@ -443,12 +520,11 @@ fn trace(
         });
     }
     let authorizer = Authorizer::new();
-    for policy in prepared.policies.policies() {
+    for policy in call.policies.policies() {
         let alone = PolicySet::from_policies([policy.clone()]);
         let effect = match alone {
             Ok(alone) => {
-                let answer =
-                    authorizer.is_authorized(&prepared.request, &alone, &prepared.entities);
+                let answer = authorizer.is_authorized(&call.request, &alone, &call.entities);
                 if answer.diagnostics().errors().next().is_some() {
                     "error".to_owned()
                 } else if answer.diagnostics().reason().next().is_some() {
@@ -465,11 +541,13 @@ fn trace(
         steps.push(Step {
             subject: format!("policy {}", policy.id()),
             effect,
-            detail: book.describe(policy.id()),
+            detail: book.describe(policy.id().as_ref()),
         });
     }
     steps
 }
+
+mod fast;
 
 #[cfg(test)]
 mod tests;

@@ -77,6 +77,7 @@ struct Action {
     entity: Arc<Entity>,
     uid: EntityUid,
     groups: Vec<EntityUid>,
+    group_names: Vec<String>,
 }
 
 /// `Praxis::<kind>::"<id>"`.
@@ -174,7 +175,8 @@ impl Model {
         for feature in FEATURES {
             for action in feature.actions {
                 let name = format!("{}:{action}", feature.name);
-                let parents: Vec<EntityUid> = groups(feature.name, action, feature.phi)
+                let group_names = groups(feature.name, action, feature.phi);
+                let parents: Vec<EntityUid> = group_names
                     .iter()
                     .map(|group| action_uid(group))
                     .collect::<Result<_, _>>()?;
@@ -186,6 +188,7 @@ impl Model {
                         entity: Arc::new(entity),
                         uid,
                         groups: parents,
+                        group_names,
                     },
                 );
             }
@@ -201,6 +204,13 @@ impl Model {
     /// The action entity of a catalogued permission.
     pub fn action(&self, permission: &str) -> Option<&Arc<Entity>> {
         self.actions.get(permission).map(|action| &action.entity)
+    }
+
+    /// The names of the groups a catalogued permission's action belongs to.
+    pub fn action_group_names(&self, permission: &str) -> Option<&[String]> {
+        self.actions
+            .get(permission)
+            .map(|action| action.group_names.as_slice())
     }
 
     /// The action uid of a catalogued permission and the uids of its groups.

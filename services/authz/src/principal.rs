@@ -3,7 +3,7 @@
 //! weekly window in a location's zone), so the Cedar entity depends on which bindings are active
 //! at the request's time; entities are memoised per set of active bindings.
 
-use cedar_policy::{Entity, EntityUid, RestrictedExpression};
+use cedar_policy::{Entities, Entity, EntityUid, RestrictedExpression};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use chrono_tz::Tz;
 use praxis_proto::directory::v1 as directory;
@@ -90,7 +90,7 @@ pub struct CompiledPrincipal {
     pub locations: HashMap<String, (String, Option<Tz>)>,
     pub revision: i64,
     pub uid: EntityUid,
-    entities: Mutex<HashMap<Vec<bool>, Arc<Entity>>>,
+    views: Mutex<HashMap<Vec<bool>, Arc<ActiveView>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +205,7 @@ impl CompiledPrincipal {
             locations,
             revision: snapshot.revision,
             uid,
-            entities: Mutex::new(HashMap::new()),
+            views: Mutex::new(HashMap::new()),
         })
     }
 
@@ -259,14 +259,15 @@ impl CompiledPrincipal {
             .collect()
     }
 
-    /// The Cedar entity of this principal with the bindings in `active`.
-    pub fn entity(&self, active: &[bool]) -> Result<Arc<Entity>, CompileError> {
+    /// The principal as decisions see it with the bindings in `active`: memoised, since time
+    /// windows make a handful of combinations at most.
+    pub fn view(&self, active: &[bool]) -> Result<Arc<ActiveView>, CompileError> {
         let mut memo = self
-            .entities
+            .views
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(entity) = memo.get(active) {
-            return Ok(entity.clone());
+        if let Some(view) = memo.get(active) {
+            return Ok(view.clone());
         }
         let mut grants = HashSet::new();
         let mut own_grants = HashSet::new();
@@ -279,8 +280,8 @@ impl CompiledPrincipal {
             denials.extend(binding.denials.iter().map(|p| format!("{p}@{scope}")));
             roles.insert(binding.role_id.clone());
         }
-        let strings = |set: HashSet<String>| {
-            RestrictedExpression::new_set(set.into_iter().map(RestrictedExpression::new_string))
+        let strings = |set: &HashSet<String>| {
+            RestrictedExpression::new_set(set.iter().cloned().map(RestrictedExpression::new_string))
         };
         let attrs = HashMap::from([
             (
@@ -297,27 +298,59 @@ impl CompiledPrincipal {
             ),
             (
                 "practices".to_owned(),
-                strings(self.practices.iter().cloned().collect()),
+                strings(&self.practices.iter().cloned().collect()),
             ),
             (
                 "lines".to_owned(),
-                strings(self.lines.iter().cloned().collect()),
+                strings(&self.lines.iter().cloned().collect()),
             ),
-            ("roles".to_owned(), strings(roles)),
-            ("grants".to_owned(), strings(grants)),
-            ("own_grants".to_owned(), strings(own_grants)),
-            ("denials".to_owned(), strings(denials)),
+            ("roles".to_owned(), strings(&roles)),
+            ("grants".to_owned(), strings(&grants)),
+            ("own_grants".to_owned(), strings(&own_grants)),
+            ("denials".to_owned(), strings(&denials)),
         ]);
-        let entity = Arc::new(
-            Entity::new(self.uid.clone(), attrs, HashSet::new())
-                .map_err(|e| CompileError(e.to_string()))?,
-        );
-        // Time windows make a handful of combinations at most; the bound keeps a pathological
-        // principal from growing the memo without limit.
+        let entity = Entity::new(self.uid.clone(), attrs, HashSet::new())
+            .map_err(|e| CompileError(e.to_string()))?;
+        let view = Arc::new(ActiveView {
+            entity,
+            grants,
+            own_grants,
+            denials,
+            entities: Mutex::new(HashMap::new()),
+        });
+        // The bound keeps a pathological principal from growing the memo without limit.
         if memo.len() >= 32 {
             memo.clear();
         }
-        memo.insert(active.to_vec(), entity.clone());
-        Ok(entity)
+        memo.insert(active.to_vec(), view.clone());
+        Ok(view)
+    }
+}
+
+/// The principal with one set of active bindings: its Cedar entity, its grant, own-grant and
+/// denial keys (`feature:action@scope`), and Cedar entity stores (principal and action) per
+/// action, to which a decision adds only the resource.
+pub struct ActiveView {
+    pub entity: Entity,
+    pub grants: HashSet<String>,
+    pub own_grants: HashSet<String>,
+    pub denials: HashSet<String>,
+    entities: Mutex<HashMap<String, Entities>>,
+}
+
+impl ActiveView {
+    /// The principal and `action` as a Cedar entity store.
+    pub fn entities(&self, permission: &str, action: &Entity) -> Result<Entities, CompileError> {
+        let mut memo = self
+            .entities
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(entities) = memo.get(permission) {
+            return Ok(entities.clone());
+        }
+        let entities = Entities::from_entities([self.entity.clone(), action.clone()], None)
+            .map_err(|e| CompileError(e.to_string()))?;
+        memo.insert(permission.to_owned(), entities.clone());
+        Ok(entities)
     }
 }
