@@ -3,6 +3,7 @@
 //! The handlers then find a ready [`Caller`] in the request extensions.
 
 use crate::config::AuthConfig;
+
 use futures::future::BoxFuture;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -90,7 +91,12 @@ pub struct TokenVerifier {
     validation: Validation,
     cache: RwLock<KeyCache>,
     http: reqwest::Client,
+    /// Tokens already verified, by SHA-256, with their expiry: a signature is checked once per
+    /// token, not once per call (Ed25519 verification costs tens of microseconds).
+    verified: moka::sync::Cache<[u8; 32], (Caller, i64)>,
 }
+
+const LEEWAY_SECONDS: u64 = 30;
 
 const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -134,7 +140,7 @@ impl TokenVerifier {
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_audience(&[config.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECONDS;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
@@ -149,6 +155,10 @@ impl TokenVerifier {
                 loaded_at: None,
             }),
             http,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(50_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
         })
     }
 
@@ -167,6 +177,20 @@ impl TokenVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(0);
+        if let Some((caller, exp)) = self.verified.get(&digest) {
+            if now <= exp + leeway {
+                return Ok(caller);
+            }
+            self.verified.invalidate(&digest);
+            return Err(AuthError::Invalid("ExpiredSignature".to_owned()));
+        }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(AuthError::Invalid("algorithm not allowed".to_owned()));
@@ -175,7 +199,10 @@ impl TokenVerifier {
         let key = self.key(&kid).await?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
             .map_err(|error| AuthError::Invalid(error.to_string()))?;
-        Ok(data.claims.into())
+        let exp = data.claims.exp;
+        let caller: Caller = data.claims.into();
+        self.verified.insert(digest, (caller.clone(), exp));
+        Ok(caller)
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, AuthError> {
@@ -316,5 +343,59 @@ where
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller() -> Caller {
+        Caller {
+            user_id: "u-1".into(),
+            enterprise_id: "e-1".into(),
+            session_id: "s-1".into(),
+            kind: "STAFF".into(),
+            auth_time: 0,
+            amr: vec!["pwd".into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_only_until_it_expires() {
+        let verifier = TokenVerifier::new(&AuthConfig {
+            jwks_file: Some(std::path::PathBuf::from("/nonexistent/jwks.json")),
+            ..AuthConfig::default()
+        })
+        .expect("verifier");
+        let now = chrono_free_now();
+        let digest = |token: &str| -> [u8; 32] {
+            use sha2::Digest;
+            sha2::Sha256::digest(token.as_bytes()).into()
+        };
+        verifier
+            .verified
+            .insert(digest("fresh"), (caller(), now + 60));
+        verifier
+            .verified
+            .insert(digest("stale"), (caller(), now - 60));
+        assert_eq!(
+            verifier.verify("fresh").await.expect("remembered").user_id,
+            "u-1"
+        );
+        assert!(matches!(
+            verifier.verify("stale").await,
+            Err(AuthError::Invalid(_))
+        ));
+        // Forgotten after refusing, so it is refused again by full verification.
+        assert!(verifier.verified.get(&digest("stale")).is_none());
+        assert!(verifier.verify("stale").await.is_err());
+    }
+
+    fn chrono_free_now() -> i64 {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        i64::try_from(secs).unwrap_or(i64::MAX)
     }
 }
