@@ -92,6 +92,8 @@ async fn only_valid_tokens_get_through() {
         .unwrap();
     let stranger = praxis_identity::KeyRing::new(
         stranger_db,
+        praxis_identity::secrets::Sealer::from_file(&stranger_dir.path().join("secrets.key"))
+            .unwrap(),
         DEFAULT_ISSUER,
         DEFAULT_AUDIENCE,
         chrono::Duration::hours(1),
@@ -149,4 +151,87 @@ async fn only_valid_tokens_get_through() {
             "{case} was accepted"
         );
     }
+}
+
+/// I9: signing keys are stored sealed; a key stored in the clear by an older version is sealed
+/// at the next start; and under another secrets key nothing can be signed.
+#[tokio::test]
+async fn i9_signing_keys_are_sealed_at_rest() {
+    use praxis_identity::store::signing_key;
+    use praxis_store::sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let dir = tempfile::tempdir().unwrap();
+    let db = praxis_store::connect(&format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("i.db").display()
+    ))
+    .await
+    .unwrap();
+    praxis_store::migrate::<praxis_identity::store::migrations::Migrator>(&db)
+        .await
+        .unwrap();
+    let sealer =
+        praxis_identity::secrets::Sealer::from_file(&dir.path().join("secrets.key")).unwrap();
+    let ring = |sealer| {
+        praxis_identity::KeyRing::new(
+            db.clone(),
+            sealer,
+            DEFAULT_ISSUER,
+            DEFAULT_AUDIENCE,
+            chrono::Duration::hours(1),
+        )
+    };
+    let now = chrono::Utc::now();
+
+    // An older install's key, stored in the clear.
+    let legacy = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let der = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_der(&legacy).unwrap();
+    signing_key::ActiveModel {
+        kid: Set("legacy".into()),
+        private_key: Set(der.as_bytes().to_vec()),
+        public_x: Set(URL_SAFE_NO_PAD.encode(legacy.verifying_key().as_bytes())),
+        created_at: Set(now),
+        retired_at: Set(None),
+    }
+    .insert(&db)
+    .await
+    .unwrap();
+
+    let keys = ring(sealer.clone());
+    keys.ensure_active(now).await.unwrap();
+    let rows = signing_key::Entity::find().all(&db).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(praxis_identity::secrets::Sealer::is_sealed(
+        &rows[0].private_key
+    ));
+    assert!(
+        !rows[0]
+            .private_key
+            .windows(der.as_bytes().len())
+            .any(|w| w == der.as_bytes()),
+        "the clear key is gone"
+    );
+    let token = keys
+        .issue(&subject(), now, chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(&token).unwrap().kid.as_deref(),
+        Some("legacy")
+    );
+    keys.rotate(now).await.unwrap();
+    for row in signing_key::Entity::find().all(&db).await.unwrap() {
+        assert!(praxis_identity::secrets::Sealer::is_sealed(
+            &row.private_key
+        ));
+    }
+
+    // Under another secrets key, the stored keys do not open.
+    let stranger =
+        praxis_identity::secrets::Sealer::from_file(&dir.path().join("other.key")).unwrap();
+    assert!(
+        ring(stranger)
+            .issue(&subject(), now, chrono::Duration::minutes(5))
+            .await
+            .is_err()
+    );
 }

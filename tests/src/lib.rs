@@ -155,7 +155,8 @@ impl Install {
         let db = praxis_store::connect(&self.config.identity().service.database_url)
             .await
             .expect("identity db");
-        praxis_identity::KeyRing::new(db, issuer, audience, chrono::Duration::hours(1))
+        let sealer = self.config.identity().sealer().expect("secrets key");
+        praxis_identity::KeyRing::new(db, sealer, issuer, audience, chrono::Duration::hours(1))
     }
 
     /// Cancels the install and waits until every server stopped.

@@ -1,6 +1,7 @@
 //! Access-token signing keys (I5): Ed25519, one active key signing, older keys still published
 //! for an overlap so tokens they signed keep verifying until they expire.
 
+use crate::secrets::Sealer;
 use crate::store::signing_key;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,6 +23,11 @@ pub enum KeyError {
     Material(String),
     #[error("no active signing key")]
     NoActiveKey,
+}
+
+/// What a sealed private key is bound to.
+fn context(kid: &str) -> String {
+    format!("signing_key:{kid}")
 }
 
 fn storage(error: sea_orm::DbErr) -> KeyError {
@@ -59,6 +65,8 @@ pub struct TokenSubject {
 #[derive(Clone)]
 pub struct KeyRing {
     db: DatabaseConnection,
+    /// Private keys are stored sealed (I9).
+    sealer: Sealer,
     issuer: String,
     audience: String,
     /// How long a retired key stays published; longer than any access token lives.
@@ -66,17 +74,43 @@ pub struct KeyRing {
 }
 
 impl KeyRing {
-    pub fn new(db: DatabaseConnection, issuer: &str, audience: &str, overlap: Duration) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        sealer: Sealer,
+        issuer: &str,
+        audience: &str,
+        overlap: Duration,
+    ) -> Self {
         Self {
             db,
+            sealer,
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             overlap,
         }
     }
 
-    /// Makes sure a key signs; the first start of a fresh install creates it.
+    /// Makes sure a key signs; the first start of a fresh install creates it. Keys stored
+    /// before they were sealed are sealed now.
     pub async fn ensure_active(&self, now: DateTime<Utc>) -> Result<(), KeyError> {
+        for row in signing_key::Entity::find()
+            .all(&self.db)
+            .await
+            .map_err(storage)?
+        {
+            if !Sealer::is_sealed(&row.private_key) {
+                let sealed = self.sealer.seal(&row.private_key, &context(&row.kid));
+                signing_key::Entity::update(signing_key::ActiveModel {
+                    kid: Set(row.kid.clone()),
+                    private_key: Set(sealed),
+                    ..Default::default()
+                })
+                .exec(&self.db)
+                .await
+                .map_err(storage)?;
+                tracing::info!(kid = %row.kid, "signing key sealed");
+            }
+        }
         if self.active().await?.is_none() {
             self.rotate(now).await?;
         }
@@ -103,7 +137,7 @@ impl KeyRing {
             .map_err(storage)?;
         let row = signing_key::ActiveModel {
             kid: Set(kid.clone()),
-            private_key: Set(private_key.as_bytes().to_vec()),
+            private_key: Set(self.sealer.seal(private_key.as_bytes(), &context(&kid))),
             public_x: Set(public_x),
             created_at: Set(now),
             retired_at: Set(None),
@@ -160,6 +194,10 @@ impl KeyRing {
         ttl: Duration,
     ) -> Result<String, KeyError> {
         let key = self.active().await?.ok_or(KeyError::NoActiveKey)?;
+        let private_key = self
+            .sealer
+            .open(&key.private_key, &context(&key.kid))
+            .map_err(|error| KeyError::Material(error.to_string()))?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
@@ -174,11 +212,7 @@ impl KeyRing {
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid);
-        jsonwebtoken::encode(
-            &header,
-            &claims,
-            &EncodingKey::from_ed_der(&key.private_key),
-        )
-        .map_err(|error| KeyError::Material(error.to_string()))
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&private_key))
+            .map_err(|error| KeyError::Material(error.to_string()))
     }
 }

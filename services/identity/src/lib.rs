@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod keys;
+pub mod secrets;
 pub mod store;
 
 mod grpc;
@@ -42,6 +43,26 @@ pub struct IdentityConfig {
     pub access_token_seconds: i64,
     /// How long a retired signing key stays published, in seconds.
     pub key_overlap_seconds: i64,
+    /// How secrets are sealed at rest (I9).
+    pub encryption: EncryptionConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EncryptionConfig {
+    /// 32 bytes, base64. Deployments set it from a secret (`PRAXIS_ENCRYPTION__KEY`).
+    pub key: Option<String>,
+    /// Otherwise, a file holding it, created on first start (the laptop default).
+    pub key_file: PathBuf,
+}
+
+impl Default for EncryptionConfig {
+    fn default() -> Self {
+        Self {
+            key: None,
+            key_file: PathBuf::from(".praxis/identity-secrets.key"),
+        }
+    }
 }
 
 impl Default for IdentityConfig {
@@ -52,11 +73,24 @@ impl Default for IdentityConfig {
             jwks_out: None,
             access_token_seconds: 900,
             key_overlap_seconds: 86_400,
+            encryption: EncryptionConfig::default(),
         }
     }
 }
 
 impl IdentityConfig {
+    pub fn sealer(&self) -> Result<secrets::Sealer, secrets::SecretError> {
+        match self
+            .encryption
+            .key
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+        {
+            Some(key) => secrets::Sealer::from_base64(key),
+            None => secrets::Sealer::from_file(&self.encryption.key_file),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), praxis_runtime::config::ConfigError> {
         self.service.validate()?;
         self.http_listen
@@ -97,6 +131,7 @@ pub async fn open(
         .await?;
     let keys = KeyRing::new(
         db.clone(),
+        config.sealer()?,
         &config.service.auth.issuer,
         &config.service.auth.audience,
         chrono::Duration::seconds(config.key_overlap_seconds),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PraxisConfig {
-    /// SQLite files and the JWK Set live here.
+    /// SQLite files, the JWK Set and identity's secrets key file live here.
     pub data_dir: PathBuf,
     /// `memory` (one process needs nothing else) or Redis URLs.
     pub cache_url: String,
@@ -31,6 +31,9 @@ pub struct IdentityEndpoint {
     pub listen: String,
     pub http_listen: String,
     pub database_url: Option<String>,
+    /// The key identity seals secrets with (32 bytes, base64); by default a file in `data_dir`.
+    #[serde(default)]
+    pub encryption_key: Option<String>,
 }
 
 impl Default for PraxisConfig {
@@ -48,6 +51,7 @@ impl Default for PraxisConfig {
                 listen: praxis_identity::DEFAULT_LISTEN.to_owned(),
                 http_listen: praxis_identity::DEFAULT_HTTP_LISTEN.to_owned(),
                 database_url: None,
+                encryption_key: None,
             },
             authz: Endpoint {
                 listen: praxis_authz::DEFAULT_LISTEN.to_owned(),
@@ -99,6 +103,10 @@ impl PraxisConfig {
             ),
             http_listen: self.identity.http_listen.clone(),
             jwks_out: Some(self.jwks_file()),
+            encryption: praxis_identity::EncryptionConfig {
+                key: self.identity.encryption_key.clone(),
+                key_file: self.data_dir.join("identity-secrets.key"),
+            },
             ..praxis_identity::IdentityConfig::default()
         }
     }
