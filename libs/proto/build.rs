@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "praxis/directory/v1/role.proto",
         "praxis/directory/v1/user.proto",
         "praxis/identity/v1/token.proto",
+        "praxis/identity/v1/auth.proto",
         "praxis/authz/v1/authz.proto",
         "praxis/audit/v1/audit.proto",
     ];

@@ -3,9 +3,12 @@
 //! installs, writes the set to a file the other services verify with.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod keys;
+pub mod passwords;
 pub mod secrets;
 pub mod store;
+pub mod totp;
 
 mod grpc;
 mod http;

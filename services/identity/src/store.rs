@@ -1,4 +1,5 @@
-//! Identity's own tables. Only signing keys so far; credentials and sessions join them later.
+//! Identity's own tables: signing keys, credentials, sessions, refresh tokens, second factors,
+//! and the audit outbox.
 
 pub mod signing_key {
     use sea_orm::entity::prelude::*;
@@ -23,6 +24,164 @@ pub mod signing_key {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod credential {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "credentials")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub enterprise_id: String,
+        pub password_hash: String,
+        pub password_set_at: DateTimeUtc,
+        /// A temporary password (D13) or one that must change before the next session.
+        pub must_change: bool,
+        pub failed_attempts: i32,
+        pub locked_until: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod password_history {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "password_history")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub password_hash: String,
+        pub set_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod session {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sessions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub enterprise_id: String,
+        pub kind: String,
+        pub device_id: String,
+        pub user_agent: String,
+        pub ip: String,
+        /// JSON array of authentication methods (`pwd`, `otp`).
+        pub amr: String,
+        pub auth_time: DateTimeUtc,
+        pub created_at: DateTimeUtc,
+        pub last_seen_at: DateTimeUtc,
+        pub idle_timeout_seconds: i64,
+        pub expires_at: DateTimeUtc,
+        pub ended_at: Option<DateTimeUtc>,
+        pub end_reason: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod refresh_token {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "refresh_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        /// SHA-256 of the token, hex; the token itself is never stored.
+        pub token_hash: String,
+        pub session_id: String,
+        pub created_at: DateTimeUtc,
+        pub used_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod totp {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "totp_factors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        /// The seed, sealed (I9).
+        pub sealed_secret: Vec<u8>,
+        pub confirmed_at: Option<DateTimeUtc>,
+        pub last_step: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod recovery_code {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "recovery_codes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        /// SHA-256 of the code with the user id, hex.
+        pub code_hash: String,
+        pub user_id: String,
+        pub used_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod audit_outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub at: DateTimeUtc,
+        pub enterprise_id: String,
+        pub actor: String,
+        pub action: String,
+        pub target: String,
+        pub outcome: String,
+        pub ip: String,
+        /// JSON object.
+        pub details: String,
+        pub delivered_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod migrations {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
@@ -31,7 +190,7 @@ pub mod migrations {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(M0001SigningKeys)]
+            vec![Box::new(M0001SigningKeys), Box::new(M0002Credentials)]
         }
 
         fn migration_table_name() -> DynIden {
@@ -69,6 +228,160 @@ pub mod migrations {
             manager
                 .drop_table(Table::drop().table("signing_keys").to_owned())
                 .await
+        }
+    }
+
+    struct M0002Credentials;
+
+    impl MigrationName for M0002Credentials {
+        fn name(&self) -> &str {
+            "m0002_credentials"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0002Credentials {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table("credentials")
+                        .col(string("user_id").primary_key())
+                        .col(string("enterprise_id"))
+                        .col(text("password_hash"))
+                        .col(timestamp_with_time_zone("password_set_at"))
+                        .col(boolean("must_change"))
+                        .col(integer("failed_attempts"))
+                        .col(timestamp_with_time_zone_null("locked_until"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("password_history")
+                        .col(string("id").primary_key())
+                        .col(string("user_id"))
+                        .col(text("password_hash"))
+                        .col(timestamp_with_time_zone("set_at"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("password_history_by_user")
+                        .table("password_history")
+                        .col("user_id")
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("sessions")
+                        .col(string("id").primary_key())
+                        .col(string("user_id"))
+                        .col(string("enterprise_id"))
+                        .col(string("kind"))
+                        .col(string("device_id"))
+                        .col(text("user_agent"))
+                        .col(string("ip"))
+                        .col(text("amr"))
+                        .col(timestamp_with_time_zone("auth_time"))
+                        .col(timestamp_with_time_zone("created_at"))
+                        .col(timestamp_with_time_zone("last_seen_at"))
+                        .col(big_integer("idle_timeout_seconds"))
+                        .col(timestamp_with_time_zone("expires_at"))
+                        .col(timestamp_with_time_zone_null("ended_at"))
+                        .col(string_null("end_reason"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("sessions_by_user")
+                        .table("sessions")
+                        .col("user_id")
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("refresh_tokens")
+                        .col(string("token_hash").primary_key())
+                        .col(string("session_id"))
+                        .col(timestamp_with_time_zone("created_at"))
+                        .col(timestamp_with_time_zone_null("used_at"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("refresh_tokens_by_session")
+                        .table("refresh_tokens")
+                        .col("session_id")
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("totp_factors")
+                        .col(string("user_id").primary_key())
+                        .col(binary("sealed_secret"))
+                        .col(timestamp_with_time_zone_null("confirmed_at"))
+                        .col(big_integer_null("last_step"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("recovery_codes")
+                        .col(string("code_hash").primary_key())
+                        .col(string("user_id"))
+                        .col(timestamp_with_time_zone_null("used_at"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("audit_outbox")
+                        .col(string("id").primary_key())
+                        .col(timestamp_with_time_zone("at"))
+                        .col(string("enterprise_id"))
+                        .col(string("actor"))
+                        .col(string("action"))
+                        .col(string("target"))
+                        .col(string("outcome"))
+                        .col(string("ip"))
+                        .col(text("details"))
+                        .col(timestamp_with_time_zone_null("delivered_at"))
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            for table in [
+                "audit_outbox",
+                "recovery_codes",
+                "totp_factors",
+                "refresh_tokens",
+                "sessions",
+                "password_history",
+                "credentials",
+            ] {
+                manager
+                    .drop_table(Table::drop().table(table).to_owned())
+                    .await?;
+            }
+            Ok(())
         }
     }
 }
