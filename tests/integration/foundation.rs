@@ -51,7 +51,12 @@ async fn every_service_is_serving_and_lists_itself_by_reflection_without_a_token
             ),
             (
                 install.addresses.identity,
-                vec!["praxis.identity.v1.TokenService"],
+                vec![
+                    "praxis.identity.v1.TokenService",
+                    "praxis.identity.v1.AuthService",
+                    "praxis.identity.v1.SessionService",
+                    "praxis.identity.v1.TwoFactorService",
+                ],
             ),
             (
                 install.addresses.authz,

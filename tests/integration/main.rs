@@ -9,5 +9,6 @@ mod directory_roles;
 mod directory_users;
 mod foundation;
 mod health;
+mod identity_login;
 mod migrations;
 mod trace_context;

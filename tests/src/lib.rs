@@ -18,6 +18,7 @@ pub struct Install {
     pub addresses: Addresses,
     pub config: PraxisConfig,
     pub directory: praxis_directory::Directory,
+    pub identity: std::sync::Arc<praxis_identity::auth::Authenticator>,
     pub cache: std::sync::Arc<dyn praxis_cache::Cache>,
     /// Receives what the directory's outbox relay delivers (invitations).
     pub notifier: std::sync::Arc<praxis_directory::domain::notifier::MemoryNotifier>,
@@ -49,6 +50,11 @@ pub async fn installs() -> Vec<Install> {
 }
 
 pub async fn start(postgres: bool) -> Install {
+    start_configured(postgres, |_| {}).await
+}
+
+/// Like [`start`], with `tweak` applied to the configuration first.
+pub async fn start_configured(postgres: bool, tweak: impl FnOnce(&mut PraxisConfig)) -> Install {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = PraxisConfig {
         data_dir: dir.path().to_path_buf(),
@@ -56,6 +62,7 @@ pub async fn start(postgres: bool) -> Install {
         ..PraxisConfig::default()
     };
     loopback_any_port(&mut config);
+    tweak(&mut config);
     let mut backend = String::from("sqlite");
     if postgres {
         let base = std::env::var(praxis_store::testing::DATABASE_URL_VAR).expect("database url");
@@ -98,6 +105,7 @@ pub async fn start(postgres: bool) -> Install {
         .unwrap_or_else(|e| panic!("{backend}: start: {e}"));
     let addresses = running.addresses;
     let directory = running.directory.clone();
+    let identity = running.identity.clone();
     let cache = running.cache.clone();
     let handle = tokio::spawn(async move {
         let _ = running.wait().await;
@@ -107,6 +115,7 @@ pub async fn start(postgres: bool) -> Install {
         addresses,
         config,
         directory,
+        identity,
         cache,
         notifier,
         shutdown,

@@ -145,6 +145,27 @@ pub trait Accounts: Send + Sync {
     async fn record_login(&self, user_id: &str, at: chrono::DateTime<chrono::Utc>);
 }
 
+/// For a standalone identity until it reads accounts from directory over gRPC: every lookup is
+/// unavailable, so logins answer UNAVAILABLE rather than anything wrong.
+pub struct NoAccounts;
+
+#[async_trait::async_trait]
+impl Accounts for NoAccounts {
+    async fn by_email(&self, _email: &str) -> Result<Option<Account>, AccountsError> {
+        Err(AccountsError(
+            "this identity has no account source (run it with directory in one process)".into(),
+        ))
+    }
+
+    async fn by_id(&self, _user_id: &str) -> Result<Option<Account>, AccountsError> {
+        Err(AccountsError(
+            "this identity has no account source (run it with directory in one process)".into(),
+        ))
+    }
+
+    async fn record_login(&self, _user_id: &str, _at: chrono::DateTime<chrono::Utc>) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

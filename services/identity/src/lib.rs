@@ -4,17 +4,23 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod auth;
 pub mod keys;
 pub mod passwords;
 pub mod secrets;
+pub mod sessions;
 pub mod store;
 pub mod totp;
 
 mod grpc;
+mod grpc_auth;
 mod http;
 
 use praxis_cache::{Cache, CacheProbe};
+use praxis_proto::identity::v1::auth_service_server::AuthServiceServer;
+use praxis_proto::identity::v1::session_service_server::SessionServiceServer;
 use praxis_proto::identity::v1::token_service_server::TokenServiceServer;
+use praxis_proto::identity::v1::two_factor_service_server::TwoFactorServiceServer;
 use praxis_runtime::config::ServiceConfig;
 use praxis_runtime::{ServiceHost, TokenVerifier};
 use praxis_store::DatabaseProbe;
@@ -48,6 +54,8 @@ pub struct IdentityConfig {
     pub key_overlap_seconds: i64,
     /// How secrets are sealed at rest (I9).
     pub encryption: EncryptionConfig,
+    /// Lockout, throttling and challenge settings.
+    pub login: auth::AuthSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +85,7 @@ impl Default for IdentityConfig {
             access_token_seconds: 900,
             key_overlap_seconds: 86_400,
             encryption: EncryptionConfig::default(),
+            login: auth::AuthSettings::default(),
         }
     }
 }
@@ -120,14 +129,18 @@ impl IdentityConfig {
 
 pub struct IdentityService {
     pub keys: KeyRing,
+    pub auth: Arc<auth::Authenticator>,
     db: DatabaseConnection,
     cache: Arc<dyn Cache>,
     jwks_out: Option<PathBuf>,
 }
 
+/// Opens identity's database, seals and loads the signing keys, and sets up authentication
+/// against `accounts` (the directory's view of who may log in).
 pub async fn open(
     config: &IdentityConfig,
     cache: Arc<dyn Cache>,
+    accounts: Arc<dyn accounts::Accounts>,
 ) -> Result<IdentityService, StartError> {
     let db = praxis_store::connect(&config.service.database_url).await?;
     praxis_store::prepare::<store::migrations::Migrator>(&db, config.service.migrate_on_start)
@@ -140,8 +153,18 @@ pub async fn open(
         chrono::Duration::seconds(config.key_overlap_seconds),
     );
     keys.ensure_active(chrono::Utc::now()).await?;
+    let auth = Arc::new(auth::Authenticator::new(auth::AuthParts {
+        db: db.clone(),
+        keys: keys.clone(),
+        accounts,
+        cache: cache.clone(),
+        sealer: config.sealer()?,
+        settings: config.login.clone(),
+        access_ttl: chrono::Duration::seconds(config.access_token_seconds),
+    })?);
     let service = IdentityService {
         keys,
+        auth,
         db,
         cache,
         jwks_out: config.jwks_out.clone(),
@@ -172,11 +195,26 @@ impl IdentityService {
         let api = grpc::TokenApi {
             keys: self.keys.clone(),
         };
-        let routes = Routes::new(TokenServiceServer::new(api));
-        let names = vec![<TokenServiceServer<grpc::TokenApi> as NamedService>::NAME];
-        ServiceHost::new("identity", routes, names, verifier)
-            .public_method(grpc::GET_JWKS_PATH)
-            .probe(Arc::new(DatabaseProbe(self.db.clone())))
+        let auth = grpc_auth::AuthApi {
+            auth: self.auth.clone(),
+            verifier: verifier.clone(),
+        };
+        let routes = Routes::new(TokenServiceServer::new(api))
+            .add_service(AuthServiceServer::new(auth.clone()))
+            .add_service(SessionServiceServer::new(auth.clone()))
+            .add_service(TwoFactorServiceServer::new(auth));
+        let names = vec![
+            <TokenServiceServer<grpc::TokenApi> as NamedService>::NAME,
+            <AuthServiceServer<grpc_auth::AuthApi> as NamedService>::NAME,
+            <SessionServiceServer<grpc_auth::AuthApi> as NamedService>::NAME,
+            <TwoFactorServiceServer<grpc_auth::AuthApi> as NamedService>::NAME,
+        ];
+        let mut host = ServiceHost::new("identity", routes, names, verifier)
+            .public_method(grpc::GET_JWKS_PATH);
+        for method in grpc_auth::PUBLIC_METHODS {
+            host = host.public_method(method);
+        }
+        host.probe(Arc::new(DatabaseProbe(self.db.clone())))
             .probe(Arc::new(CacheProbe(self.cache.clone())))
             .drain(drain)
     }

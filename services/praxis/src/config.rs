@@ -34,6 +34,9 @@ pub struct IdentityEndpoint {
     /// The key identity seals secrets with (32 bytes, base64); by default a file in `data_dir`.
     #[serde(default)]
     pub encryption_key: Option<String>,
+    /// Lockout, throttling and challenge settings.
+    #[serde(default)]
+    pub login: praxis_identity::auth::AuthSettings,
 }
 
 impl Default for PraxisConfig {
@@ -52,6 +55,7 @@ impl Default for PraxisConfig {
                 http_listen: praxis_identity::DEFAULT_HTTP_LISTEN.to_owned(),
                 database_url: None,
                 encryption_key: None,
+                login: praxis_identity::auth::AuthSettings::default(),
             },
             authz: Endpoint {
                 listen: praxis_authz::DEFAULT_LISTEN.to_owned(),
@@ -107,6 +111,7 @@ impl PraxisConfig {
                 key: self.identity.encryption_key.clone(),
                 key_file: self.data_dir.join("identity-secrets.key"),
             },
+            login: self.identity.login.clone(),
             ..praxis_identity::IdentityConfig::default()
         }
     }

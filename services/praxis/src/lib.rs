@@ -32,6 +32,8 @@ pub struct Addresses {
 pub struct Running {
     pub addresses: Addresses,
     pub directory: praxis_directory::Directory,
+    /// Identity's authentication (passwords, sessions), for operator commands and tests.
+    pub identity: Arc<praxis_identity::auth::Authenticator>,
     /// The cache the three services share.
     pub cache: Arc<dyn praxis_cache::Cache>,
     tasks: JoinSet<Result<(), StartError>>,
@@ -71,11 +73,14 @@ pub async fn start_with(
     let cache = praxis_cache::open(&config.cache_url)?;
     let drain = Duration::from_secs(config.drain_seconds);
 
-    // Identity first: it writes the JWK Set the others verify callers with.
-    let identity_config = config.identity();
-    let identity = praxis_identity::open(&identity_config, cache.clone()).await?;
+    // Identity writes the JWK Set the others verify callers with; it reads accounts from the
+    // directory, so the directory opens first.
     let directory_config = config.directory();
     let directory = praxis_directory::open(&directory_config, cache.clone()).await?;
+    let identity_config = config.identity();
+    let accounts = Arc::new(inprocess::DirectoryAccounts(directory.directory.clone()));
+    let identity = praxis_identity::open(&identity_config, cache.clone(), accounts).await?;
+    let identity_auth = identity.auth.clone();
     let principals = Arc::new(inprocess::DirectoryPrincipals(directory.directory.clone()));
     let authz_config = config.authz();
     let authz = praxis_authz::open(
@@ -121,6 +126,7 @@ pub async fn start_with(
         cache,
         addresses,
         directory: directory.directory,
+        identity: identity_auth,
         tasks,
     })
 }
@@ -195,7 +201,13 @@ pub async fn issue_token(
     ttl: Duration,
 ) -> Result<String, StartError> {
     let cache = praxis_cache::open("memory")?;
-    let identity = praxis_identity::open(&config.identity(), cache.clone()).await?;
+    // Only the signing keys are needed here; no one logs in.
+    let identity = praxis_identity::open(
+        &config.identity(),
+        cache.clone(),
+        Arc::new(praxis_identity::accounts::NoAccounts),
+    )
+    .await?;
     let now = chrono::Utc::now();
     let session_id = format!("cli-{}", uuid::Uuid::now_v7());
     let subject = match whom {

@@ -1,0 +1,854 @@
+//! Logging in and staying logged in through gRPC (I1–I5, I8, D13, D14), including the ways it
+//! can be attacked: wrong passwords, locked accounts, replayed codes and refresh tokens, idle
+//! sessions, foreign addresses.
+
+use praxis_directory::domain::policy::EnterprisePolicy;
+use praxis_directory::domain::service::EnterpriseChange;
+use praxis_directory::domain::*;
+use praxis_proto::identity::v1 as pb;
+use praxis_proto::identity::v1::auth_service_client::AuthServiceClient;
+use praxis_proto::identity::v1::session_service_client::SessionServiceClient;
+use praxis_proto::identity::v1::two_factor_service_client::TwoFactorServiceClient;
+use praxis_tests::{Fixture, Install, authed, fixture};
+use tonic::Code;
+
+const PASSWORD: &str = "plum orbit candle 7";
+
+async fn auth(install: &Install) -> AuthServiceClient<tonic::transport::Channel> {
+    AuthServiceClient::new(install.channel(install.addresses.identity).await)
+}
+
+fn login_request(email: &str, password: &str) -> pb::LoginRequest {
+    pb::LoginRequest {
+        email: email.to_owned(),
+        password: password.to_owned(),
+        client: Some(pb::Client {
+            device_id: "laptop-1".into(),
+            user_agent: "tests".into(),
+        }),
+    }
+}
+
+async fn login(
+    install: &Install,
+    email: &str,
+    password: &str,
+) -> Result<pb::LoginStep, tonic::Status> {
+    auth(install)
+        .await
+        .login(login_request(email, password))
+        .await
+        .map(|r| r.into_inner().step.expect("step"))
+}
+
+fn tokens(step: pb::LoginStep) -> pb::Tokens {
+    match step.outcome {
+        Some(pb::login_step::Outcome::Tokens(tokens)) => tokens,
+        other => panic!("expected tokens, got {other:?}"),
+    }
+}
+
+fn challenge(step: pb::LoginStep) -> pb::Challenge {
+    match step.outcome {
+        Some(pb::login_step::Outcome::Challenge(challenge)) => challenge,
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+}
+
+async fn with_password(install: &Install, fixture: &Fixture, kind: UserKind) -> User {
+    let user = fixture.user(kind).clone();
+    install
+        .identity
+        .seed_password(&user.id.0, PASSWORD, false)
+        .await
+        .expect("password");
+    user
+}
+
+async fn introspect(install: &Install, bearer: &str, token: &str) -> pb::IntrospectResponse {
+    auth(install)
+        .await
+        .introspect(authed(
+            pb::IntrospectRequest {
+                access_token: token.to_owned(),
+            },
+            bearer,
+        ))
+        .await
+        .expect("introspect")
+        .into_inner()
+}
+
+async fn refresh(install: &Install, token: &str) -> Result<pb::Tokens, tonic::Status> {
+    auth(install)
+        .await
+        .refresh(pb::RefreshRequest {
+            refresh_token: token.to_owned(),
+            client: Some(pb::Client {
+                device_id: "laptop-1".into(),
+                user_agent: "tests".into(),
+            }),
+        })
+        .await
+        .map(|r| r.into_inner().tokens.expect("tokens"))
+}
+
+async fn set_policy(
+    install: &Install,
+    fixture: &Fixture,
+    change: impl FnOnce(&mut EnterprisePolicy),
+) {
+    let mut policy = install
+        .directory
+        .get_enterprise(&Actor::Operator, &fixture.enterprise.id)
+        .await
+        .expect("enterprise")
+        .policy;
+    change(&mut policy);
+    install
+        .directory
+        .update_enterprise(
+            &Actor::Operator,
+            &fixture.enterprise.id,
+            None,
+            EnterpriseChange {
+                display_name: None,
+                min_access: None,
+                policy: Some(policy),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("policy");
+}
+
+fn totp_secret(uri: &str) -> Vec<u8> {
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .and_then(|rest| rest.split('&').next())
+        .expect("secret in the otpauth uri");
+    data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .expect("base32")
+}
+
+#[tokio::test]
+async fn i5_login_refresh_rotation_and_reuse_ends_the_session() {
+    for install in praxis_tests::installs().await {
+        let b = install.backend.clone();
+        let acme = fixture(&install, "Acme").await;
+        let staff = with_password(&install, &acme, UserKind::Staff).await;
+        let first = tokens(
+            login(&install, &staff.email, PASSWORD)
+                .await
+                .expect("login"),
+        );
+
+        // The access token works against another service, and introspects as active.
+        let seen = introspect(&install, &first.access_token, &first.access_token).await;
+        assert!(seen.active, "{b}");
+        assert_eq!(seen.user_id, staff.id.0, "{b}");
+        assert_eq!(seen.amr, ["pwd"], "{b}");
+        let mut enterprises =
+            praxis_proto::directory::v1::enterprise_service_client::EnterpriseServiceClient::new(
+                install.channel(install.addresses.directory).await,
+            );
+        enterprises
+            .get_enterprise(authed(
+                praxis_proto::directory::v1::GetEnterpriseRequest {
+                    enterprise_id: acme.enterprise.id.0.clone(),
+                },
+                &first.access_token,
+            ))
+            .await
+            .expect("a logged-in user reads their enterprise");
+
+        // Rotation: each refresh token works once.
+        let second = refresh(&install, &first.refresh_token)
+            .await
+            .expect("refresh");
+        assert_ne!(second.refresh_token, first.refresh_token);
+        assert_eq!(second.session_id, first.session_id);
+        assert!(
+            introspect(&install, &second.access_token, &second.access_token)
+                .await
+                .active
+        );
+
+        // Replaying the spent token ends the session: the newer tokens die with it.
+        let replay = refresh(&install, &first.refresh_token).await.unwrap_err();
+        assert_eq!(replay.code(), Code::Unauthenticated, "{b}");
+        let after = introspect(&install, &second.access_token, &second.access_token).await;
+        assert!(!after.active, "{b}: the session was ended by the reuse");
+        assert_eq!(
+            refresh(&install, &second.refresh_token)
+                .await
+                .unwrap_err()
+                .code(),
+            Code::Unauthenticated,
+            "{b}"
+        );
+
+        // Tokens that are not ours introspect as inactive.
+        assert!(
+            !introspect(&install, &first.access_token, "garbage")
+                .await
+                .active
+        );
+        let status = refresh(&install, "not-a-token").await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{b}");
+    }
+}
+
+#[tokio::test]
+async fn i2_wrong_passwords_lock_the_account_and_unknown_emails_look_the_same() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let admin = with_password(&install, &acme, UserKind::EnterpriseAdmin).await;
+
+    let unknown = login(&install, "nobody@acme.test", PASSWORD)
+        .await
+        .unwrap_err();
+    let wrong = login(&install, &staff.email, "not the password")
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::Unauthenticated);
+    assert_eq!(
+        (unknown.code(), unknown.message()),
+        (wrong.code(), wrong.message()),
+        "an unknown email answers exactly like a wrong password"
+    );
+    for _ in 0..4 {
+        login(&install, &staff.email, "still not it")
+            .await
+            .unwrap_err();
+    }
+    // Five failures: locked, so even the right password is refused, with the same answer.
+    let locked = login(&install, &staff.email, PASSWORD).await.unwrap_err();
+    assert_eq!(
+        (locked.code(), locked.message()),
+        (wrong.code(), wrong.message())
+    );
+
+    // An admin unlocks; the right password works again.
+    let admin_tokens = tokens(
+        login(&install, &admin.email, PASSWORD)
+            .await
+            .expect("admin"),
+    );
+    auth(&install)
+        .await
+        .unlock_user(authed(
+            pb::UnlockUserRequest {
+                user_id: staff.id.0.clone(),
+            },
+            &admin_tokens.access_token,
+        ))
+        .await
+        .expect("unlock");
+    tokens(
+        login(&install, &staff.email, PASSWORD)
+            .await
+            .expect("unlocked"),
+    );
+
+    // Staff cannot unlock anyone.
+    let staff_tokens = tokens(
+        login(&install, &staff.email, PASSWORD)
+            .await
+            .expect("login"),
+    );
+    let status = auth(&install)
+        .await
+        .unlock_user(authed(
+            pb::UnlockUserRequest {
+                user_id: admin.id.0.clone(),
+            },
+            &staff_tokens.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+
+    // Every attempt is in the audit outbox, with its reason.
+    let db = praxis_store::connect(&install.config.identity().service.database_url)
+        .await
+        .unwrap();
+    use praxis_store::sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let events = praxis_identity::store::audit_outbox::Entity::find()
+        .filter(praxis_identity::store::audit_outbox::Column::Action.eq("login"))
+        .all(&db)
+        .await
+        .unwrap();
+    let reasons: Vec<String> = events.iter().map(|e| e.details.clone()).collect();
+    assert!(
+        reasons
+            .iter()
+            .filter(|d| d.contains("wrong password"))
+            .count()
+            >= 5,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|d| d.contains("account locked")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|d| d.contains("unknown email")),
+        "{reasons:?}"
+    );
+    assert!(events.iter().any(|e| e.outcome == "success"));
+}
+
+#[tokio::test]
+async fn i2_logins_from_one_address_are_throttled() {
+    let install = praxis_tests::start_configured(false, |config| {
+        config.identity.login.attempts_per_ip_per_minute = 5;
+    })
+    .await;
+    for n in 0..5 {
+        let status = login(&install, &format!("guess{n}@nowhere.test"), "x")
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    let status = login(&install, "guess@nowhere.test", "x")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn i3_totp_enrolment_codes_once_and_recovery_codes_once() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let session = tokens(
+        login(&install, &staff.email, PASSWORD)
+            .await
+            .expect("login"),
+    );
+    let mut two_factor =
+        TwoFactorServiceClient::new(install.channel(install.addresses.identity).await);
+    let uri = two_factor
+        .start_totp_enrollment(authed(
+            pb::StartTotpEnrollmentRequest {},
+            &session.access_token,
+        ))
+        .await
+        .expect("start")
+        .into_inner()
+        .otpauth_uri;
+    assert!(uri.starts_with("otpauth://totp/Praxis:"), "{uri}");
+    let secret = totp_secret(&uri);
+    let now = chrono::Utc::now().timestamp();
+    let wrong = two_factor
+        .confirm_totp_enrollment(authed(
+            pb::ConfirmTotpEnrollmentRequest {
+                code: praxis_identity::totp::code_at(&secret, now - 300),
+            },
+            &session.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::InvalidArgument);
+    let recovery = two_factor
+        .confirm_totp_enrollment(authed(
+            pb::ConfirmTotpEnrollmentRequest {
+                code: praxis_identity::totp::code_at(&secret, now - 30),
+            },
+            &session.access_token,
+        ))
+        .await
+        .expect("confirm")
+        .into_inner()
+        .recovery_codes;
+    assert_eq!(recovery.len(), 10);
+
+    // From now on the password alone gives a challenge.
+    let complete = |id: String, code: String| {
+        let install = &install;
+        async move {
+            auth(install)
+                .await
+                .complete_challenge(pb::CompleteChallengeRequest {
+                    challenge_id: id,
+                    code,
+                    new_password: String::new(),
+                })
+                .await
+                .map(|r| r.into_inner().step.expect("step"))
+        }
+    };
+    let asked = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    assert_eq!(asked.kind(), pb::ChallengeKind::TwoFactor);
+    // A code from 3 steps ago, then the code used to confirm (its step is spent): refused.
+    let old = praxis_identity::totp::code_at(&secret, now - 90);
+    assert_eq!(
+        complete(asked.challenge_id.clone(), old)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let spent = praxis_identity::totp::code_at(&secret, now - 30);
+    assert_eq!(
+        complete(asked.challenge_id.clone(), spent)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let fresh = praxis_identity::totp::code_at(&secret, now + 30);
+    let done = tokens(
+        complete(asked.challenge_id.clone(), fresh.clone())
+            .await
+            .expect("code"),
+    );
+    let seen = introspect(&install, &done.access_token, &done.access_token).await;
+    assert_eq!(seen.amr, ["pwd", "otp"]);
+    // The challenge is spent; a fresh login cannot reuse the code either.
+    assert_eq!(
+        complete(asked.challenge_id, fresh.clone())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let again = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    assert_eq!(
+        complete(again.challenge_id.clone(), fresh)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+
+    // A recovery code works once.
+    tokens(
+        complete(again.challenge_id, recovery[0].clone())
+            .await
+            .expect("recovery code"),
+    );
+    let third = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    assert_eq!(
+        complete(third.challenge_id.clone(), recovery[0].clone())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    tokens(
+        complete(third.challenge_id, recovery[1].to_uppercase())
+            .await
+            .expect("another code"),
+    );
+
+    // Too many wrong answers spend the challenge.
+    let fourth = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    for _ in 0..5 {
+        complete(fourth.challenge_id.clone(), "000000".into())
+            .await
+            .unwrap_err();
+    }
+    let status = complete(fourth.challenge_id, recovery[2].clone())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(status.message().contains("challenge"), "{status:?}");
+}
+
+#[tokio::test]
+async fn i3_enterprises_requiring_2fa_enrol_users_at_their_next_login() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    set_policy(&install, &acme, |policy| policy.two_factor_required = true).await;
+    let asked = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    assert_eq!(asked.kind(), pb::ChallengeKind::TwoFactorEnrollment);
+    let secret = totp_secret(&asked.otpauth_uri);
+    let step = auth(&install)
+        .await
+        .complete_challenge(pb::CompleteChallengeRequest {
+            challenge_id: asked.challenge_id,
+            code: praxis_identity::totp::code_at(&secret, chrono::Utc::now().timestamp()),
+            new_password: String::new(),
+        })
+        .await
+        .expect("enrolled")
+        .into_inner()
+        .step
+        .unwrap();
+    assert_eq!(step.recovery_codes.len(), 10);
+    tokens(step);
+    let next = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    assert_eq!(next.kind(), pb::ChallengeKind::TwoFactor);
+}
+
+#[tokio::test]
+async fn d13_a_temporary_password_must_be_changed_at_first_login() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let admin = with_password(&install, &acme, UserKind::EnterpriseAdmin).await;
+    let staff = acme.user(UserKind::Staff).clone();
+    let admin_tokens = tokens(login(&install, &admin.email, PASSWORD).await.unwrap());
+    let weak = auth(&install)
+        .await
+        .set_temporary_password(authed(
+            pb::SetTemporaryPasswordRequest {
+                user_id: staff.id.0.clone(),
+                temporary_password: "password123".into(),
+            },
+            &admin_tokens.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(weak.code(), Code::InvalidArgument);
+    auth(&install)
+        .await
+        .set_temporary_password(authed(
+            pb::SetTemporaryPasswordRequest {
+                user_id: staff.id.0.clone(),
+                temporary_password: "temporary pass 42".into(),
+            },
+            &admin_tokens.access_token,
+        ))
+        .await
+        .expect("temporary password");
+    let asked = challenge(
+        login(&install, &staff.email, "temporary pass 42")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(asked.kind(), pb::ChallengeKind::PasswordChange);
+    let answer = |password: &str| pb::CompleteChallengeRequest {
+        challenge_id: asked.challenge_id.clone(),
+        code: String::new(),
+        new_password: password.to_owned(),
+    };
+    // A weak or reused password is refused and the challenge stays answerable.
+    for bad in ["short", "temporary pass 42", "Welcome2026"] {
+        let status = auth(&install)
+            .await
+            .complete_challenge(answer(bad))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{bad}");
+    }
+    let step = auth(&install)
+        .await
+        .complete_challenge(answer("brand new secret 9"))
+        .await
+        .expect("changed")
+        .into_inner()
+        .step
+        .unwrap();
+    tokens(step);
+    assert_eq!(
+        login(&install, &staff.email, "temporary pass 42")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    tokens(
+        login(&install, &staff.email, "brand new secret 9")
+            .await
+            .expect("new password"),
+    );
+}
+
+#[tokio::test]
+async fn i4_sessions_listed_ended_limited_and_gone_when_idle() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let mut sessions = SessionServiceClient::new(install.channel(install.addresses.identity).await);
+    let one = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let two = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let listed = sessions
+        .list_sessions(authed(
+            pb::ListSessionsRequest::default(),
+            &two.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .sessions;
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().any(|s| s.current && s.id == two.session_id));
+    assert!(
+        listed
+            .iter()
+            .all(|s| s.device_id == "laptop-1" && s.ip == "127.0.0.1")
+    );
+    let ended = sessions
+        .end_other_sessions(authed(pb::EndOtherSessionsRequest {}, &two.access_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .ended;
+    assert_eq!(ended, 1);
+    assert!(
+        !introspect(&install, &two.access_token, &one.access_token)
+            .await
+            .active
+    );
+    assert!(
+        introspect(&install, &two.access_token, &two.access_token)
+            .await
+            .active
+    );
+
+    // The limit: reject the new one, or end the oldest.
+    set_policy(&install, &acme, |policy| {
+        policy.session.max_concurrent_sessions = 2;
+        policy.session.at_limit = praxis_directory::domain::policy::SessionLimitAction::RejectNew;
+    })
+    .await;
+    let three = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let refused = login(&install, &staff.email, PASSWORD).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    set_policy(&install, &acme, |policy| {
+        policy.session.at_limit = praxis_directory::domain::policy::SessionLimitAction::EndOldest;
+    })
+    .await;
+    let four = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    assert!(
+        !introspect(&install, &four.access_token, &two.access_token)
+            .await
+            .active,
+        "oldest ended"
+    );
+    assert!(
+        introspect(&install, &four.access_token, &three.access_token)
+            .await
+            .active
+    );
+
+    // Idle past the timeout: gone.
+    let db = praxis_store::connect(&install.config.identity().service.database_url)
+        .await
+        .unwrap();
+    use praxis_store::sea_orm::{ActiveModelTrait, Set};
+    praxis_identity::store::session::ActiveModel {
+        id: Set(three.session_id.clone()),
+        last_seen_at: Set(chrono::Utc::now() - chrono::Duration::hours(2)),
+        ..Default::default()
+    }
+    .update(&db)
+    .await
+    .unwrap();
+    assert!(
+        !introspect(&install, &four.access_token, &three.access_token)
+            .await
+            .active
+    );
+    assert_eq!(
+        refresh(&install, &three.refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+
+    // Log out everywhere.
+    sessions
+        .end_all_sessions(authed(pb::EndAllSessionsRequest {}, &four.access_token))
+        .await
+        .unwrap();
+    assert_eq!(
+        refresh(&install, &four.refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+}
+
+fn from<T>(ip: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("x-forwarded-for", ip.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn i4_bound_sessions_end_when_used_from_elsewhere_and_d14_disabling_ends_them() {
+    let install = praxis_tests::start_configured(false, |config| {
+        config.identity.login.trust_forwarded_for = true;
+    })
+    .await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    set_policy(&install, &acme, |policy| policy.session.bind_to_ip = true).await;
+    let step = auth(&install)
+        .await
+        .login(from("198.51.100.7", login_request(&staff.email, PASSWORD)))
+        .await
+        .unwrap()
+        .into_inner()
+        .step
+        .unwrap();
+    let bound = tokens(step);
+    let moved = auth(&install)
+        .await
+        .refresh(from(
+            "203.0.113.9",
+            pb::RefreshRequest {
+                refresh_token: bound.refresh_token.clone(),
+                client: None,
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(moved.code(), Code::Unauthenticated);
+    assert!(
+        !introspect(&install, &bound.access_token, &bound.access_token)
+            .await
+            .active
+    );
+
+    // I8: an allowlist for staff keeps them out from elsewhere.
+    set_policy(&install, &acme, |policy| {
+        policy.session.bind_to_ip = false;
+        policy.ip_allowlists = vec![praxis_directory::domain::policy::IpAllowlist {
+            kind: Some(UserKind::Staff),
+            role_id: None,
+            cidrs: vec!["10.0.0.0/8".into()],
+        }];
+    })
+    .await;
+    let outside = auth(&install)
+        .await
+        .login(from("198.51.100.7", login_request(&staff.email, PASSWORD)))
+        .await
+        .unwrap_err();
+    assert_eq!(outside.code(), Code::PermissionDenied);
+    let inside = auth(&install)
+        .await
+        .login(from("10.1.2.3", login_request(&staff.email, PASSWORD)))
+        .await
+        .unwrap()
+        .into_inner()
+        .step
+        .unwrap();
+    let inside = tokens(inside);
+
+    // D14: disabling the user ends what they have open, and they cannot log in.
+    install
+        .directory
+        .disable_user(&Actor::Operator, &staff.id, None, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        !introspect(&install, &inside.access_token, &inside.access_token)
+            .await
+            .active
+    );
+    assert_eq!(
+        auth(&install)
+            .await
+            .refresh(from(
+                "10.1.2.3",
+                pb::RefreshRequest {
+                    refresh_token: inside.refresh_token,
+                    client: None,
+                }
+            ))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let status = auth(&install)
+        .await
+        .login(from("10.1.2.3", login_request(&staff.email, PASSWORD)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn i4_step_up_and_password_change() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let first = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let other = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let before = introspect(&install, &first.access_token, &first.access_token).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let wrong = auth(&install)
+        .await
+        .reauthenticate(authed(
+            pb::ReauthenticateRequest {
+                password: "nope".into(),
+                code: String::new(),
+            },
+            &first.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::PermissionDenied);
+    let stepped = auth(&install)
+        .await
+        .reauthenticate(authed(
+            pb::ReauthenticateRequest {
+                password: PASSWORD.into(),
+                code: String::new(),
+            },
+            &first.access_token,
+        ))
+        .await
+        .expect("step-up")
+        .into_inner();
+    let after = introspect(&install, &stepped.access_token, &stepped.access_token).await;
+    assert!(
+        after.auth_time.unwrap().seconds > before.auth_time.unwrap().seconds,
+        "fresh auth_time"
+    );
+    assert_eq!(after.session_id, first.session_id);
+
+    // Changing the password needs the current one and ends the other sessions.
+    let status = auth(&install)
+        .await
+        .change_password(authed(
+            pb::ChangePasswordRequest {
+                current_password: "wrong".into(),
+                new_password: "another good one 5".into(),
+            },
+            &first.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    auth(&install)
+        .await
+        .change_password(authed(
+            pb::ChangePasswordRequest {
+                current_password: PASSWORD.into(),
+                new_password: "another good one 5".into(),
+            },
+            &first.access_token,
+        ))
+        .await
+        .expect("changed");
+    assert!(
+        !introspect(&install, &first.access_token, &other.access_token)
+            .await
+            .active
+    );
+    assert!(
+        introspect(&install, &first.access_token, &first.access_token)
+            .await
+            .active
+    );
+    tokens(
+        login(&install, &staff.email, "another good one 5")
+            .await
+            .expect("new password"),
+    );
+}
