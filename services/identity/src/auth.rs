@@ -1190,6 +1190,23 @@ impl Authenticator {
         self.set_password(&account, password, must_change).await
     }
 
+    /// Seeds a password only for a user who has none (demo data, run on every start).
+    pub async fn seed_password_if_absent(
+        &self,
+        user_id: &str,
+        password: &str,
+    ) -> Result<bool, AuthError> {
+        if credential::Entity::find_by_id(user_id)
+            .one(&self.db)
+            .await?
+            .is_some()
+        {
+            return Ok(false);
+        }
+        self.seed_password(user_id, password, false).await?;
+        Ok(true)
+    }
+
     pub async fn unlock_user(&self, caller: &Caller, user_id: &str) -> Result<(), AuthError> {
         self.current_session(caller).await?;
         if caller.kind != "ENTERPRISE_ADMIN" {

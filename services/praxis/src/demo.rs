@@ -6,6 +6,8 @@ use praxis_directory::domain::*;
 
 pub const DEMO_ENTERPRISE: &str = "Demo Health";
 pub const DEMO_DOMAIN: &str = "demo-health.test";
+/// Every demo user's password; a demo install is for trying things out on a laptop.
+pub const DEMO_PASSWORD: &str = "praxis demo password";
 
 pub struct DemoSummary {
     pub enterprise: Enterprise,

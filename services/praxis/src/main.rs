@@ -131,6 +131,13 @@ async fn serve(config: PraxisConfig, seed_demo: bool) -> anyhow::Result<()> {
     .await?;
     if seed_demo {
         let summary = demo::seed(&running.directory).await?;
+        for user in &summary.users {
+            running
+                .identity
+                .seed_password_if_absent(&user.id.0, demo::DEMO_PASSWORD)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+        }
         print_demo(&config, &running.addresses, &summary);
     }
     running.wait().await.map_err(|e| anyhow::anyhow!(e))
@@ -162,7 +169,17 @@ fn print_demo(config: &PraxisConfig, addresses: &praxis::Addresses, summary: &de
         .find(|u| u.kind == UserKind::EnterpriseAdmin);
     if let Some(admin) = admin {
         println!();
-        println!("Get a token for any of them, e.g. the enterprise admin:");
+        println!(
+            "Each logs in with the password {:?}, e.g.:",
+            demo::DEMO_PASSWORD
+        );
+        println!(
+            "  grpcurl -plaintext -d '{{\"email\": \"{}\", \"password\": \"{}\"}}' {} praxis.identity.v1.AuthService/Login",
+            admin.email,
+            demo::DEMO_PASSWORD,
+            addresses.identity
+        );
+        println!("Or get a token for any of them from the command line:");
         println!(
             "  TOKEN=$({} --data-dir {data_dir} token --email {})",
             this_program(),
