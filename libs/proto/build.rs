@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "praxis/directory/v1/practice.proto",
         "praxis/directory/v1/role.proto",
         "praxis/directory/v1/user.proto",
+        "praxis/directory/v1/account.proto",
         "praxis/identity/v1/token.proto",
         "praxis/identity/v1/auth.proto",
         "praxis/authz/v1/authz.proto",

@@ -852,3 +852,74 @@ async fn i4_step_up_and_password_change() {
             .expect("new password"),
     );
 }
+
+/// A standalone identity (another replica, same database and key) reads accounts from the
+/// directory over gRPC with a service token it signs for itself; nobody else may read them.
+#[tokio::test]
+async fn standalone_identity_reads_accounts_from_directory_over_grpc() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let mut config = install.config.identity();
+    config.service.listen = "127.0.0.1:0".into();
+    config.directory_url = format!("http://{}", install.addresses.directory);
+    let replica = praxis_identity::open(
+        &config,
+        praxis_cache::open("memory").unwrap(),
+        praxis_identity::AccountSource::Directory(config.directory_url.clone()),
+    )
+    .await
+    .unwrap();
+    let verifier =
+        std::sync::Arc::new(praxis_runtime::TokenVerifier::new(&config.service.auth).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let host = replica.host(verifier, std::time::Duration::from_secs(1));
+    tokio::spawn(host.serve(listener, shutdown.clone()));
+
+    let mut client = AuthServiceClient::new(install.channel(address).await);
+    let step = client
+        .login(login_request(&staff.email, PASSWORD))
+        .await
+        .expect("login through the standalone identity")
+        .into_inner()
+        .step
+        .unwrap();
+    let issued = tokens(step);
+    let wrong = client
+        .login(login_request(&staff.email, "not it"))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    // The login was recorded in the directory (D19).
+    let user = install
+        .directory
+        .store()
+        .user(&staff.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(user.last_login_at.is_some());
+
+    // A user's token cannot read accounts.
+    let mut accounts =
+        praxis_proto::directory::v1::account_service_client::AccountServiceClient::new(
+            install.channel(install.addresses.directory).await,
+        );
+    let status = accounts
+        .get_account(authed(
+            praxis_proto::directory::v1::GetAccountRequest {
+                key: Some(
+                    praxis_proto::directory::v1::get_account_request::Key::Email(
+                        staff.email.clone(),
+                    ),
+                ),
+            },
+            &issued.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    shutdown.cancel();
+}

@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod store;
 
 use praxis_cache::{Cache, CacheProbe};
+use praxis_proto::directory::v1::account_service_server::AccountServiceServer;
 use praxis_proto::directory::v1::email_domain_service_server::EmailDomainServiceServer;
 use praxis_proto::directory::v1::enterprise_service_server::EnterpriseServiceServer;
 use praxis_proto::directory::v1::person_service_server::PersonServiceServer;
@@ -170,6 +171,9 @@ impl DirectoryService {
         }))
         .add_service(RoleBindingServiceServer::new(grpc::RoleBindingApi {
             directory: self.directory.clone(),
+        }))
+        .add_service(AccountServiceServer::new(grpc::AccountApi {
+            directory: self.directory.clone(),
         }));
         let names = vec![
             <EnterpriseServiceServer<grpc::EnterpriseApi> as NamedService>::NAME,
@@ -179,6 +183,7 @@ impl DirectoryService {
             <PersonServiceServer<grpc::PersonApi> as NamedService>::NAME,
             <RoleServiceServer<grpc::RoleApi> as NamedService>::NAME,
             <RoleBindingServiceServer<grpc::RoleBindingApi> as NamedService>::NAME,
+            <AccountServiceServer<grpc::AccountApi> as NamedService>::NAME,
         ];
         ServiceHost::new("directory", routes, names, verifier)
             .probe(Arc::new(DatabaseProbe(self.db.clone())))

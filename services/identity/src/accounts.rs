@@ -2,6 +2,7 @@
 //! enterprise's policy and their roles. Identity owns credentials and sessions; it reads the
 //! rest through `Accounts` (in process in the one-process install).
 
+use praxis_proto::directory::v1 as directory;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -145,22 +146,216 @@ pub trait Accounts: Send + Sync {
     async fn record_login(&self, user_id: &str, at: chrono::DateTime<chrono::Utc>);
 }
 
-/// For a standalone identity until it reads accounts from directory over gRPC: every lookup is
-/// unavailable, so logins answer UNAVAILABLE rather than anything wrong.
+/// The account in directory's answer; `None` when the user is missing from it.
+pub fn from_proto(answer: directory::GetAccountResponse) -> Option<Account> {
+    let user = answer.user?;
+    let policy = answer.policy.unwrap_or_default();
+    let kind = directory::UserKind::try_from(user.kind)
+        .map(|k| k.as_str_name().trim_start_matches("USER_KIND_").to_owned())
+        .unwrap_or_default();
+    let kind_name = |value: i32| {
+        directory::UserKind::try_from(value)
+            .ok()
+            .filter(|k| *k != directory::UserKind::Unspecified)
+            .map(|k| k.as_str_name().trim_start_matches("USER_KIND_").to_owned())
+    };
+    let role_ids = answer.role_ids;
+    let password = policy.password.unwrap_or_default();
+    let session = policy.session.unwrap_or_default();
+    // The first override naming the user's kind or one of their roles wins.
+    let (idle, absolute) = session
+        .overrides
+        .iter()
+        .find(|o| {
+            kind_name(o.kind).is_some_and(|k| k == kind)
+                || (!o.role_id.is_empty() && role_ids.contains(&o.role_id))
+        })
+        .map_or(
+            (
+                session.idle_timeout_minutes,
+                session.absolute_lifetime_hours,
+            ),
+            |o| (o.idle_timeout_minutes, o.absolute_lifetime_hours),
+        );
+    let positive = |value: i32| u32::try_from(value).unwrap_or(0);
+    let small = |value: i32| u16::try_from(value).unwrap_or(0);
+    Some(Account {
+        user_id: user.id,
+        enterprise_id: user.enterprise_id,
+        email: user.email,
+        kind,
+        active: user.status == i32::from(directory::UserStatus::Active),
+        role_ids: role_ids.clone(),
+        password: PasswordRules {
+            min_length: small(password.min_length).max(8),
+            require_uppercase: password.require_uppercase,
+            require_lowercase: password.require_lowercase,
+            require_digit: password.require_digit,
+            require_symbol: password.require_symbol,
+            history: small(password.history),
+            max_age_days: small(password.max_age_days),
+        },
+        session: SessionRules {
+            idle_timeout_minutes: positive(idle).max(1),
+            absolute_lifetime_hours: positive(absolute).max(1),
+            max_concurrent_sessions: positive(session.max_concurrent_sessions),
+            end_oldest_at_limit: session.at_limit
+                != i32::from(directory::SessionLimitAction::RejectNew),
+            bind_to_ip: session.bind_to_ip,
+            bind_to_device: session.bind_to_device,
+        },
+        two_factor_required: policy.two_factor.is_some_and(|t| t.required),
+        network: policy
+            .ip_allowlists
+            .into_iter()
+            .map(|rule| NetworkRule {
+                kind: kind_name(rule.kind),
+                role_id: Some(rule.role_id).filter(|r| !r.is_empty()),
+                cidrs: rule.cidrs,
+            })
+            .collect(),
+    })
+}
+
+/// Directory across the network, called with a service token identity signs for itself.
+pub struct GrpcAccounts {
+    client: directory::account_service_client::AccountServiceClient<
+        tonic::service::interceptor::InterceptedService<
+            tonic::transport::Channel,
+            praxis_runtime::request_context::PropagateTraceContext,
+        >,
+    >,
+    keys: crate::keys::KeyRing,
+    token: tokio::sync::Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>,
+}
+
+/// The subject and kind directory accepts on `AccountService`.
+pub const SERVICE_SUBJECT: &str = "service:identity";
+pub const SERVICE_KIND: &str = "SERVICE";
+
+impl GrpcAccounts {
+    /// Connects lazily: identity starts even while directory is not up yet.
+    pub fn new(url: &str, keys: crate::keys::KeyRing) -> Result<Self, tonic::transport::Error> {
+        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .timeout(std::time::Duration::from_secs(3))
+            .connect_lazy();
+        Ok(Self {
+            client: directory::account_service_client::AccountServiceClient::with_interceptor(
+                channel,
+                praxis_runtime::request_context::PropagateTraceContext,
+            ),
+            keys,
+            token: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// A service token, renewed when less than half its life is left.
+    async fn token(&self) -> Result<String, AccountsError> {
+        let now = chrono::Utc::now();
+        let mut held = self.token.lock().await;
+        if let Some((token, renew_at)) = held.as_ref()
+            && *renew_at > now
+        {
+            return Ok(token.clone());
+        }
+        let ttl = chrono::Duration::minutes(5);
+        let subject = crate::keys::TokenSubject {
+            user_id: SERVICE_SUBJECT.to_owned(),
+            enterprise_id: String::new(),
+            session_id: "service".to_owned(),
+            kind: SERVICE_KIND.to_owned(),
+            amr: vec!["svc".to_owned()],
+            auth_time: now,
+        };
+        let token = self
+            .keys
+            .issue(&subject, now, ttl)
+            .await
+            .map_err(|e| AccountsError(e.to_string()))?;
+        *held = Some((token.clone(), now + ttl / 2));
+        Ok(token)
+    }
+
+    async fn request<T>(&self, message: T) -> Result<tonic::Request<T>, AccountsError> {
+        let mut request = tonic::Request::new(message);
+        let value = format!("Bearer {}", self.token().await?)
+            .parse()
+            .map_err(|_| AccountsError("service token is not a header value".into()))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+
+    async fn get(
+        &self,
+        key: directory::get_account_request::Key,
+    ) -> Result<Option<Account>, AccountsError> {
+        let request = self
+            .request(directory::GetAccountRequest { key: Some(key) })
+            .await?;
+        match self.client.clone().get_account(request).await {
+            Ok(answer) => Ok(from_proto(answer.into_inner())),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::NotFound | tonic::Code::InvalidArgument
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(status) => Err(AccountsError(format!(
+                "directory: {:?} {}",
+                status.code(),
+                status.message()
+            ))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Accounts for GrpcAccounts {
+    async fn by_email(&self, email: &str) -> Result<Option<Account>, AccountsError> {
+        self.get(directory::get_account_request::Key::Email(email.to_owned()))
+            .await
+    }
+
+    async fn by_id(&self, user_id: &str) -> Result<Option<Account>, AccountsError> {
+        self.get(directory::get_account_request::Key::UserId(
+            user_id.to_owned(),
+        ))
+        .await
+    }
+
+    async fn record_login(&self, user_id: &str, _at: chrono::DateTime<chrono::Utc>) {
+        let request = match self
+            .request(directory::RecordLoginRequest {
+                user_id: user_id.to_owned(),
+            })
+            .await
+        {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::warn!(%error, "last login not recorded");
+                return;
+            }
+        };
+        if let Err(status) = self.client.clone().record_login(request).await {
+            tracing::warn!(code = ?status.code(), "last login not recorded");
+        }
+    }
+}
+
+/// For tools that only sign (the `praxis token` command): every lookup is unavailable.
 pub struct NoAccounts;
 
 #[async_trait::async_trait]
 impl Accounts for NoAccounts {
     async fn by_email(&self, _email: &str) -> Result<Option<Account>, AccountsError> {
-        Err(AccountsError(
-            "this identity has no account source (run it with directory in one process)".into(),
-        ))
+        Err(AccountsError("this tool has no account source".into()))
     }
 
     async fn by_id(&self, _user_id: &str) -> Result<Option<Account>, AccountsError> {
-        Err(AccountsError(
-            "this identity has no account source (run it with directory in one process)".into(),
-        ))
+        Err(AccountsError("this tool has no account source".into()))
     }
 
     async fn record_login(&self, _user_id: &str, _at: chrono::DateTime<chrono::Utc>) {}

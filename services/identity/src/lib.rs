@@ -56,6 +56,8 @@ pub struct IdentityConfig {
     pub encryption: EncryptionConfig,
     /// Lockout, throttling and challenge settings.
     pub login: auth::AuthSettings,
+    /// The directory's gRPC address, where a standalone identity reads accounts.
+    pub directory_url: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,6 +88,7 @@ impl Default for IdentityConfig {
             key_overlap_seconds: 86_400,
             encryption: EncryptionConfig::default(),
             login: auth::AuthSettings::default(),
+            directory_url: "http://127.0.0.1:50051".to_owned(),
         }
     }
 }
@@ -135,12 +138,20 @@ pub struct IdentityService {
     jwks_out: Option<PathBuf>,
 }
 
+/// Where identity reads who may log in.
+pub enum AccountSource {
+    /// The directory in this process.
+    Given(Arc<dyn accounts::Accounts>),
+    /// The directory at this gRPC URL, called with a service token identity signs itself.
+    Directory(String),
+}
+
 /// Opens identity's database, seals and loads the signing keys, and sets up authentication
 /// against `accounts` (the directory's view of who may log in).
 pub async fn open(
     config: &IdentityConfig,
     cache: Arc<dyn Cache>,
-    accounts: Arc<dyn accounts::Accounts>,
+    accounts: AccountSource,
 ) -> Result<IdentityService, StartError> {
     let db = praxis_store::connect(&config.service.database_url).await?;
     praxis_store::prepare::<store::migrations::Migrator>(&db, config.service.migrate_on_start)
@@ -153,6 +164,10 @@ pub async fn open(
         chrono::Duration::seconds(config.key_overlap_seconds),
     );
     keys.ensure_active(chrono::Utc::now()).await?;
+    let accounts: Arc<dyn accounts::Accounts> = match accounts {
+        AccountSource::Given(accounts) => accounts,
+        AccountSource::Directory(url) => Arc::new(accounts::GrpcAccounts::new(&url, keys.clone())?),
+    };
     let auth = Arc::new(auth::Authenticator::new(auth::AuthParts {
         db: db.clone(),
         keys: keys.clone(),

@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let service = praxis_identity::open(
         &config,
         cache,
-        Arc::new(praxis_identity::accounts::NoAccounts),
+        praxis_identity::AccountSource::Directory(config.directory_url.clone()),
     )
     .await
     .map_err(|e| anyhow::anyhow!(e))?;

@@ -79,7 +79,12 @@ pub async fn start_with(
     let directory = praxis_directory::open(&directory_config, cache.clone()).await?;
     let identity_config = config.identity();
     let accounts = Arc::new(inprocess::DirectoryAccounts(directory.directory.clone()));
-    let identity = praxis_identity::open(&identity_config, cache.clone(), accounts).await?;
+    let identity = praxis_identity::open(
+        &identity_config,
+        cache.clone(),
+        praxis_identity::AccountSource::Given(accounts),
+    )
+    .await?;
     let identity_auth = identity.auth.clone();
     let principals = Arc::new(inprocess::DirectoryPrincipals(directory.directory.clone()));
     let authz_config = config.authz();
@@ -205,7 +210,7 @@ pub async fn issue_token(
     let identity = praxis_identity::open(
         &config.identity(),
         cache.clone(),
-        Arc::new(praxis_identity::accounts::NoAccounts),
+        praxis_identity::AccountSource::Given(Arc::new(praxis_identity::accounts::NoAccounts)),
     )
     .await?;
     let now = chrono::Utc::now();

@@ -889,3 +889,86 @@ mod tests {
         assert!(MinAccess::Enterprise.admits(UserKind::EnterpriseAdmin));
     }
 }
+
+/// The subject and kind of the service token identity signs for itself to read accounts.
+pub const IDENTITY_SERVICE_SUBJECT: &str = "service:identity";
+pub const SERVICE_KIND: &str = "SERVICE";
+
+pub enum AccountKey {
+    Email(String),
+    UserId(UserId),
+}
+
+/// What identity needs to authenticate a user.
+#[derive(Debug, Clone)]
+pub struct AccountView {
+    pub user: User,
+    pub policy: super::policy::EnterprisePolicy,
+    pub role_ids: Vec<super::roles::RoleId>,
+}
+
+fn identity_only(actor: &Actor) -> Result<(), DomainError> {
+    match actor {
+        Actor::Operator => Ok(()),
+        Actor::Caller(caller)
+            if caller.kind == SERVICE_KIND && caller.user_id == IDENTITY_SERVICE_SUBJECT =>
+        {
+            Ok(())
+        }
+        Actor::Caller(_) => Err(DomainError::PermissionDenied(
+            "only the identity service reads accounts",
+        )),
+    }
+}
+
+impl Directory {
+    /// The account behind an email or a user id: the user (not deleted), their enterprise's
+    /// policy and their roles. For identity only.
+    pub async fn account(
+        &self,
+        actor: &Actor,
+        key: AccountKey,
+    ) -> Result<Option<AccountView>, DomainError> {
+        identity_only(actor)?;
+        let user = match key {
+            AccountKey::Email(email) => {
+                let email = normalize_email(&email)?;
+                self.store.user_by_email(&email).await?
+            }
+            AccountKey::UserId(id) => self.store.user(&id).await?,
+        };
+        let Some(user) = user.filter(|u| u.status != UserStatus::Deleted) else {
+            return Ok(None);
+        };
+        let Some(enterprise) = self.store.enterprise(&user.enterprise_id).await? else {
+            return Ok(None);
+        };
+        let filter = super::roles::BindingFilter {
+            user_id: Some(user.id.clone()),
+            ..Default::default()
+        };
+        let role_ids = self
+            .store
+            .bindings(&user.enterprise_id, &filter)
+            .await?
+            .into_iter()
+            .map(|binding| binding.role_id)
+            .collect();
+        Ok(Some(AccountView {
+            user,
+            policy: enterprise.policy,
+            role_ids,
+        }))
+    }
+
+    /// Records a successful login (D19). For identity only.
+    pub async fn record_login(
+        &self,
+        actor: &Actor,
+        user_id: &UserId,
+        at: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        identity_only(actor)?;
+        self.store.record_login(user_id, at).await
+    }
+}

@@ -1,6 +1,7 @@
 //! The gRPC surface: decode and validate requests, call the domain, encode answers. Conversions
 //! between proto and domain types live in `convert`.
 
+mod accounts;
 mod convert;
 mod email_domains;
 mod enterprises;
@@ -10,6 +11,7 @@ mod practices;
 mod roles;
 mod users;
 
+pub use accounts::{AccountApi, account_proto};
 pub use email_domains::EmailDomainApi;
 pub use enterprises::EnterpriseApi;
 pub use persons::PersonApi;

@@ -1,0 +1,55 @@
+//! `praxis.directory.v1.AccountService`: identity reads who may log in.
+
+use super::actor;
+use crate::domain::users::{AccountKey, AccountView};
+use crate::domain::{Directory, UserId};
+use praxis_proto::directory::v1 as pb;
+use praxis_proto::directory::v1::account_service_server::AccountService;
+use praxis_runtime::error::invalid_argument;
+use tonic::{Request, Response, Status};
+
+pub struct AccountApi {
+    pub directory: Directory,
+}
+
+/// The wire form of an account; the one-process install hands identity the same shape.
+pub fn account_proto(view: AccountView) -> pb::GetAccountResponse {
+    pb::GetAccountResponse {
+        user: Some(view.user.into()),
+        policy: Some(super::policy::to_proto(view.policy)),
+        role_ids: view.role_ids.into_iter().map(|role| role.0).collect(),
+    }
+}
+
+#[tonic::async_trait]
+impl AccountService for AccountApi {
+    async fn get_account(
+        &self,
+        request: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::GetAccountResponse>, Status> {
+        let actor = actor(&request)?;
+        let key = match request.into_inner().key {
+            Some(pb::get_account_request::Key::Email(email)) => AccountKey::Email(email),
+            Some(pb::get_account_request::Key::UserId(id)) if !id.trim().is_empty() => {
+                AccountKey::UserId(UserId(id.trim().to_owned()))
+            }
+            _ => return Err(invalid_argument("key", "an email or a user_id")),
+        };
+        match self.directory.account(&actor, key).await? {
+            Some(view) => Ok(Response::new(account_proto(view))),
+            None => Err(Status::not_found("account not found")),
+        }
+    }
+
+    async fn record_login(
+        &self,
+        request: Request<pb::RecordLoginRequest>,
+    ) -> Result<Response<pb::RecordLoginResponse>, Status> {
+        let actor = actor(&request)?;
+        let id = super::required("user_id", &request.get_ref().user_id)?;
+        self.directory
+            .record_login(&actor, &UserId(id.to_owned()), chrono::Utc::now())
+            .await?;
+        Ok(Response::new(pb::RecordLoginResponse {}))
+    }
+}
