@@ -923,3 +923,145 @@ async fn standalone_identity_reads_accounts_from_directory_over_grpc() {
     assert_eq!(status.code(), Code::PermissionDenied);
     shutdown.cancel();
 }
+
+/// I1: a forgotten password is reset through a single-use, expiring link; the answer does not
+/// say whether the email exists; the reset ends every session.
+#[tokio::test]
+async fn i1_password_reset_links_are_single_use_and_do_not_reveal_emails() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let open_session = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let ask = |email: &str| {
+        let install = &install;
+        let email = email.to_owned();
+        async move {
+            auth(install)
+                .await
+                .request_password_reset(pb::RequestPasswordResetRequest { email })
+                .await
+        }
+    };
+    let known = ask(&staff.email).await.expect("known email");
+    let unknown = ask("nobody@acme.test").await.expect("unknown email");
+    assert_eq!(known.into_inner(), unknown.into_inner(), "the same answer");
+
+    // Exactly one message goes out, to the known address, with a link.
+    let mut link = None;
+    for _ in 0..100 {
+        let sent: Vec<_> = install
+            .notifier
+            .delivered()
+            .into_iter()
+            .filter(|n| n.topic == praxis_identity::resets::RESET_TOPIC)
+            .collect();
+        if let Some(message) = sent.first() {
+            assert_eq!(sent.len(), 1);
+            assert_eq!(message.recipient, staff.email);
+            let payload: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
+            link = payload["link"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let link = link.expect("the reset link was relayed to the notifier");
+    let token = link
+        .split("token=")
+        .nth(1)
+        .expect("token in the link")
+        .to_owned();
+
+    let reset = |token: &str, password: &str| {
+        let install = &install;
+        let request = pb::ResetPasswordRequest {
+            token: token.to_owned(),
+            new_password: password.to_owned(),
+        };
+        async move { auth(install).await.reset_password(request).await }
+    };
+    // A weak password is refused and leaves the link usable.
+    assert_eq!(
+        reset(&token, "password1").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    reset(&token, "fresh start pass 3").await.expect("reset");
+    assert_eq!(
+        reset(&token, "another fresh one 4")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated,
+        "a link works once"
+    );
+    assert_eq!(
+        reset("made-up-token", "another fresh one 4")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    assert!(
+        !introspect(
+            &install,
+            &open_session.access_token,
+            &open_session.access_token
+        )
+        .await
+        .active
+    );
+    assert_eq!(
+        login(&install, &staff.email, PASSWORD)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    tokens(
+        login(&install, &staff.email, "fresh start pass 3")
+            .await
+            .expect("new password"),
+    );
+
+    // An expired link does nothing.
+    ask(&staff.email).await.unwrap();
+    let db = praxis_store::connect(&install.config.identity().service.database_url)
+        .await
+        .unwrap();
+    use praxis_store::sea_orm::sea_query::Expr;
+    use praxis_store::sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    praxis_identity::store::reset_token::Entity::update_many()
+        .col_expr(
+            praxis_identity::store::reset_token::Column::ExpiresAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::minutes(1)),
+        )
+        .filter(praxis_identity::store::reset_token::Column::UsedAt.is_null())
+        .exec(&db)
+        .await
+        .unwrap();
+    let mut expired = None;
+    for _ in 0..100 {
+        let sent: Vec<_> = install
+            .notifier
+            .delivered()
+            .into_iter()
+            .filter(|n| n.topic == praxis_identity::resets::RESET_TOPIC)
+            .collect();
+        if sent.len() == 2 {
+            let payload: serde_json::Value = serde_json::from_str(&sent[1].payload).unwrap();
+            expired = payload["link"]
+                .as_str()
+                .and_then(|l| l.split("token=").nth(1))
+                .map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let expired = expired.expect("second link relayed");
+    assert_eq!(
+        reset(&expired, "late but strong 12")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+}

@@ -10,6 +10,7 @@ pub mod error;
 pub mod health;
 pub mod host;
 pub mod metrics;
+pub mod notify;
 pub mod request_context;
 pub mod telemetry;
 

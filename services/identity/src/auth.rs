@@ -39,6 +39,8 @@ pub struct AuthSettings {
     pub trust_forwarded_for: bool,
     /// The issuer authenticator apps show.
     pub totp_issuer: String,
+    /// Password reset links.
+    pub reset: crate::resets::ResetSettings,
 }
 
 impl Default for AuthSettings {
@@ -51,6 +53,7 @@ impl Default for AuthSettings {
             challenge_seconds: 300,
             trust_forwarded_for: false,
             totp_issuer: "Praxis".to_owned(),
+            reset: crate::resets::ResetSettings::default(),
         }
     }
 }
@@ -221,7 +224,39 @@ impl Authenticator {
         &self.settings
     }
 
-    async fn audit(
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Refuses a client address that has made too many attempts this minute.
+    pub(crate) async fn throttle(&self, client: &ClientInfo) -> Result<(), AuthError> {
+        let Some(ip) = client.ip else {
+            return Ok(());
+        };
+        let attempts = self
+            .cache
+            .increment(
+                &format!("praxis:identity:attempts:ip:{ip}"),
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        if attempts > self.settings.attempts_per_ip_per_minute {
+            self.audit(
+                "",
+                "",
+                "throttle",
+                "refused",
+                client,
+                serde_json::json!({"reason": "too many attempts from this address"}),
+            )
+            .await;
+            return Err(AuthError::Throttled);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn audit(
         &self,
         enterprise_id: &str,
         actor: &str,
@@ -256,14 +291,14 @@ impl Authenticator {
         );
     }
 
-    async fn account_by_email(&self, email: &str) -> Result<Option<Account>, AuthError> {
+    pub(crate) async fn account_by_email(&self, email: &str) -> Result<Option<Account>, AuthError> {
         self.accounts
             .by_email(email)
             .await
             .map_err(|e| AuthError::Unavailable(e.to_string()))
     }
 
-    async fn account(&self, user_id: &str) -> Result<Option<Account>, AuthError> {
+    pub(crate) async fn account(&self, user_id: &str) -> Result<Option<Account>, AuthError> {
         self.accounts
             .by_id(user_id)
             .await
@@ -279,28 +314,7 @@ impl Authenticator {
         client: ClientInfo,
     ) -> Result<Step, AuthError> {
         let now = Utc::now();
-        if let Some(ip) = client.ip {
-            let attempts = self
-                .cache
-                .increment(
-                    &format!("praxis:identity:attempts:ip:{ip}"),
-                    std::time::Duration::from_secs(60),
-                )
-                .await
-                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-            if attempts > self.settings.attempts_per_ip_per_minute {
-                self.audit(
-                    "",
-                    "",
-                    "login",
-                    "refused",
-                    &client,
-                    serde_json::json!({"reason": "too many attempts from this address"}),
-                )
-                .await;
-                return Err(AuthError::Throttled);
-            }
-        }
+        self.throttle(&client).await?;
         let account = self.account_by_email(email).await?;
         let credential = match &account {
             Some(account) => {
@@ -926,7 +940,10 @@ impl Authenticator {
     }
 
     /// The caller's session, alive.
-    async fn current_session(&self, caller: &Caller) -> Result<session::Model, AuthError> {
+    pub(crate) async fn current_session(
+        &self,
+        caller: &Caller,
+    ) -> Result<session::Model, AuthError> {
         let row = sessions::get(&self.db, &caller.session_id)
             .await?
             .filter(|row| row.user_id == caller.user_id)
@@ -938,7 +955,11 @@ impl Authenticator {
     }
 
     /// Enterprise admins act on users of their own enterprise; anyone on themselves.
-    async fn reachable(&self, caller: &Caller, user_id: &str) -> Result<Account, AuthError> {
+    pub(crate) async fn reachable(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+    ) -> Result<Account, AuthError> {
         let account = self
             .account(user_id)
             .await?
@@ -1034,7 +1055,7 @@ impl Authenticator {
     // === passwords ===
 
     /// Sets `account`'s password after checking the policy and history.
-    async fn set_password(
+    pub(crate) async fn set_password(
         &self,
         account: &Account,
         password: &str,

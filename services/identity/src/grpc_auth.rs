@@ -16,10 +16,12 @@ use tonic::{Code, Request, Response, Status};
 pub const ERROR_DOMAIN: &str = "identity.praxis";
 
 /// Reached without a token: they are how one gets a token.
-pub const PUBLIC_METHODS: [&str; 3] = [
+pub const PUBLIC_METHODS: [&str; 5] = [
     "/praxis.identity.v1.AuthService/Login",
     "/praxis.identity.v1.AuthService/CompleteChallenge",
     "/praxis.identity.v1.AuthService/Refresh",
+    "/praxis.identity.v1.AuthService/RequestPasswordReset",
+    "/praxis.identity.v1.AuthService/ResetPassword",
 ];
 
 #[derive(Clone)]
@@ -293,6 +295,54 @@ impl AuthService for AuthApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::UnlockUserResponse {}))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<pb::RequestPasswordResetRequest>,
+    ) -> Result<Response<pb::RequestPasswordResetResponse>, Status> {
+        let client = self.client(&request, None);
+        let body = request.into_inner();
+        if body.email.trim().is_empty() || body.email.len() > 320 {
+            return Err(invalid_argument(
+                "email",
+                "required, at most 320 characters",
+            ));
+        }
+        self.auth
+            .request_password_reset(body.email.trim(), client)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RequestPasswordResetResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let client = self.client(&request, None);
+        let body = request.into_inner();
+        if body.token.trim().is_empty() {
+            return Err(invalid_argument("token", "required"));
+        }
+        self.auth
+            .reset_password(&body.token, &body.new_password, client)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
+
+    async fn send_password_reset(
+        &self,
+        request: Request<pb::SendPasswordResetRequest>,
+    ) -> Result<Response<pb::SendPasswordResetResponse>, Status> {
+        let caller = caller(&request)?;
+        let body = request.into_inner();
+        self.auth
+            .send_password_reset(&caller, body.user_id.trim())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::SendPasswordResetResponse {}))
     }
 }
 

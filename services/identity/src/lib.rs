@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod auth;
 pub mod keys;
 pub mod passwords;
+pub mod resets;
 pub mod secrets;
 pub mod sessions;
 pub mod store;
@@ -232,6 +233,30 @@ impl IdentityService {
         host.probe(Arc::new(DatabaseProbe(self.db.clone())))
             .probe(Arc::new(CacheProbe(self.cache.clone())))
             .drain(drain)
+    }
+
+    /// Relays identity's outbox (reset links) to `notifier` until `shutdown`.
+    pub fn spawn_workers(
+        &self,
+        notifier: Arc<dyn praxis_runtime::notify::Notifier>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let auth = self.auth.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                if let Err(error) = auth
+                    .relay_notifications(notifier.as_ref(), chrono::Utc::now())
+                    .await
+                {
+                    tracing::warn!(%error, "identity outbox relay failed; retrying");
+                }
+            }
+        })
     }
 
     /// The HTTP endpoints, served until `shutdown`.

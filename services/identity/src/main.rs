@@ -42,8 +42,13 @@ async fn main() -> anyhow::Result<()> {
     let grpc = service
         .host(verifier, drain)
         .serve(grpc_listener, shutdown.clone());
+    let relay = service.spawn_workers(
+        Arc::new(praxis_runtime::notify::LogNotifier),
+        shutdown.clone(),
+    );
     let http = service.serve_http(http_listener, shutdown.clone());
     let (grpc, http) = tokio::join!(grpc, http);
+    relay.abort();
     grpc?;
     http.map_err(|e| anyhow::anyhow!(e))?;
     Ok(())

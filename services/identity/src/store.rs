@@ -182,6 +182,51 @@ pub mod audit_outbox {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod reset_token {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "reset_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        /// SHA-256 of the token, hex.
+        pub token_hash: String,
+        pub user_id: String,
+        pub expires_at: DateTimeUtc,
+        pub used_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod notification_outbox {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notification_outbox")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub enterprise_id: String,
+        pub topic: String,
+        pub recipient: String,
+        /// JSON; holds links, so it is never logged.
+        pub payload: String,
+        pub created_at: DateTimeUtc,
+        /// A relay holds the message until then.
+        pub claimed_until: Option<DateTimeUtc>,
+        pub delivered_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod migrations {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
@@ -190,7 +235,11 @@ pub mod migrations {
 
     impl MigratorTrait for Migrator {
         fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-            vec![Box::new(M0001SigningKeys), Box::new(M0002Credentials)]
+            vec![
+                Box::new(M0001SigningKeys),
+                Box::new(M0002Credentials),
+                Box::new(M0003ResetsAndNotifications),
+            ]
         }
 
         fn migration_table_name() -> DynIden {
@@ -377,6 +426,55 @@ pub mod migrations {
                 "password_history",
                 "credentials",
             ] {
+                manager
+                    .drop_table(Table::drop().table(table).to_owned())
+                    .await?;
+            }
+            Ok(())
+        }
+    }
+
+    struct M0003ResetsAndNotifications;
+
+    impl MigrationName for M0003ResetsAndNotifications {
+        fn name(&self) -> &str {
+            "m0003_resets_and_notifications"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0003ResetsAndNotifications {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table("reset_tokens")
+                        .col(string("token_hash").primary_key())
+                        .col(string("user_id"))
+                        .col(timestamp_with_time_zone("expires_at"))
+                        .col(timestamp_with_time_zone_null("used_at"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("notification_outbox")
+                        .col(string("id").primary_key())
+                        .col(string("enterprise_id"))
+                        .col(string("topic"))
+                        .col(string("recipient"))
+                        .col(text("payload"))
+                        .col(timestamp_with_time_zone("created_at"))
+                        .col(timestamp_with_time_zone_null("claimed_until"))
+                        .col(timestamp_with_time_zone_null("delivered_at"))
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            for table in ["notification_outbox", "reset_tokens"] {
                 manager
                     .drop_table(Table::drop().table(table).to_owned())
                     .await?;

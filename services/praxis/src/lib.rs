@@ -118,6 +118,8 @@ pub async fn start_with(
     let host = authz.host(verifier, drain);
     let token = shutdown.clone();
     tasks.spawn(async move { Ok(host.serve(authz_listener, token).await?) });
+    let relay = identity.spawn_workers(notifier.clone(), shutdown.clone());
+    tasks.spawn(async move { relay.await.map_err(|error| error.into()) });
     let token = shutdown.clone();
     tasks.spawn(async move { identity.serve_http(identity_http_listener, token).await });
 

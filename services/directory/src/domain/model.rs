@@ -346,15 +346,3 @@ pub struct NewUser {
     /// D15: the person this login is made from.
     pub person_id: Option<String>,
 }
-
-/// A message waiting in the outbox for the notifier.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notification {
-    pub id: String,
-    pub enterprise_id: EnterpriseId,
-    /// e.g. `user.invitation`
-    pub topic: String,
-    pub recipient: String,
-    /// JSON.
-    pub payload: String,
-}

@@ -345,7 +345,10 @@ impl Store {
     }
 
     /// Messages not yet handed to the notifier, oldest first.
-    pub async fn pending_outbox(&self, limit: u64) -> Result<Vec<Notification>, DomainError> {
+    pub async fn pending_outbox(
+        &self,
+        limit: u64,
+    ) -> Result<Vec<praxis_runtime::notify::Notification>, DomainError> {
         let rows = outbox::Entity::find()
             .filter(outbox::Column::DeliveredAt.is_null())
             .order_by_asc(outbox::Column::Id)
@@ -355,9 +358,9 @@ impl Store {
             .map_err(storage)?;
         Ok(rows
             .into_iter()
-            .map(|row| Notification {
+            .map(|row| praxis_runtime::notify::Notification {
                 id: row.id,
-                enterprise_id: EnterpriseId(row.enterprise_id),
+                enterprise_id: row.enterprise_id,
                 topic: row.topic,
                 recipient: row.recipient,
                 payload: row.payload,
