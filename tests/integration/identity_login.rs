@@ -1065,3 +1065,100 @@ async fn i1_password_reset_links_are_single_use_and_do_not_reveal_emails() {
         Code::Unauthenticated
     );
 }
+
+/// D13: an invited user activates with the link's token and a first password; the link works
+/// once, and the user is ACTIVE in the directory afterwards.
+#[tokio::test]
+async fn d13_invited_users_activate_with_the_link_once() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let created = install
+        .directory
+        .create_user(
+            &Actor::Operator,
+            &acme.enterprise.id,
+            praxis_directory::domain::users::CreateUser {
+                email: format!("newcomer@{}", acme.domain),
+                given_name: "New".into(),
+                family_name: "Comer".into(),
+                kind: Some(UserKind::EnterpriseAdmin),
+                memberships: Vec::new(),
+                template_user_id: None,
+                request_id: String::new(),
+                person_id: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("invited");
+    assert_eq!(created.user.status, UserStatus::Invited);
+    let mut token = None;
+    for _ in 0..100 {
+        if let Some(message) = install
+            .notifier
+            .delivered()
+            .into_iter()
+            .find(|n| n.recipient == created.user.email)
+        {
+            let payload: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
+            token = payload["activation_url"]
+                .as_str()
+                .and_then(|url| url.split("token=").nth(1))
+                .map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let token = token.expect("the invitation was relayed");
+    // No password yet: logging in fails like any wrong password.
+    assert_eq!(
+        login(&install, &created.user.email, "first pass phrase 1")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let activate = |token: &str, password: &str| {
+        let install = &install;
+        let request = pb::ActivateAccountRequest {
+            token: token.to_owned(),
+            password: password.to_owned(),
+        };
+        async move { auth(install).await.activate_account(request).await }
+    };
+    assert_eq!(
+        activate(&token, "password123").await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    activate(&token, "first pass phrase 1")
+        .await
+        .expect("activated");
+    assert_eq!(
+        activate(&token, "second pass phrase 2")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated,
+        "the link works once"
+    );
+    assert_eq!(
+        activate("forged-token", "second pass phrase 2")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let user = install
+        .directory
+        .store()
+        .user(&created.user.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.status, UserStatus::Active);
+    tokens(
+        login(&install, &created.user.email, "first pass phrase 1")
+            .await
+            .expect("login"),
+    );
+}

@@ -144,6 +144,13 @@ pub trait Accounts: Send + Sync {
     async fn by_id(&self, user_id: &str) -> Result<Option<Account>, AccountsError>;
     /// Records a successful login (D19); failures are logged, not fatal.
     async fn record_login(&self, user_id: &str, at: chrono::DateTime<chrono::Utc>);
+    /// The user an activation token belongs to (unexpired, unused); with `spend`, it is used up
+    /// and the user becomes active.
+    async fn redeem_invitation(
+        &self,
+        token: &str,
+        spend: bool,
+    ) -> Result<Option<String>, AccountsError>;
 }
 
 /// The account in directory's answer; `None` when the user is missing from it.
@@ -184,7 +191,9 @@ pub fn from_proto(answer: directory::GetAccountResponse) -> Option<Account> {
         enterprise_id: user.enterprise_id,
         email: user.email,
         kind,
-        active: user.status == i32::from(directory::UserStatus::Active),
+        // Invited users have no password until they activate or an admin sets a temporary one.
+        active: user.status == i32::from(directory::UserStatus::Active)
+            || user.status == i32::from(directory::UserStatus::Invited),
         role_ids: role_ids.clone(),
         password: PasswordRules {
             min_length: small(password.min_length).max(8),
@@ -343,6 +352,35 @@ impl Accounts for GrpcAccounts {
             tracing::warn!(code = ?status.code(), "last login not recorded");
         }
     }
+
+    async fn redeem_invitation(
+        &self,
+        token: &str,
+        spend: bool,
+    ) -> Result<Option<String>, AccountsError> {
+        let request = self
+            .request(directory::RedeemInvitationRequest {
+                token: token.to_owned(),
+                spend,
+            })
+            .await?;
+        match self.client.clone().redeem_invitation(request).await {
+            Ok(answer) => Ok(Some(answer.into_inner().user_id)),
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::NotFound | tonic::Code::InvalidArgument
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(status) => Err(AccountsError(format!(
+                "directory: {:?} {}",
+                status.code(),
+                status.message()
+            ))),
+        }
+    }
 }
 
 /// For tools that only sign (the `praxis token` command): every lookup is unavailable.
@@ -359,6 +397,14 @@ impl Accounts for NoAccounts {
     }
 
     async fn record_login(&self, _user_id: &str, _at: chrono::DateTime<chrono::Utc>) {}
+
+    async fn redeem_invitation(
+        &self,
+        _token: &str,
+        _spend: bool,
+    ) -> Result<Option<String>, AccountsError> {
+        Err(AccountsError("this tool has no account source".into()))
+    }
 }
 
 #[cfg(test)]

@@ -228,6 +228,10 @@ impl Authenticator {
         &self.db
     }
 
+    pub(crate) fn accounts(&self) -> &dyn Accounts {
+        self.accounts.as_ref()
+    }
+
     /// Refuses a client address that has made too many attempts this minute.
     pub(crate) async fn throttle(&self, client: &ClientInfo) -> Result<(), AuthError> {
         let Some(ip) = client.ip else {

@@ -16,7 +16,8 @@ use tonic::{Code, Request, Response, Status};
 pub const ERROR_DOMAIN: &str = "identity.praxis";
 
 /// Reached without a token: they are how one gets a token.
-pub const PUBLIC_METHODS: [&str; 5] = [
+pub const PUBLIC_METHODS: [&str; 6] = [
+    "/praxis.identity.v1.AuthService/ActivateAccount",
     "/praxis.identity.v1.AuthService/Login",
     "/praxis.identity.v1.AuthService/CompleteChallenge",
     "/praxis.identity.v1.AuthService/Refresh",
@@ -343,6 +344,22 @@ impl AuthService for AuthApi {
             .await
             .map_err(status)?;
         Ok(Response::new(pb::SendPasswordResetResponse {}))
+    }
+
+    async fn activate_account(
+        &self,
+        request: Request<pb::ActivateAccountRequest>,
+    ) -> Result<Response<pb::ActivateAccountResponse>, Status> {
+        let client = self.client(&request, None);
+        let body = request.into_inner();
+        if body.token.trim().is_empty() {
+            return Err(invalid_argument("token", "required"));
+        }
+        self.auth
+            .activate(body.token.trim(), &body.password, client)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ActivateAccountResponse {}))
     }
 }
 

@@ -202,6 +202,55 @@ impl Authenticator {
         Ok(())
     }
 
+    /// Activation (D13): the invitation's token and a first password. The password is checked
+    /// before the token is spent, so a refused one leaves the link usable.
+    pub async fn activate(
+        &self,
+        token: &str,
+        password: &str,
+        client: ClientInfo,
+    ) -> Result<(), AuthError> {
+        const INVALID: AuthError =
+            AuthError::Unauthenticated("the invitation link is invalid, used or expired");
+        self.throttle(&client).await?;
+        let unavailable = |e: crate::accounts::AccountsError| AuthError::Unavailable(e.to_string());
+        let user_id = self
+            .accounts()
+            .redeem_invitation(token, false)
+            .await
+            .map_err(unavailable)?
+            .ok_or(INVALID)?;
+        let account = self
+            .account(&user_id)
+            .await?
+            .filter(|a| a.active)
+            .ok_or(INVALID)?;
+        let problems = crate::passwords::problems(password, &account.password, &account.email);
+        if !problems.is_empty() {
+            return Err(AuthError::Invalid {
+                field: "password",
+                message: format!("the password needs {}", problems.join(", ")),
+            });
+        }
+        self.accounts()
+            .redeem_invitation(token, true)
+            .await
+            .map_err(unavailable)?
+            .filter(|spent| *spent == user_id)
+            .ok_or(INVALID)?;
+        self.set_password(&account, password, false).await?;
+        self.audit(
+            &account.enterprise_id,
+            &account.user_id,
+            "user.activate",
+            "success",
+            &client,
+            serde_json::json!({}),
+        )
+        .await;
+        Ok(())
+    }
+
     /// Hands pending messages to `notifier`, oldest first; stops at the first failure so order
     /// holds. Each message is claimed for a minute so concurrent relays do not both send it.
     pub async fn relay_notifications(

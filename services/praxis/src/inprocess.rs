@@ -87,4 +87,16 @@ impl Accounts for DirectoryAccounts {
             tracing::warn!(%error, "last login not recorded");
         }
     }
+
+    async fn redeem_invitation(
+        &self,
+        token: &str,
+        spend: bool,
+    ) -> Result<Option<String>, AccountsError> {
+        self.0
+            .redeem_invitation(&Actor::Operator, token, spend, chrono::Utc::now())
+            .await
+            .map(|user| user.map(|id| id.0))
+            .map_err(|error| AccountsError(error.to_string()))
+    }
 }

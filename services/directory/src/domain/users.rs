@@ -961,6 +961,42 @@ impl Directory {
         }))
     }
 
+    /// The user an activation token (D13) belongs to, if it is unexpired and unused; with
+    /// `spend`, the token is used up and the user becomes ACTIVE. For identity only.
+    pub async fn redeem_invitation(
+        &self,
+        actor: &Actor,
+        token: &str,
+        spend: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, DomainError> {
+        identity_only(actor)?;
+        let hash = token_hash(token.trim());
+        let Some(user_id) = self.store.invitation_user(&hash, now).await? else {
+            return Ok(None);
+        };
+        if !spend {
+            return Ok(Some(user_id));
+        }
+        let Some(user) = self.store.user(&user_id).await? else {
+            return Ok(None);
+        };
+        if user.status != UserStatus::Invited {
+            return Ok(None);
+        }
+        let audit = actor.audit(
+            "user.activate",
+            format!("user:{}", user.id.0),
+            serde_json::json!({"via": "invitation"}),
+            now,
+        );
+        Ok(self
+            .store
+            .redeem_invitation(&hash, &user, &audit)
+            .await?
+            .then_some(user_id))
+    }
+
     /// Records a successful login (D19). For identity only.
     pub async fn record_login(
         &self,

@@ -52,4 +52,23 @@ impl AccountService for AccountApi {
             .await?;
         Ok(Response::new(pb::RecordLoginResponse {}))
     }
+
+    async fn redeem_invitation(
+        &self,
+        request: Request<pb::RedeemInvitationRequest>,
+    ) -> Result<Response<pb::RedeemInvitationResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let token = super::required("token", &body.token)?;
+        match self
+            .directory
+            .redeem_invitation(&actor, token, body.spend, chrono::Utc::now())
+            .await?
+        {
+            Some(user_id) => Ok(Response::new(pb::RedeemInvitationResponse {
+                user_id: user_id.0,
+            })),
+            None => Err(Status::not_found("invitation unknown, used or expired")),
+        }
+    }
 }

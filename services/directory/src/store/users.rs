@@ -368,6 +368,64 @@ impl Store {
             .collect())
     }
 
+    /// The user an unexpired, unused invitation belongs to.
+    pub async fn invitation_user(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<UserId>, DomainError> {
+        Ok(invitation::Entity::find()
+            .filter(invitation::Column::TokenHash.eq(token_hash))
+            .filter(invitation::Column::UsedAt.is_null())
+            .filter(invitation::Column::ExpiresAt.gt(now))
+            .one(&self.db)
+            .await
+            .map_err(storage)?
+            .map(|row| UserId(row.user_id)))
+    }
+
+    /// Spends the invitation and makes its INVITED user ACTIVE, in one audited write (D13);
+    /// `false` when the invitation was spent or expired in between.
+    pub async fn redeem_invitation(
+        &self,
+        token_hash: &str,
+        user: &User,
+        audit: &AuditEntry,
+    ) -> Result<bool, DomainError> {
+        let now = audit.time;
+        let (spent, _) = self
+            .write(&user.enterprise_id, audit, async |txn| {
+                let spent = invitation::Entity::update_many()
+                    .col_expr(invitation::Column::UsedAt, Expr::value(now))
+                    .filter(invitation::Column::TokenHash.eq(token_hash))
+                    .filter(invitation::Column::UsedAt.is_null())
+                    .filter(invitation::Column::ExpiresAt.gt(now))
+                    .exec(txn)
+                    .await
+                    .map_err(storage)?;
+                if spent.rows_affected != 1 {
+                    return Err(DomainError::NotFound("invitation"));
+                }
+                user::Entity::update_many()
+                    .col_expr(
+                        user::Column::Status,
+                        Expr::value(UserStatus::Active.as_str()),
+                    )
+                    .filter(user::Column::Id.eq(user.id.as_str()))
+                    .filter(user::Column::Status.eq(UserStatus::Invited.as_str()))
+                    .exec(txn)
+                    .await
+                    .map_err(storage)?;
+                Ok(true)
+            })
+            .await
+            .or_else(|error| match error {
+                DomainError::NotFound(_) => Ok((false, 0)),
+                other => Err(other),
+            })?;
+        Ok(spent)
+    }
+
     /// D19: identity records each successful login; not an audited directory change (identity
     /// audits the login itself) and no revision moves.
     pub async fn record_login(
