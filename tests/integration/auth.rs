@@ -235,3 +235,49 @@ async fn i9_signing_keys_are_sealed_at_rest() {
             .is_err()
     );
 }
+
+/// I5: a key older than the rotation age is replaced; the retired key stays published for the
+/// overlap, so tokens it signed keep verifying, and leaves the JWK Set after it.
+#[tokio::test]
+async fn i5_signing_keys_rotate_when_due_with_an_overlap() {
+    let install = praxis_tests::start(false).await;
+    let keys = install.key_ring(DEFAULT_ISSUER, DEFAULT_AUDIENCE).await;
+    let now = chrono::Utc::now();
+    let month = chrono::Duration::days(30);
+    assert_eq!(keys.rotate_if_due(now, month).await.unwrap(), None, "not due yet");
+    let before = keys
+        .issue(&subject(), now, chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
+    let later = now + chrono::Duration::days(31);
+    let new_kid = keys.rotate_if_due(later, month).await.unwrap().expect("rotated");
+    assert_ne!(new_kid, old_kid);
+    let published: Vec<String> = keys
+        .jwks(later)
+        .await
+        .unwrap()
+        .keys
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert!(published.contains(&old_kid) && published.contains(&new_kid), "{published:?}");
+    // The key ring's overlap in this kit is one hour.
+    let gone: Vec<String> = keys
+        .jwks(later + chrono::Duration::hours(2))
+        .await
+        .unwrap()
+        .keys
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(gone, [new_kid.clone()]);
+    let after = keys
+        .issue(&subject(), later, chrono::Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        jsonwebtoken::decode_header(&after).unwrap().kid.as_deref(),
+        Some(new_kid.as_str())
+    );
+}

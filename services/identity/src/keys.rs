@@ -151,6 +151,18 @@ impl KeyRing {
         Ok(kid)
     }
 
+    /// Rotates when the active key is older than `max_age`; returns the new key's id.
+    pub async fn rotate_if_due(
+        &self,
+        now: DateTime<Utc>,
+        max_age: Duration,
+    ) -> Result<Option<String>, KeyError> {
+        match self.active().await? {
+            Some(key) if now - key.created_at < max_age => Ok(None),
+            _ => self.rotate(now).await.map(Some),
+        }
+    }
+
     async fn active(&self) -> Result<Option<signing_key::Model>, KeyError> {
         signing_key::Entity::find()
             .filter(signing_key::Column::RetiredAt.is_null())

@@ -53,6 +53,8 @@ pub struct IdentityConfig {
     pub access_token_seconds: i64,
     /// How long a retired signing key stays published, in seconds.
     pub key_overlap_seconds: i64,
+    /// A new signing key takes over when the active one is this old (I5); 0 = never.
+    pub key_rotation_days: i64,
     /// How secrets are sealed at rest (I9).
     pub encryption: EncryptionConfig,
     /// Lockout, throttling and challenge settings.
@@ -87,6 +89,7 @@ impl Default for IdentityConfig {
             jwks_out: None,
             access_token_seconds: 900,
             key_overlap_seconds: 86_400,
+            key_rotation_days: 30,
             encryption: EncryptionConfig::default(),
             login: auth::AuthSettings::default(),
             directory_url: "http://127.0.0.1:50051".to_owned(),
@@ -133,6 +136,7 @@ impl IdentityConfig {
 
 pub struct IdentityService {
     pub keys: KeyRing,
+    key_rotation: Option<chrono::Duration>,
     pub auth: Arc<auth::Authenticator>,
     db: DatabaseConnection,
     cache: Arc<dyn Cache>,
@@ -179,6 +183,8 @@ pub async fn open(
         access_ttl: chrono::Duration::seconds(config.access_token_seconds),
     })?);
     let service = IdentityService {
+        key_rotation: (config.key_rotation_days > 0)
+            .then(|| chrono::Duration::days(config.key_rotation_days)),
         keys,
         auth,
         db,
@@ -235,25 +241,59 @@ impl IdentityService {
             .drain(drain)
     }
 
-    /// Relays identity's outbox (reset links) to `notifier` until `shutdown`.
+    /// Rotates the signing key when it is due (one replica at a time, through a cache lock)
+    /// and republishes the JWK Set file; returns the new key's id.
+    pub async fn rotate_keys_if_due(&self) -> Result<Option<String>, StartError> {
+        let Some(max_age) = self.key_rotation else {
+            return Ok(None);
+        };
+        let locked = self
+            .cache
+            .set_if_absent(
+                "praxis:identity:key-rotation",
+                b"1",
+                Duration::from_secs(60),
+            )
+            .await?;
+        if !locked {
+            return Ok(None);
+        }
+        let rotated = self.keys.rotate_if_due(chrono::Utc::now(), max_age).await?;
+        // Also drops retired keys past their overlap from the file.
+        self.publish_jwks_file().await?;
+        Ok(rotated)
+    }
+
+    /// Relays identity's outbox (reset links) to `notifier` and rotates signing keys when due,
+    /// until `shutdown`.
     pub fn spawn_workers(
-        &self,
+        self: &Arc<Self>,
         notifier: Arc<dyn praxis_runtime::notify::Notifier>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
-        let auth = self.auth.clone();
+        let service = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
+            let mut rotation = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                if let Err(error) = auth
-                    .relay_notifications(notifier.as_ref(), chrono::Utc::now())
-                    .await
-                {
-                    tracing::warn!(%error, "identity outbox relay failed; retrying");
+                    _ = rotation.tick() => {
+                        match service.rotate_keys_if_due().await {
+                            Ok(Some(kid)) => tracing::info!(%kid, "signing key rotated on schedule"),
+                            Ok(None) => {}
+                            Err(error) => tracing::warn!(%error, "signing key rotation failed; retrying"),
+                        }
+                    }
+                    _ = tick.tick() => {
+                        if let Err(error) = service
+                            .auth
+                            .relay_notifications(notifier.as_ref(), chrono::Utc::now())
+                            .await
+                        {
+                            tracing::warn!(%error, "identity outbox relay failed; retrying");
+                        }
+                    }
                 }
             }
         })

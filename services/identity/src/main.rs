@@ -19,13 +19,15 @@ async fn main() -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!(e));
     }
     let cache = praxis_cache::open(&config.service.cache_url)?;
-    let service = praxis_identity::open(
-        &config,
-        cache,
-        praxis_identity::AccountSource::Directory(config.directory_url.clone()),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!(e))?;
+    let service = std::sync::Arc::new(
+        praxis_identity::open(
+            &config,
+            cache,
+            praxis_identity::AccountSource::Directory(config.directory_url.clone()),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?,
+    );
     let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&config.service.auth)?);
     let grpc_listener = tokio::net::TcpListener::bind(&config.service.listen).await?;
     let http_listener = tokio::net::TcpListener::bind(&config.http_listen).await?;

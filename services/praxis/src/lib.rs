@@ -79,12 +79,14 @@ pub async fn start_with(
     let directory = praxis_directory::open(&directory_config, cache.clone()).await?;
     let identity_config = config.identity();
     let accounts = Arc::new(inprocess::DirectoryAccounts(directory.directory.clone()));
-    let identity = praxis_identity::open(
-        &identity_config,
-        cache.clone(),
-        praxis_identity::AccountSource::Given(accounts),
-    )
-    .await?;
+    let identity = Arc::new(
+        praxis_identity::open(
+            &identity_config,
+            cache.clone(),
+            praxis_identity::AccountSource::Given(accounts),
+        )
+        .await?,
+    );
     let identity_auth = identity.auth.clone();
     let principals = Arc::new(inprocess::DirectoryPrincipals(directory.directory.clone()));
     let authz_config = config.authz();
