@@ -271,7 +271,7 @@ async fn i5_signing_keys_rotate_when_due_with_an_overlap() {
         .into_iter()
         .map(|k| k.kid)
         .collect();
-    assert_eq!(gone, [new_kid.clone()]);
+    assert_eq!(gone, std::slice::from_ref(&new_kid));
     let after = keys
         .issue(&subject(), later, chrono::Duration::minutes(5))
         .await
