@@ -58,7 +58,11 @@ async fn main() {
         f64::from(total) / started.elapsed().as_secs_f64()
     );
 
-    let install = praxis_tests::start(false).await;
+    // The per-address throttle would stop a load test from one address after 30 attempts.
+    let install = praxis_tests::start_configured(false, |config| {
+        config.identity.login.attempts_per_ip_per_minute = i64::MAX / 2;
+    })
+    .await;
     let acme = fixture(&install, "Bench").await;
     let staff = acme.user(UserKind::Staff).clone();
     install

@@ -244,14 +244,22 @@ async fn i5_signing_keys_rotate_when_due_with_an_overlap() {
     let keys = install.key_ring(DEFAULT_ISSUER, DEFAULT_AUDIENCE).await;
     let now = chrono::Utc::now();
     let month = chrono::Duration::days(30);
-    assert_eq!(keys.rotate_if_due(now, month).await.unwrap(), None, "not due yet");
+    assert_eq!(
+        keys.rotate_if_due(now, month).await.unwrap(),
+        None,
+        "not due yet"
+    );
     let before = keys
         .issue(&subject(), now, chrono::Duration::minutes(5))
         .await
         .unwrap();
     let old_kid = jsonwebtoken::decode_header(&before).unwrap().kid.unwrap();
     let later = now + chrono::Duration::days(31);
-    let new_kid = keys.rotate_if_due(later, month).await.unwrap().expect("rotated");
+    let new_kid = keys
+        .rotate_if_due(later, month)
+        .await
+        .unwrap()
+        .expect("rotated");
     assert_ne!(new_kid, old_kid);
     let published: Vec<String> = keys
         .jwks(later)
@@ -261,7 +269,10 @@ async fn i5_signing_keys_rotate_when_due_with_an_overlap() {
         .into_iter()
         .map(|k| k.kid)
         .collect();
-    assert!(published.contains(&old_kid) && published.contains(&new_kid), "{published:?}");
+    assert!(
+        published.contains(&old_kid) && published.contains(&new_kid),
+        "{published:?}"
+    );
     // The key ring's overlap in this kit is one hour.
     let gone: Vec<String> = keys
         .jwks(later + chrono::Duration::hours(2))
