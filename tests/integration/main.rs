@@ -11,4 +11,5 @@ mod foundation;
 mod health;
 mod identity_login;
 mod migrations;
+mod notify_smtp;
 mod trace_context;

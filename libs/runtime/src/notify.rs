@@ -59,3 +59,244 @@ impl Notifier for MemoryNotifier {
         Ok(())
     }
 }
+
+/// The email a notification becomes: subject and plain-text body, per topic.
+pub fn render(notification: &Notification) -> Result<(String, String), String> {
+    let payload: serde_json::Value = serde_json::from_str(&notification.payload)
+        .map_err(|e| format!("payload of {}: {e}", notification.id))?;
+    let field = |name: &str| {
+        payload
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{} needs `{name}`", notification.topic))
+    };
+    let expires = payload
+        .get("expires_at")
+        .and_then(serde_json::Value::as_str)
+        .map(|at| format!("\n\nThe link works once and expires at {at}."))
+        .unwrap_or_default();
+    match notification.topic.as_str() {
+        "user.invitation" => Ok((
+            "You are invited to Praxis".to_owned(),
+            format!(
+                "You have been given an account. Choose your password here:\n\n{}{expires}\n\nIf you did not expect this, ignore this message.",
+                field("activation_url")?
+            ),
+        )),
+        "password.reset" => Ok((
+            "Reset your Praxis password".to_owned(),
+            format!(
+                "Someone asked to reset the password of this account. Choose a new one here:\n\n{}{expires}\n\nIf it was not you, ignore this message; your password has not changed.",
+                field("link")?
+            ),
+        )),
+        "identity.code" => Ok((
+            "Your Praxis sign-in code".to_owned(),
+            format!(
+                "Your code is {}. It works once, for 10 minutes.\n\nNobody from Praxis will ask you for it.",
+                field("code")?
+            ),
+        )),
+        "session.new_device" => Ok((
+            "New sign-in to your Praxis account".to_owned(),
+            format!(
+                "Your account was just used from a new device ({}) at {} from {}.\n\nIf this was not you, change your password and tell your administrator.",
+                field("device")?,
+                field("time")?,
+                field("ip")?
+            ),
+        )),
+        other => Err(format!("no template for topic {other}")),
+    }
+}
+
+/// Where email goes out.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct SmtpConfig {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// e.g. `Praxis <no-reply@example.org>`
+    pub from: String,
+    /// `starttls` (default), `tls` (implicit, port 465) or `none` (loopback relays only).
+    #[serde(default = "default_smtp_security")]
+    pub security: String,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_smtp_security() -> String {
+    "starttls".to_owned()
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("from", &self.from)
+            .field("security", &self.security)
+            .finish()
+    }
+}
+
+/// Sends notifications as email over SMTP (`lettre`), rendered with [`render`].
+pub struct SmtpNotifier {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl SmtpNotifier {
+    pub fn new(config: &SmtpConfig) -> Result<Self, String> {
+        use lettre::AsyncSmtpTransport;
+        use lettre::transport::smtp::authentication::Credentials;
+        let builder = match config.security.as_str() {
+            "starttls" => {
+                AsyncSmtpTransport::<lettre::Tokio1Executor>::starttls_relay(&config.host)
+                    .map_err(|e| e.to_string())?
+            }
+            "tls" => AsyncSmtpTransport::<lettre::Tokio1Executor>::relay(&config.host)
+                .map_err(|e| e.to_string())?,
+            "none" => AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(&config.host),
+            other => return Err(format!("smtp.security {other:?}: starttls, tls or none")),
+        };
+        let mut builder = builder
+            .port(config.port)
+            .timeout(Some(std::time::Duration::from_secs(10)));
+        if !config.username.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                config.username.clone(),
+                config.password.clone(),
+            ));
+        }
+        let from = config
+            .from
+            .parse()
+            .map_err(|e| format!("smtp.from {:?}: {e}", config.from))?;
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for SmtpNotifier {
+    async fn deliver(&self, notification: &Notification) -> Result<(), String> {
+        use lettre::AsyncTransport;
+        let (subject, body) = render(notification)?;
+        let to: lettre::message::Mailbox = notification
+            .recipient
+            .parse()
+            .map_err(|e| format!("recipient of {}: {e}", notification.id))?;
+        // 8bit keeps links intact in the raw message (quoted-printable would break them across
+        // lines); the templates' lines are far below SMTP's 998-character limit.
+        let body = lettre::message::Body::new_with_encoding(
+            body.clone(),
+            lettre::message::header::ContentTransferEncoding::EightBit,
+        )
+        .unwrap_or_else(|_| lettre::message::Body::new(body));
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| e.to_string())?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("smtp: {e}"))
+    }
+}
+
+/// The `smtp` section of a service's configuration (file `[smtp]` or `PRAXIS_SMTP__*`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NotifyConfig {
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// The configured notifier: SMTP when `smtp` is set, else the log sink.
+pub fn from_config(smtp: Option<&SmtpConfig>) -> Result<std::sync::Arc<dyn Notifier>, String> {
+    match smtp {
+        Some(config) => Ok(std::sync::Arc::new(SmtpNotifier::new(config)?)),
+        None => Ok(std::sync::Arc::new(LogNotifier)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(topic: &str, payload: serde_json::Value) -> Notification {
+        Notification {
+            id: "n-1".into(),
+            enterprise_id: "e-1".into(),
+            topic: topic.into(),
+            recipient: "ann@example.org".into(),
+            payload: payload.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_topic_has_a_template_that_carries_its_link_or_code() {
+        let (subject, body) = render(&note(
+            "user.invitation",
+            serde_json::json!({"activation_url": "https://x/activate?token=abc"}),
+        ))
+        .expect("invitation");
+        assert!(subject.contains("invited"));
+        assert!(body.contains("https://x/activate?token=abc"));
+        let (_, body) = render(&note(
+            "password.reset",
+            serde_json::json!({"link": "https://x/reset?token=def", "expires_at": "2026-11-26T10:00:00Z"}),
+        ))
+        .expect("reset");
+        assert!(body.contains("https://x/reset?token=def") && body.contains("expires at"));
+        let (_, body) = render(&note(
+            "identity.code",
+            serde_json::json!({"code": "482913"}),
+        ))
+        .expect("code");
+        assert!(body.contains("482913"));
+        let (_, body) = render(&note(
+            "session.new_device",
+            serde_json::json!({"device": "Firefox on Linux", "time": "10:00", "ip": "198.51.100.7"}),
+        ))
+        .expect("new device");
+        assert!(body.contains("198.51.100.7"));
+        assert!(render(&note("password.reset", serde_json::json!({}))).is_err());
+        assert!(render(&note("unknown.topic", serde_json::json!({}))).is_err());
+    }
+
+    #[test]
+    fn smtp_passwords_never_show_in_debug_output() {
+        let config = SmtpConfig {
+            host: "smtp.example.org".into(),
+            port: 587,
+            username: "praxis".into(),
+            password: "hunter2-secret".into(),
+            from: "Praxis <no-reply@example.org>".into(),
+            security: "starttls".into(),
+        };
+        assert!(!format!("{config:?}").contains("hunter2-secret"));
+        assert!(
+            SmtpNotifier::new(&SmtpConfig {
+                security: "plaintext-please".into(),
+                ..config
+            })
+            .is_err()
+        );
+    }
+}

@@ -35,10 +35,11 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .await?;
-    service.spawn_workers(
-        Arc::new(praxis_directory::domain::notifier::LogNotifier),
-        shutdown.clone(),
-    );
+    let notify: praxis_runtime::notify::NotifyConfig =
+        praxis_runtime::config::load(args.config.as_deref())?;
+    let notifier = praxis_runtime::notify::from_config(notify.smtp.as_ref())
+        .map_err(|e| anyhow::anyhow!(e))?;
+    service.spawn_workers(notifier, shutdown.clone());
     let host = service.host(verifier, Duration::from_secs(config.drain_seconds));
     host.serve(listener, shutdown).await?;
     Ok(())

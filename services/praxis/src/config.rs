@@ -17,6 +17,8 @@ pub struct PraxisConfig {
     pub directory: Endpoint,
     pub identity: IdentityEndpoint,
     pub authz: Endpoint,
+    /// Where invitations and reset links go out; the log sink when unset.
+    pub smtp: Option<praxis_runtime::notify::SmtpConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +63,7 @@ impl Default for PraxisConfig {
                 listen: praxis_authz::DEFAULT_LISTEN.to_owned(),
                 database_url: None,
             },
+            smtp: None,
         }
     }
 }

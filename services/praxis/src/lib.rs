@@ -7,7 +7,7 @@ pub mod demo;
 mod inprocess;
 
 use config::PraxisConfig;
-use praxis_directory::domain::notifier::{LogNotifier, Notifier};
+use praxis_directory::domain::notifier::Notifier;
 use praxis_directory::domain::{Actor, NewUser, UserKind};
 use praxis_identity::TokenSubject;
 use praxis_runtime::TokenVerifier;
@@ -60,10 +60,11 @@ pub async fn start(
     config: &PraxisConfig,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
-    start_with(config, shutdown, Arc::new(LogNotifier)).await
+    let notifier = praxis_runtime::notify::from_config(config.smtp.as_ref())?;
+    start_with(config, shutdown, notifier).await
 }
 
-/// Like [`start`], handing the directory's outbox (invitations) to `notifier`.
+/// Like [`start`], handing the outboxes (invitations, reset links) to `notifier`.
 pub async fn start_with(
     config: &PraxisConfig,
     shutdown: CancellationToken,
