@@ -1162,3 +1162,123 @@ async fn d13_invited_users_activate_with_the_link_once() {
             .expect("login"),
     );
 }
+
+/// I3: an emailed one-time code answers a 2FA challenge once, only that challenge, and only
+/// three codes are sent per challenge.
+#[tokio::test]
+async fn i3_emailed_codes_answer_their_challenge_once() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let session = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let mut two_factor =
+        TwoFactorServiceClient::new(install.channel(install.addresses.identity).await);
+    let uri = two_factor
+        .start_totp_enrollment(authed(
+            pb::StartTotpEnrollmentRequest {},
+            &session.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .otpauth_uri;
+    let secret = totp_secret(&uri);
+    two_factor
+        .confirm_totp_enrollment(authed(
+            pb::ConfirmTotpEnrollmentRequest {
+                code: praxis_identity::totp::code_at(&secret, chrono::Utc::now().timestamp()),
+            },
+            &session.access_token,
+        ))
+        .await
+        .unwrap();
+
+    let codes_sent = |install: &Install| {
+        install
+            .notifier
+            .delivered()
+            .into_iter()
+            .filter(|n| n.topic == "identity.code")
+            .map(|n| {
+                let payload: serde_json::Value = serde_json::from_str(&n.payload).unwrap();
+                payload["code"].as_str().unwrap().to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    let send = |id: String| {
+        let install = &install;
+        async move {
+            auth(install)
+                .await
+                .send_challenge_code(pb::SendChallengeCodeRequest { challenge_id: id })
+                .await
+        }
+    };
+    let complete = |id: String, code: String| {
+        let install = &install;
+        async move {
+            auth(install)
+                .await
+                .complete_challenge(pb::CompleteChallengeRequest {
+                    challenge_id: id,
+                    code,
+                    new_password: String::new(),
+                })
+                .await
+        }
+    };
+    let first = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let sent = send(first.challenge_id.clone())
+        .await
+        .expect("sent")
+        .into_inner();
+    assert!(sent.sent_to.starts_with("s***@"), "{}", sent.sent_to);
+    let mut code = None;
+    for _ in 0..100 {
+        if let Some(c) = codes_sent(&install).first() {
+            code = Some(c.clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let code = code.expect("the code was relayed to the notifier");
+    assert_eq!(code.len(), 6);
+
+    // Another challenge does not take this code.
+    let second = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    assert_eq!(
+        complete(second.challenge_id.clone(), code.clone())
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let done = complete(first.challenge_id.clone(), code.clone())
+        .await
+        .expect("emailed code")
+        .into_inner()
+        .step
+        .unwrap();
+    let issued = tokens(done);
+    assert_eq!(
+        introspect(&install, &issued.access_token, &issued.access_token)
+            .await
+            .amr,
+        ["pwd", "email"]
+    );
+    assert_eq!(
+        complete(first.challenge_id, code).await.unwrap_err().code(),
+        Code::Unauthenticated,
+        "the challenge and its code are spent"
+    );
+
+    // Three sends per challenge.
+    let third = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    for _ in 0..3 {
+        send(third.challenge_id.clone()).await.expect("sent");
+    }
+    assert_eq!(
+        send(third.challenge_id).await.unwrap_err().code(),
+        Code::ResourceExhausted
+    );
+}

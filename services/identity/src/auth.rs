@@ -126,6 +126,11 @@ struct ChallengeState {
     client: ClientInfo,
     attempts: u32,
     expires_at: DateTime<Utc>,
+    /// An emailed one-time code: its hash and expiry (I3).
+    #[serde(default)]
+    email_code: Option<(String, DateTime<Utc>)>,
+    #[serde(default)]
+    codes_sent: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -482,6 +487,8 @@ impl Authenticator {
             client,
             attempts: 0,
             expires_at: now + Duration::seconds(self.settings.challenge_seconds),
+            email_code: None,
+            codes_sent: 0,
         };
         self.put_challenge(&id, &state).await?;
         Ok(Step::Challenge(Challenge {
@@ -639,7 +646,13 @@ impl Authenticator {
                     .confirmed_totp(&account.user_id)
                     .await?
                     .ok_or(AuthError::Unauthenticated("no second factor enrolled"))?;
-                let (ok, method) = if code.trim().len() == otp::DIGITS as usize {
+                let emailed = state.email_code.as_ref().is_some_and(|(hash, until)| {
+                    *until > Utc::now()
+                        && *hash == sessions::digest(&format!("{}:{}", state.user_id, code.trim()))
+                });
+                let (ok, method) = if emailed {
+                    (true, "email")
+                } else if code.trim().len() == otp::DIGITS as usize {
                     (self.spend_totp(&row, code).await?, "otp")
                 } else {
                     (
@@ -689,6 +702,74 @@ impl Authenticator {
                 })
             }
         }
+    }
+
+    /// Emails a one-time code for a 2FA challenge (I3): six digits, kept only as a hash in the
+    /// challenge, valid 10 minutes and once (the challenge is spent when answered), at most three
+    /// sends per challenge. Returns the masked address and the code's expiry.
+    pub async fn send_challenge_code(
+        &self,
+        id: &str,
+    ) -> Result<(String, DateTime<Utc>), AuthError> {
+        const UNKNOWN: AuthError = AuthError::Unauthenticated("challenge unknown, used or expired");
+        let bytes = self
+            .cache
+            .take(&challenge_key(id))
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?
+            .ok_or(UNKNOWN)?;
+        let mut state: ChallengeState = serde_json::from_slice(&bytes).map_err(|_| UNKNOWN)?;
+        if state.expires_at <= Utc::now() {
+            return Err(UNKNOWN);
+        }
+        if state.kind != ChallengeKind::TwoFactor {
+            self.put_challenge(id, &state).await?;
+            return Err(AuthError::Precondition {
+                reason: "NOT_A_TWO_FACTOR_CHALLENGE",
+                message: "codes are sent only for 2FA challenges".to_owned(),
+            });
+        }
+        if state.codes_sent >= 3 {
+            self.put_challenge(id, &state).await?;
+            return Err(AuthError::Throttled);
+        }
+        let account = self
+            .account(&state.user_id)
+            .await?
+            .filter(|a| a.active)
+            .ok_or(UNKNOWN)?;
+        let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
+        let until = Utc::now() + Duration::minutes(10);
+        state.email_code = Some((
+            sessions::digest(&format!("{}:{code}", state.user_id)),
+            until,
+        ));
+        state.codes_sent += 1;
+        // The challenge outlives the code if need be, so the code's ten minutes hold.
+        state.expires_at = state.expires_at.max(until);
+        self.put_challenge(id, &state).await?;
+        crate::store::notification_outbox::Entity::insert(
+            crate::store::notification_outbox::ActiveModel {
+                id: Set(uuid::Uuid::now_v7().to_string()),
+                enterprise_id: Set(account.enterprise_id.clone()),
+                topic: Set("identity.code".to_owned()),
+                recipient: Set(account.email.clone()),
+                payload: Set(serde_json::json!({"code": code}).to_string()),
+                created_at: Set(Utc::now()),
+                claimed_until: Set(None),
+                delivered_at: Set(None),
+            },
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        let masked = match account.email.split_once('@') {
+            Some((local, domain)) => format!(
+                "{}***@{domain}",
+                local.chars().next().map(String::from).unwrap_or_default()
+            ),
+            None => "***".to_owned(),
+        };
+        Ok((masked, until))
     }
 
     /// Puts a challenge back after a wrong answer, unless it has had its attempts.

@@ -16,7 +16,8 @@ use tonic::{Code, Request, Response, Status};
 pub const ERROR_DOMAIN: &str = "identity.praxis";
 
 /// Reached without a token: they are how one gets a token.
-pub const PUBLIC_METHODS: [&str; 6] = [
+pub const PUBLIC_METHODS: [&str; 7] = [
+    "/praxis.identity.v1.AuthService/SendChallengeCode",
     "/praxis.identity.v1.AuthService/ActivateAccount",
     "/praxis.identity.v1.AuthService/Login",
     "/praxis.identity.v1.AuthService/CompleteChallenge",
@@ -176,6 +177,25 @@ impl AuthService for AuthApi {
             .map_err(status)?;
         Ok(Response::new(pb::CompleteChallengeResponse {
             step: Some(login_step(step)),
+        }))
+    }
+
+    async fn send_challenge_code(
+        &self,
+        request: Request<pb::SendChallengeCodeRequest>,
+    ) -> Result<Response<pb::SendChallengeCodeResponse>, Status> {
+        let body = request.into_inner();
+        if body.challenge_id.trim().is_empty() {
+            return Err(invalid_argument("challenge_id", "required"));
+        }
+        let (sent_to, until) = self
+            .auth
+            .send_challenge_code(body.challenge_id.trim())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::SendChallengeCodeResponse {
+            sent_to,
+            code_expire_time: Some(timestamp(until)),
         }))
     }
 
