@@ -234,6 +234,16 @@ async fn refusals_are_errors_with_details_never_allow() {
         ["permission", "resource.enterprise_id", "min_revision"]
     );
 
+    // Warm the cache first: a cached snapshot must not answer for a revision it has not reached.
+    ask(
+        &install,
+        authz,
+        &acme,
+        UserKind::Staff,
+        check(&acme, UserKind::Staff, "appointments:read", 0, None),
+    )
+    .await
+    .unwrap();
     let mut future = check(&acme, UserKind::Staff, "appointments:read", 0, None);
     future.min_revision = acme.enterprise.revision + 1_000;
     let status = ask(&install, authz, &acme, UserKind::Staff, future)

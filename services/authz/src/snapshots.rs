@@ -174,6 +174,12 @@ impl Snapshots {
             let current = self
                 .current(caller, authorization, enterprise, min_revision)
                 .await?;
+            if current < min_revision {
+                return Err(SnapshotError::RevisionNotReached {
+                    have: current,
+                    want: min_revision,
+                });
+            }
             if let Some(entry) = self.local.get(user_id)
                 && entry.principal.revision >= current
             {
