@@ -1282,3 +1282,64 @@ async fn i3_emailed_codes_answer_their_challenge_once() {
         Code::ResourceExhausted
     );
 }
+
+/// D14: disabling a user ends their sessions at once (not at their next use), so enabling them
+/// again does not bring old sessions back.
+#[tokio::test]
+async fn d14_disabling_ends_sessions_at_once_and_enabling_does_not_revive_them() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let open = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    install
+        .directory
+        .disable_user(&Actor::Operator, &staff.id, None, chrono::Utc::now())
+        .await
+        .unwrap();
+    let db = praxis_store::connect(&install.config.identity().service.database_url)
+        .await
+        .unwrap();
+    use praxis_store::sea_orm::EntityTrait;
+    let started = std::time::Instant::now();
+    let ended = loop {
+        let row = praxis_identity::store::session::Entity::find_by_id(&open.session_id)
+            .one(&db)
+            .await
+            .unwrap()
+            .unwrap();
+        if row.ended_at.is_some() {
+            break row;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the session of a disabled user stayed open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        ended.end_reason.as_deref(),
+        Some("user disabled or deleted")
+    );
+    install
+        .directory
+        .enable_user(&Actor::Operator, &staff.id, None, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        refresh(&install, &open.refresh_token)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    assert!(
+        !introspect(&install, &open.access_token, &open.access_token)
+            .await
+            .active
+    );
+    tokens(
+        login(&install, &staff.email, PASSWORD)
+            .await
+            .expect("a new login works"),
+    );
+}

@@ -1137,6 +1137,54 @@ impl Authenticator {
         Ok(ended)
     }
 
+    /// D14: ends the open sessions of users who are no longer active (disabled, deleted or
+    /// gone), of one enterprise or of all; returns how many ended. Runs when directory announces
+    /// a change and on a timer, so a disabled user's sessions end even while unused, and do not
+    /// come back if the user is enabled again.
+    pub async fn end_sessions_of_inactive_users(
+        &self,
+        enterprise_id: Option<&str>,
+    ) -> Result<u64, AuthError> {
+        let now = Utc::now();
+        let mut query = session::Entity::find()
+            .filter(session::Column::EndedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now));
+        if let Some(enterprise_id) = enterprise_id {
+            query = query.filter(session::Column::EnterpriseId.eq(enterprise_id));
+        }
+        let open = query.all(&self.db).await?;
+        let mut users: Vec<&str> = open.iter().map(|row| row.user_id.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut ended = 0;
+        for user_id in users {
+            if self.account(user_id).await?.is_some_and(|a| a.active) {
+                continue;
+            }
+            let ids: Vec<String> = open
+                .iter()
+                .filter(|row| row.user_id == user_id)
+                .map(|row| row.id.clone())
+                .collect();
+            ended += sessions::end(&self.db, &ids, "user disabled or deleted", now).await?;
+            let enterprise = open
+                .iter()
+                .find(|row| row.user_id == user_id)
+                .map(|row| row.enterprise_id.clone())
+                .unwrap_or_default();
+            self.audit(
+                &enterprise,
+                user_id,
+                "session.end",
+                "success",
+                &ClientInfo::default(),
+                serde_json::json!({"sessions": ids, "reason": "user disabled or deleted (D14)"}),
+            )
+            .await;
+        }
+        Ok(ended)
+    }
+
     // === passwords ===
 
     /// Sets `account`'s password after checking the policy and history.

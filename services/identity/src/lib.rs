@@ -38,6 +38,8 @@ pub use keys::{KeyRing, TokenSubject};
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
+/// Where directory announces its changes (directory's `REVISIONS_CHANNEL`).
+const REVISIONS_CHANNEL: &str = "praxis:directory:revisions";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -264,7 +266,8 @@ impl IdentityService {
         Ok(rotated)
     }
 
-    /// Relays identity's outbox (reset links) to `notifier` and rotates signing keys when due,
+    /// Relays identity's outbox (reset links) to `notifier`, rotates signing keys when due, and
+    /// ends the sessions of users directory disabled (on its announcements, and every 30 s),
     /// until `shutdown`.
     pub fn spawn_workers(
         self: &Arc<Self>,
@@ -275,9 +278,48 @@ impl IdentityService {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             let mut rotation = tokio::time::interval(Duration::from_secs(3600));
+            let mut sweep = tokio::time::interval(Duration::from_secs(30));
+            // Directory announces every change; a change may be a user disabled (D14).
+            let mut changes = service.cache.subscribe(REVISIONS_CHANNEL).await.ok();
             loop {
+                let changed = async {
+                    match changes.as_mut() {
+                        Some(subscription) => subscription.next().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = shutdown.cancelled() => return,
+                    notice = changed => {
+                        let enterprise = match notice {
+                            Some(praxis_cache::Notice::Message(bytes)) => {
+                                serde_json::from_slice::<serde_json::Value>(&bytes)
+                                    .ok()
+                                    .and_then(|v| v.get("enterprise_id")?.as_str().map(str::to_owned))
+                                    .filter(|id| id != "*")
+                            }
+                            Some(praxis_cache::Notice::Gap) => None,
+                            None => {
+                                changes = None;
+                                None
+                            }
+                        };
+                        if let Err(error) = service
+                            .auth
+                            .end_sessions_of_inactive_users(enterprise.as_deref())
+                            .await
+                        {
+                            tracing::warn!(%error, "ending sessions of inactive users failed");
+                        }
+                    }
+                    _ = sweep.tick() => {
+                        if changes.is_none() {
+                            changes = service.cache.subscribe(REVISIONS_CHANNEL).await.ok();
+                        }
+                        if let Err(error) = service.auth.end_sessions_of_inactive_users(None).await {
+                            tracing::warn!(%error, "ending sessions of inactive users failed");
+                        }
+                    }
                     _ = rotation.tick() => {
                         match service.rotate_keys_if_due().await {
                             Ok(Some(kid)) => tracing::info!(%kid, "signing key rotated on schedule"),
