@@ -1,0 +1,387 @@
+//! Login: the password with lockout, throttling and network rules, then the challenges
+//! (2FA, 2FA enrolment, password change) and emailed one-time codes.
+
+use super::*;
+
+impl Authenticator {
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        client: ClientInfo,
+    ) -> Result<Step, AuthError> {
+        let now = Utc::now();
+        self.throttle(&client).await?;
+        let account = self.account_by_email(email).await?;
+        let credential = match &account {
+            Some(account) => {
+                credential::Entity::find_by_id(&account.user_id)
+                    .one(&self.db)
+                    .await?
+            }
+            None => None,
+        };
+        let (Some(account), Some(credential)) = (account, credential) else {
+            self.hasher.verify_decoy(password).await;
+            self.audit(
+                "",
+                "",
+                "login",
+                "failure",
+                &client,
+                serde_json::json!({"reason": "unknown email or no password set"}),
+            )
+            .await;
+            return Err(AuthError::InvalidCredentials);
+        };
+        let matches = self
+            .hasher
+            .verify(password, &credential.password_hash)
+            .await;
+        let locked = credential.locked_until.is_some_and(|until| until > now);
+        let refusal = if !account.active {
+            Some("user disabled")
+        } else if locked {
+            Some("account locked")
+        } else if !matches {
+            Some("wrong password")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            if !matches && !locked {
+                self.count_failure(&credential, now).await?;
+            }
+            self.audit(
+                &account.enterprise_id,
+                &account.user_id,
+                "login",
+                "failure",
+                &client,
+                serde_json::json!({"reason": reason}),
+            )
+            .await;
+            return Err(AuthError::InvalidCredentials);
+        }
+        if credential.failed_attempts != 0 || credential.locked_until.is_some() {
+            credential::Entity::update(credential::ActiveModel {
+                user_id: Set(credential.user_id.clone()),
+                failed_attempts: Set(0),
+                locked_until: Set(None),
+                ..Default::default()
+            })
+            .exec(&self.db)
+            .await?;
+        }
+        if !account.network_allows(client.ip) {
+            self.audit(
+                &account.enterprise_id,
+                &account.user_id,
+                "login",
+                "denied",
+                &client,
+                serde_json::json!({"reason": "address outside the network rules (I8)"}),
+            )
+            .await;
+            return Err(AuthError::PermissionDenied(
+                "logins from this network are not allowed",
+            ));
+        }
+        let expired = account.password.max_age_days > 0
+            && credential.password_set_at
+                + Duration::days(i64::from(account.password.max_age_days))
+                < now;
+        if credential.must_change || expired {
+            return self
+                .challenge(
+                    &account,
+                    ChallengeKind::PasswordChange,
+                    vec!["pwd".into()],
+                    client,
+                )
+                .await;
+        }
+        self.after_password(&account, vec!["pwd".into()], client)
+            .await
+    }
+
+    pub(super) async fn count_failure(
+        &self,
+        credential: &credential::Model,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        let failed = credential.failed_attempts + 1;
+        let locked_until = (failed >= self.settings.lockout_threshold)
+            .then(|| now + Duration::minutes(self.settings.lockout_minutes));
+        credential::Entity::update(credential::ActiveModel {
+            user_id: Set(credential.user_id.clone()),
+            failed_attempts: Set(failed),
+            locked_until: Set(locked_until.or(credential.locked_until)),
+            ..Default::default()
+        })
+        .exec(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// After the password (and any password change): a second factor, its enrolment, or a session.
+    pub(super) async fn after_password(
+        &self,
+        account: &Account,
+        amr: Vec<String>,
+        client: ClientInfo,
+    ) -> Result<Step, AuthError> {
+        if self.confirmed_totp(&account.user_id).await?.is_some() {
+            return self
+                .challenge(account, ChallengeKind::TwoFactor, amr, client)
+                .await;
+        }
+        if account.two_factor_required {
+            return self
+                .challenge(account, ChallengeKind::TwoFactorEnrollment, amr, client)
+                .await;
+        }
+        let tokens = self.open_session(account, amr, &client).await?;
+        Ok(Step::Done {
+            tokens,
+            recovery_codes: Vec::new(),
+        })
+    }
+
+    pub(super) async fn challenge(
+        &self,
+        account: &Account,
+        kind: ChallengeKind,
+        amr: Vec<String>,
+        client: ClientInfo,
+    ) -> Result<Step, AuthError> {
+        let now = Utc::now();
+        let otpauth_uri = match kind {
+            ChallengeKind::TwoFactorEnrollment => Some(self.pending_totp(account).await?),
+            _ => None,
+        };
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let state = ChallengeState {
+            user_id: account.user_id.clone(),
+            kind,
+            amr,
+            client,
+            attempts: 0,
+            expires_at: now + Duration::seconds(self.settings.challenge_seconds),
+            email_code: None,
+            codes_sent: 0,
+        };
+        self.put_challenge(&id, &state).await?;
+        Ok(Step::Challenge(Challenge {
+            id,
+            kind,
+            expires_at: state.expires_at,
+            otpauth_uri,
+        }))
+    }
+
+    pub(super) async fn put_challenge(
+        &self,
+        id: &str,
+        state: &ChallengeState,
+    ) -> Result<(), AuthError> {
+        let left = (state.expires_at - Utc::now()).num_milliseconds().max(1);
+        let bytes = serde_json::to_vec(state).map_err(internal)?;
+        self.cache
+            .set(
+                &challenge_key(id),
+                &bytes,
+                std::time::Duration::from_millis(u64::try_from(left).unwrap_or(1)),
+            )
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))
+    }
+
+    pub async fn complete_challenge(
+        &self,
+        id: &str,
+        code: &str,
+        new_password: &str,
+    ) -> Result<Step, AuthError> {
+        let bytes = self
+            .cache
+            .take(&challenge_key(id))
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?
+            .ok_or(AuthError::Unauthenticated(
+                "challenge unknown, used or expired",
+            ))?;
+        let mut state: ChallengeState = serde_json::from_slice(&bytes)
+            .map_err(|_| AuthError::Unauthenticated("challenge unknown, used or expired"))?;
+        if state.expires_at <= Utc::now() {
+            return Err(AuthError::Unauthenticated(
+                "challenge unknown, used or expired",
+            ));
+        }
+        let account = self
+            .account(&state.user_id)
+            .await?
+            .filter(|a| a.active)
+            .ok_or(AuthError::InvalidCredentials)?;
+        match state.kind {
+            ChallengeKind::PasswordChange => {
+                if let Err(error) = self.set_password(&account, new_password, false).await {
+                    self.retry(id, &mut state).await?;
+                    return Err(error);
+                }
+                self.audit(
+                    &account.enterprise_id,
+                    &account.user_id,
+                    "password.change",
+                    "success",
+                    &state.client,
+                    serde_json::json!({"reason": "required at login"}),
+                )
+                .await;
+                self.after_password(&account, state.amr.clone(), state.client.clone())
+                    .await
+            }
+            ChallengeKind::TwoFactor => {
+                let row = self
+                    .confirmed_totp(&account.user_id)
+                    .await?
+                    .ok_or(AuthError::Unauthenticated("no second factor enrolled"))?;
+                let emailed = state.email_code.as_ref().is_some_and(|(hash, until)| {
+                    *until > Utc::now()
+                        && *hash == sessions::digest(&format!("{}:{}", state.user_id, code.trim()))
+                });
+                let (ok, method) = if emailed {
+                    (true, "email")
+                } else if code.trim().len() == otp::DIGITS as usize {
+                    (self.spend_totp(&row, code).await?, "otp")
+                } else {
+                    (
+                        self.spend_recovery_code(&account.user_id, code).await?,
+                        "recovery",
+                    )
+                };
+                if !ok {
+                    self.audit(
+                        &account.enterprise_id,
+                        &account.user_id,
+                        "login.second_factor",
+                        "failure",
+                        &state.client,
+                        serde_json::json!({"reason": "wrong, reused or expired code", "method": method}),
+                    )
+                    .await;
+                    self.retry(id, &mut state).await?;
+                    return Err(AuthError::Unauthenticated("wrong code"));
+                }
+                let mut amr = state.amr.clone();
+                amr.push(method.to_owned());
+                let tokens = self.open_session(&account, amr, &state.client).await?;
+                Ok(Step::Done {
+                    tokens,
+                    recovery_codes: Vec::new(),
+                })
+            }
+            ChallengeKind::TwoFactorEnrollment => {
+                let row = totp::Entity::find_by_id(&account.user_id)
+                    .one(&self.db)
+                    .await?
+                    .ok_or(AuthError::Unauthenticated(
+                        "enrolment expired; log in again",
+                    ))?;
+                if !self.spend_totp(&row, code).await? {
+                    self.retry(id, &mut state).await?;
+                    return Err(AuthError::Unauthenticated("wrong code"));
+                }
+                let recovery_codes = self.confirm_totp(&account.user_id).await?;
+                let mut amr = state.amr.clone();
+                amr.push("otp".to_owned());
+                let tokens = self.open_session(&account, amr, &state.client).await?;
+                Ok(Step::Done {
+                    tokens,
+                    recovery_codes,
+                })
+            }
+        }
+    }
+
+    /// Emails a one-time code for a 2FA challenge (I3): six digits, kept only as a hash in the
+    /// challenge, valid 10 minutes and once (the challenge is spent when answered), at most three
+    /// sends per challenge. Returns the masked address and the code's expiry.
+    pub async fn send_challenge_code(
+        &self,
+        id: &str,
+    ) -> Result<(String, DateTime<Utc>), AuthError> {
+        const UNKNOWN: AuthError = AuthError::Unauthenticated("challenge unknown, used or expired");
+        let bytes = self
+            .cache
+            .take(&challenge_key(id))
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?
+            .ok_or(UNKNOWN)?;
+        let mut state: ChallengeState = serde_json::from_slice(&bytes).map_err(|_| UNKNOWN)?;
+        if state.expires_at <= Utc::now() {
+            return Err(UNKNOWN);
+        }
+        if state.kind != ChallengeKind::TwoFactor {
+            self.put_challenge(id, &state).await?;
+            return Err(AuthError::Precondition {
+                reason: "NOT_A_TWO_FACTOR_CHALLENGE",
+                message: "codes are sent only for 2FA challenges".to_owned(),
+            });
+        }
+        if state.codes_sent >= 3 {
+            self.put_challenge(id, &state).await?;
+            return Err(AuthError::Throttled);
+        }
+        let account = self
+            .account(&state.user_id)
+            .await?
+            .filter(|a| a.active)
+            .ok_or(UNKNOWN)?;
+        let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
+        let until = Utc::now() + Duration::minutes(10);
+        state.email_code = Some((
+            sessions::digest(&format!("{}:{code}", state.user_id)),
+            until,
+        ));
+        state.codes_sent += 1;
+        // The challenge outlives the code if need be, so the code's ten minutes hold.
+        state.expires_at = state.expires_at.max(until);
+        self.put_challenge(id, &state).await?;
+        crate::store::notification_outbox::Entity::insert(
+            crate::store::notification_outbox::ActiveModel {
+                id: Set(uuid::Uuid::now_v7().to_string()),
+                enterprise_id: Set(account.enterprise_id.clone()),
+                topic: Set("identity.code".to_owned()),
+                recipient: Set(account.email.clone()),
+                payload: Set(serde_json::json!({"code": code}).to_string()),
+                created_at: Set(Utc::now()),
+                claimed_until: Set(None),
+                delivered_at: Set(None),
+            },
+        )
+        .exec_without_returning(&self.db)
+        .await?;
+        let masked = match account.email.split_once('@') {
+            Some((local, domain)) => format!(
+                "{}***@{domain}",
+                local.chars().next().map(String::from).unwrap_or_default()
+            ),
+            None => "***".to_owned(),
+        };
+        Ok((masked, until))
+    }
+
+    /// Puts a challenge back after a wrong answer, unless it has had its attempts.
+    pub(super) async fn retry(
+        &self,
+        id: &str,
+        state: &mut ChallengeState,
+    ) -> Result<(), AuthError> {
+        state.attempts += 1;
+        if state.attempts < self.settings.challenge_attempts {
+            self.put_challenge(id, state).await?;
+        }
+        Ok(())
+    }
+}

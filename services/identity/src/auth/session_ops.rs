@@ -1,0 +1,459 @@
+//! Sessions (I4) and tokens (I5): opening with the policy's limits, refresh rotation with reuse
+//! detection, introspection, listing and ending, step-up, and D14's ending of inactive users'
+//! sessions.
+
+use super::*;
+
+impl Authenticator {
+    pub(super) async fn open_session(
+        &self,
+        account: &Account,
+        amr: Vec<String>,
+        client: &ClientInfo,
+    ) -> Result<Tokens, AuthError> {
+        let now = Utc::now();
+        let rules = &account.session;
+        let alive = sessions::alive(&self.db, &account.user_id, now).await?;
+        let limit = usize::try_from(rules.max_concurrent_sessions).unwrap_or(usize::MAX);
+        let mut ending = Vec::new();
+        if limit > 0 && alive.len() >= limit {
+            if !rules.end_oldest_at_limit {
+                self.audit(
+                    &account.enterprise_id,
+                    &account.user_id,
+                    "login",
+                    "refused",
+                    client,
+                    serde_json::json!({"reason": "concurrent session limit"}),
+                )
+                .await;
+                return Err(AuthError::Precondition {
+                    reason: "SESSION_LIMIT",
+                    message: format!(
+                        "at most {limit} sessions at a time; end one to start another"
+                    ),
+                });
+            }
+            ending = alive[..=alive.len() - limit]
+                .iter()
+                .map(|row| row.id.clone())
+                .collect();
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let txn = self.db.begin().await?;
+        sessions::end(&txn, &ending, "session limit: oldest ended", now).await?;
+        session::Entity::insert(session::ActiveModel {
+            id: Set(id.clone()),
+            user_id: Set(account.user_id.clone()),
+            enterprise_id: Set(account.enterprise_id.clone()),
+            kind: Set(account.kind.clone()),
+            device_id: Set(client.device_id.clone()),
+            user_agent: Set(client.user_agent.chars().take(512).collect()),
+            ip: Set(client.ip_text()),
+            amr: Set(serde_json::to_string(&amr).map_err(internal)?),
+            auth_time: Set(now),
+            created_at: Set(now),
+            last_seen_at: Set(now),
+            idle_timeout_seconds: Set(i64::from(rules.idle_timeout_minutes) * 60),
+            expires_at: Set(now + Duration::hours(i64::from(rules.absolute_lifetime_hours))),
+            ended_at: Set(None),
+            end_reason: Set(None),
+        })
+        .exec_without_returning(&txn)
+        .await?;
+        let refresh_token = sessions::issue_refresh(&txn, &id, now).await?;
+        txn.commit().await?;
+        self.accounts.record_login(&account.user_id, now).await;
+        self.audit(
+            &account.enterprise_id,
+            &account.user_id,
+            "login",
+            "success",
+            client,
+            serde_json::json!({"session_id": id, "amr": amr, "ended_for_limit": ending}),
+        )
+        .await;
+        let subject = TokenSubject {
+            user_id: account.user_id.clone(),
+            enterprise_id: account.enterprise_id.clone(),
+            session_id: id.clone(),
+            kind: account.kind.clone(),
+            amr,
+            auth_time: now,
+        };
+        let access_token = self
+            .keys
+            .issue(&subject, now, self.access_ttl)
+            .await
+            .map_err(internal)?;
+        Ok(Tokens {
+            access_token,
+            access_expires_at: now + self.access_ttl,
+            refresh_token,
+            session_id: id,
+        })
+    }
+
+    pub(super) async fn end_with_audit(
+        &self,
+        row: &session::Model,
+        reason: &str,
+        client: &ClientInfo,
+    ) -> Result<(), AuthError> {
+        sessions::end(&self.db, std::slice::from_ref(&row.id), reason, Utc::now()).await?;
+        self.audit(
+            &row.enterprise_id,
+            &row.user_id,
+            "session.end",
+            "success",
+            client,
+            serde_json::json!({"session_id": row.id, "reason": reason}),
+        )
+        .await;
+        Ok(())
+    }
+
+    pub async fn refresh(&self, token: &str, client: ClientInfo) -> Result<Tokens, AuthError> {
+        let now = Utc::now();
+        let hash = sessions::digest(token.trim());
+        let record = crate::store::refresh_token::Entity::find_by_id(&hash)
+            .one(&self.db)
+            .await?
+            .ok_or(AuthError::Unauthenticated("refresh token not recognised"))?;
+        let row = sessions::get(&self.db, &record.session_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated("refresh token not recognised"))?;
+        if record.used_at.is_some() {
+            self.end_with_audit(&row, "refresh token reused", &client)
+                .await?;
+            return Err(AuthError::Unauthenticated(
+                "refresh token already used; the session has been ended",
+            ));
+        }
+        if let Some(reason) = sessions::dead_reason(&row, now) {
+            if row.ended_at.is_none() {
+                sessions::end(&self.db, std::slice::from_ref(&row.id), reason, now).await?;
+            }
+            return Err(AuthError::Unauthenticated("session ended"));
+        }
+        let account = self.account(&row.user_id).await?;
+        let Some(account) = account.filter(|a| a.active) else {
+            self.end_with_audit(&row, "user disabled or deleted", &client)
+                .await?;
+            return Err(AuthError::Unauthenticated("session ended"));
+        };
+        if account.session.bind_to_ip && client.ip_text() != row.ip {
+            self.end_with_audit(&row, "used from another address", &client)
+                .await?;
+            return Err(AuthError::Unauthenticated("session ended"));
+        }
+        if account.session.bind_to_device && client.device_id != row.device_id {
+            self.end_with_audit(&row, "used from another device", &client)
+                .await?;
+            return Err(AuthError::Unauthenticated("session ended"));
+        }
+        let txn = self.db.begin().await?;
+        if !sessions::spend(&txn, &hash, now).await? {
+            txn.rollback().await?;
+            self.end_with_audit(&row, "refresh token reused", &client)
+                .await?;
+            return Err(AuthError::Unauthenticated(
+                "refresh token already used; the session has been ended",
+            ));
+        }
+        session::Entity::update(session::ActiveModel {
+            id: Set(row.id.clone()),
+            last_seen_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await?;
+        let refresh_token = sessions::issue_refresh(&txn, &row.id, now).await?;
+        txn.commit().await?;
+        let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
+        let subject = TokenSubject {
+            user_id: row.user_id.clone(),
+            enterprise_id: row.enterprise_id.clone(),
+            session_id: row.id.clone(),
+            kind: account.kind.clone(),
+            amr,
+            auth_time: row.auth_time,
+        };
+        let access_token = self
+            .keys
+            .issue(&subject, now, self.access_ttl)
+            .await
+            .map_err(internal)?;
+        Ok(Tokens {
+            access_token,
+            access_expires_at: now + self.access_ttl,
+            refresh_token,
+            session_id: row.id,
+        })
+    }
+
+    /// Whether the token verifies and its session is alive (and its user still active).
+    pub async fn introspect(
+        &self,
+        verifier: &TokenVerifier,
+        token: &str,
+    ) -> Result<Option<Introspection>, AuthError> {
+        let Ok(caller) = verifier.verify(token.trim()).await else {
+            return Ok(None);
+        };
+        let Some(row) = sessions::get(&self.db, &caller.session_id).await? else {
+            return Ok(None);
+        };
+        if row.user_id != caller.user_id || sessions::dead_reason(&row, Utc::now()).is_some() {
+            return Ok(None);
+        }
+        if !self
+            .account(&caller.user_id)
+            .await?
+            .is_some_and(|account| account.active)
+        {
+            return Ok(None);
+        }
+        // The signature was verified above; this only reads the expiry back out.
+        let expires_at = token
+            .trim()
+            .split('.')
+            .nth(1)
+            .and_then(|payload| {
+                use base64::Engine;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .ok()
+            })
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+            .and_then(|claims| claims.get("exp").and_then(serde_json::Value::as_i64))
+            .unwrap_or(0);
+        Ok(Some(Introspection { caller, expires_at }))
+    }
+
+    /// The caller's session, alive.
+    pub(crate) async fn current_session(
+        &self,
+        caller: &Caller,
+    ) -> Result<session::Model, AuthError> {
+        let row = sessions::get(&self.db, &caller.session_id)
+            .await?
+            .filter(|row| row.user_id == caller.user_id)
+            .ok_or(AuthError::Unauthenticated("session ended"))?;
+        if sessions::dead_reason(&row, Utc::now()).is_some() {
+            return Err(AuthError::Unauthenticated("session ended"));
+        }
+        Ok(row)
+    }
+
+    /// Enterprise admins act on users of their own enterprise; anyone on themselves.
+    pub(crate) async fn reachable(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+    ) -> Result<Account, AuthError> {
+        let account = self
+            .account(user_id)
+            .await?
+            .filter(|a| a.enterprise_id == caller.enterprise_id)
+            .ok_or(AuthError::NotFound("user"))?;
+        if caller.user_id != user_id && caller.kind != "ENTERPRISE_ADMIN" {
+            return Err(AuthError::PermissionDenied(
+                "only enterprise admins act on other users",
+            ));
+        }
+        Ok(account)
+    }
+
+    pub async fn list_sessions(
+        &self,
+        caller: &Caller,
+        user_id: Option<&str>,
+    ) -> Result<Vec<session::Model>, AuthError> {
+        self.current_session(caller).await?;
+        let user_id = user_id.unwrap_or(&caller.user_id);
+        self.reachable(caller, user_id).await?;
+        Ok(sessions::alive(&self.db, user_id, Utc::now()).await?)
+    }
+
+    pub async fn end_session(&self, caller: &Caller, session_id: &str) -> Result<(), AuthError> {
+        self.current_session(caller).await?;
+        let row = sessions::get(&self.db, session_id)
+            .await?
+            .filter(|row| row.user_id == caller.user_id && row.ended_at.is_none())
+            .ok_or(AuthError::NotFound("session"))?;
+        self.end_with_audit(&row, "ended by the user", &ClientInfo::default())
+            .await
+    }
+
+    /// Ends the caller's sessions, all or all but the current one.
+    pub async fn end_own_sessions(
+        &self,
+        caller: &Caller,
+        keep_current: bool,
+    ) -> Result<u64, AuthError> {
+        self.current_session(caller).await?;
+        let ids: Vec<String> = sessions::alive(&self.db, &caller.user_id, Utc::now())
+            .await?
+            .into_iter()
+            .map(|row| row.id)
+            .filter(|id| !keep_current || *id != caller.session_id)
+            .collect();
+        self.end_many(caller, &caller.user_id, &ids, "ended by the user")
+            .await
+    }
+
+    pub async fn end_user_sessions(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+    ) -> Result<u64, AuthError> {
+        self.current_session(caller).await?;
+        if caller.kind != "ENTERPRISE_ADMIN" {
+            return Err(AuthError::PermissionDenied(
+                "only enterprise admins end other users' sessions",
+            ));
+        }
+        self.reachable(caller, user_id).await?;
+        let ids: Vec<String> = sessions::alive(&self.db, user_id, Utc::now())
+            .await?
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
+        self.end_many(caller, user_id, &ids, "ended by an admin")
+            .await
+    }
+
+    pub(super) async fn end_many(
+        &self,
+        caller: &Caller,
+        user_id: &str,
+        ids: &[String],
+        reason: &str,
+    ) -> Result<u64, AuthError> {
+        let ended = sessions::end(&self.db, ids, reason, Utc::now()).await?;
+        self.audit(
+            &caller.enterprise_id,
+            &caller.user_id,
+            "session.end",
+            "success",
+            &ClientInfo::default(),
+            serde_json::json!({"user_id": user_id, "sessions": ids, "reason": reason}),
+        )
+        .await;
+        Ok(ended)
+    }
+
+    /// D14: ends the open sessions of users who are no longer active (disabled, deleted or
+    /// gone), of one enterprise or of all; returns how many ended. Runs when directory announces
+    /// a change and on a timer, so a disabled user's sessions end even while unused, and do not
+    /// come back if the user is enabled again.
+    pub async fn end_sessions_of_inactive_users(
+        &self,
+        enterprise_id: Option<&str>,
+    ) -> Result<u64, AuthError> {
+        let now = Utc::now();
+        let mut query = session::Entity::find()
+            .filter(session::Column::EndedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now));
+        if let Some(enterprise_id) = enterprise_id {
+            query = query.filter(session::Column::EnterpriseId.eq(enterprise_id));
+        }
+        let open = query.all(&self.db).await?;
+        let mut users: Vec<&str> = open.iter().map(|row| row.user_id.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut ended = 0;
+        for user_id in users {
+            if self.account(user_id).await?.is_some_and(|a| a.active) {
+                continue;
+            }
+            let ids: Vec<String> = open
+                .iter()
+                .filter(|row| row.user_id == user_id)
+                .map(|row| row.id.clone())
+                .collect();
+            ended += sessions::end(&self.db, &ids, "user disabled or deleted", now).await?;
+            let enterprise = open
+                .iter()
+                .find(|row| row.user_id == user_id)
+                .map(|row| row.enterprise_id.clone())
+                .unwrap_or_default();
+            self.audit(
+                &enterprise,
+                user_id,
+                "session.end",
+                "success",
+                &ClientInfo::default(),
+                serde_json::json!({"sessions": ids, "reason": "user disabled or deleted (D14)"}),
+            )
+            .await;
+        }
+        Ok(ended)
+    }
+
+    /// Step-up (I4): the password (and a code when 2FA is enrolled) again; a new access token
+    /// for the same session with a fresh `auth_time`.
+    pub async fn reauthenticate(
+        &self,
+        caller: &Caller,
+        password: &str,
+        code: &str,
+    ) -> Result<(String, DateTime<Utc>), AuthError> {
+        let row = self.current_session(caller).await?;
+        let account = self
+            .account(&caller.user_id)
+            .await?
+            .filter(|a| a.active)
+            .ok_or(AuthError::Unauthenticated("session ended"))?;
+        let credential = credential::Entity::find_by_id(&caller.user_id)
+            .one(&self.db)
+            .await?
+            .ok_or(AuthError::PermissionDenied("no password is set"))?;
+        if credential
+            .locked_until
+            .is_some_and(|until| until > Utc::now())
+        {
+            return Err(AuthError::PermissionDenied("the account is locked"));
+        }
+        if !self
+            .hasher
+            .verify(password, &credential.password_hash)
+            .await
+        {
+            self.count_failure(&credential, Utc::now()).await?;
+            return Err(AuthError::PermissionDenied("wrong password"));
+        }
+        let mut amr = vec!["pwd".to_owned()];
+        if let Some(factor) = self.confirmed_totp(&caller.user_id).await? {
+            if !self.spend_totp(&factor, code).await? {
+                return Err(AuthError::PermissionDenied("wrong or missing code"));
+            }
+            amr.push("otp".to_owned());
+        }
+        let now = Utc::now();
+        session::Entity::update(session::ActiveModel {
+            id: Set(row.id.clone()),
+            auth_time: Set(now),
+            amr: Set(serde_json::to_string(&amr).map_err(internal)?),
+            last_seen_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&self.db)
+        .await?;
+        let subject = TokenSubject {
+            user_id: account.user_id.clone(),
+            enterprise_id: account.enterprise_id.clone(),
+            session_id: row.id,
+            kind: account.kind.clone(),
+            amr,
+            auth_time: now,
+        };
+        let token = self
+            .keys
+            .issue(&subject, now, self.access_ttl)
+            .await
+            .map_err(internal)?;
+        Ok((token, now + self.access_ttl))
+    }
+}
