@@ -1343,3 +1343,46 @@ async fn d14_disabling_ends_sessions_at_once_and_enabling_does_not_revive_them()
             .expect("a new login works"),
     );
 }
+
+/// I4: a login from a device the user never used before sends them a new-device alert; the
+/// first login ever and logins from known devices do not.
+#[tokio::test]
+async fn i4_a_new_device_gets_an_alert() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let mut phone = login_request(&staff.email, PASSWORD);
+    phone.client = Some(pb::Client {
+        device_id: "phone-9".into(),
+        user_agent: "Praxis for iOS".into(),
+    });
+    auth(&install)
+        .await
+        .login(phone)
+        .await
+        .expect("login from a phone");
+    let alerts = |install: &Install| {
+        install
+            .notifier
+            .delivered()
+            .into_iter()
+            .filter(|n| n.topic == "session.new_device")
+            .collect::<Vec<_>>()
+    };
+    let started = std::time::Instant::now();
+    while alerts(&install).is_empty() && started.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Give the relay another round to show nothing else is pending.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let sent = alerts(&install);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].recipient, staff.email);
+    let (_, body) = praxis_runtime::notify::render(&sent[0]).expect("template");
+    assert!(
+        body.contains("Praxis for iOS") && body.contains("127.0.0.1"),
+        "{body}"
+    );
+}

@@ -39,9 +39,41 @@ impl Authenticator {
                 .map(|row| row.id.clone())
                 .collect();
         }
+        // A device this user never logged in from, when they have logged in before: tell them.
+        let history = session::Entity::find()
+            .filter(session::Column::UserId.eq(&account.user_id))
+            .all(&self.db)
+            .await?;
+        let new_device =
+            !history.is_empty() && !history.iter().any(|row| row.device_id == client.device_id);
         let id = uuid::Uuid::now_v7().to_string();
         let txn = self.db.begin().await?;
         sessions::end(&txn, &ending, "session limit: oldest ended", now).await?;
+        if new_device {
+            crate::store::notification_outbox::Entity::insert(
+                crate::store::notification_outbox::ActiveModel {
+                    id: Set(uuid::Uuid::now_v7().to_string()),
+                    enterprise_id: Set(account.enterprise_id.clone()),
+                    topic: Set("session.new_device".to_owned()),
+                    recipient: Set(account.email.clone()),
+                    payload: Set(serde_json::json!({
+                        "device": if client.user_agent.is_empty() {
+                            "an unnamed device".to_owned()
+                        } else {
+                            client.user_agent.chars().take(120).collect()
+                        },
+                        "time": now.to_rfc3339(),
+                        "ip": client.ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string()),
+                    })
+                    .to_string()),
+                    created_at: Set(now),
+                    claimed_until: Set(None),
+                    delivered_at: Set(None),
+                },
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        }
         session::Entity::insert(session::ActiveModel {
             id: Set(id.clone()),
             user_id: Set(account.user_id.clone()),
