@@ -105,19 +105,7 @@ impl Authenticator {
             serde_json::json!({"session_id": id, "amr": amr, "ended_for_limit": ending}),
         )
         .await;
-        let subject = TokenSubject {
-            user_id: account.user_id.clone(),
-            enterprise_id: account.enterprise_id.clone(),
-            session_id: id.clone(),
-            kind: account.kind.clone(),
-            amr,
-            auth_time: now,
-        };
-        let access_token = self
-            .keys
-            .issue(&subject, now, self.access_ttl)
-            .await
-            .map_err(internal)?;
+        let access_token = self.access_token(account, &id, amr, now, now).await?;
         Ok(Tokens {
             access_token,
             access_expires_at: now + self.access_ttl,
@@ -203,19 +191,9 @@ impl Authenticator {
         let refresh_token = sessions::issue_refresh(&txn, &row.id, now).await?;
         txn.commit().await?;
         let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
-        let subject = TokenSubject {
-            user_id: row.user_id.clone(),
-            enterprise_id: row.enterprise_id.clone(),
-            session_id: row.id.clone(),
-            kind: account.kind.clone(),
-            amr,
-            auth_time: row.auth_time,
-        };
         let access_token = self
-            .keys
-            .issue(&subject, now, self.access_ttl)
-            .await
-            .map_err(internal)?;
+            .access_token(&account, &row.id, amr, row.auth_time, now)
+            .await?;
         Ok(Tokens {
             access_token,
             access_expires_at: now + self.access_ttl,
@@ -473,19 +451,31 @@ impl Authenticator {
         })
         .exec(&self.db)
         .await?;
+        let token = self.access_token(&account, &row.id, amr, now, now).await?;
+        Ok((token, now + self.access_ttl))
+    }
+
+    /// An access token for `account` in session `session_id`, valid from `now` for the
+    /// configured lifetime.
+    async fn access_token(
+        &self,
+        account: &Account,
+        session_id: &str,
+        amr: Vec<String>,
+        auth_time: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<String, AuthError> {
         let subject = TokenSubject {
             user_id: account.user_id.clone(),
             enterprise_id: account.enterprise_id.clone(),
-            session_id: row.id,
+            session_id: session_id.to_owned(),
             kind: account.kind.clone(),
             amr,
-            auth_time: now,
+            auth_time,
         };
-        let token = self
-            .keys
+        self.keys
             .issue(&subject, now, self.access_ttl)
             .await
-            .map_err(internal)?;
-        Ok((token, now + self.access_ttl))
+            .map_err(internal)
     }
 }
