@@ -144,6 +144,17 @@ pub trait Accounts: Send + Sync {
     async fn by_id(&self, user_id: &str) -> Result<Option<Account>, AccountsError>;
     /// Records a successful login (D19); failures are logged, not fatal.
     async fn record_login(&self, user_id: &str, at: chrono::DateTime<chrono::Utc>);
+    /// Of `user_ids`, those who may no longer log in (disabled, deleted, gone). One lookup per
+    /// user unless the source can do better.
+    async fn inactive(&self, user_ids: &[String]) -> Result<Vec<String>, AccountsError> {
+        let mut inactive = Vec::new();
+        for user_id in user_ids {
+            if !self.by_id(user_id).await?.is_some_and(|a| a.active) {
+                inactive.push(user_id.clone());
+            }
+        }
+        Ok(inactive)
+    }
     /// The user an activation token belongs to (unexpired, unused); with `spend`, it is used up
     /// and the user becomes active.
     async fn redeem_invitation(

@@ -38,6 +38,30 @@ impl Default for ResetSettings {
     }
 }
 
+/// Writes a message for `account`'s email address to the outbox, in `db`'s transaction when it is
+/// one; the relay hands it to the notifier after commit.
+pub(crate) async fn queue_notification<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    account: &crate::accounts::Account,
+    topic: &str,
+    payload: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
+    notification_outbox::Entity::insert(notification_outbox::ActiveModel {
+        id: Set(uuid::Uuid::now_v7().to_string()),
+        enterprise_id: Set(account.enterprise_id.clone()),
+        topic: Set(topic.to_owned()),
+        recipient: Set(account.email.clone()),
+        payload: Set(payload.to_string()),
+        created_at: Set(now),
+        claimed_until: Set(None),
+        delivered_at: Set(None),
+    })
+    .exec_without_returning(db)
+    .await?;
+    Ok(())
+}
+
 fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -61,21 +85,13 @@ impl Authenticator {
         })
         .exec_without_returning(&txn)
         .await?;
-        notification_outbox::Entity::insert(notification_outbox::ActiveModel {
-            id: Set(uuid::Uuid::now_v7().to_string()),
-            enterprise_id: Set(account.enterprise_id.clone()),
-            topic: Set(RESET_TOPIC.to_owned()),
-            recipient: Set(account.email.clone()),
-            payload: Set(serde_json::json!({
-                "link": link,
-                "expires_at": expires_at.to_rfc3339(),
-            })
-            .to_string()),
-            created_at: Set(now),
-            claimed_until: Set(None),
-            delivered_at: Set(None),
-        })
-        .exec_without_returning(&txn)
+        queue_notification(
+            &txn,
+            account,
+            RESET_TOPIC,
+            serde_json::json!({"link": link, "expires_at": expires_at.to_rfc3339()}),
+            now,
+        )
         .await?;
         txn.commit().await?;
         Ok(())

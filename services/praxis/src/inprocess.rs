@@ -88,6 +88,13 @@ impl Accounts for DirectoryAccounts {
         }
     }
 
+    async fn inactive(&self, user_ids: &[String]) -> Result<Vec<String>, AccountsError> {
+        self.0
+            .inactive_accounts(&Actor::Operator, user_ids)
+            .await
+            .map_err(|error| AccountsError(error.to_string()))
+    }
+
     async fn redeem_invitation(
         &self,
         token: &str,

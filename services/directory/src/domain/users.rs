@@ -997,6 +997,22 @@ impl Directory {
             .then_some(user_id))
     }
 
+    /// Of `user_ids`, those who may no longer log in (disabled, deleted or unknown), so
+    /// identity can end their sessions (D14). For identity only.
+    pub async fn inactive_accounts(
+        &self,
+        actor: &Actor,
+        user_ids: &[String],
+    ) -> Result<Vec<String>, DomainError> {
+        identity_only(actor)?;
+        let capable = self.store.login_capable(user_ids).await?;
+        Ok(user_ids
+            .iter()
+            .filter(|id| !capable.contains(*id))
+            .cloned()
+            .collect())
+    }
+
     /// Records a successful login (D19). For identity only.
     pub async fn record_login(
         &self,

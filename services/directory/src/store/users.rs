@@ -368,6 +368,22 @@ impl Store {
             .collect())
     }
 
+    /// Of `ids`, the users who may log in (ACTIVE or INVITED), in one query.
+    pub async fn login_capable(&self, ids: &[String]) -> Result<HashSet<String>, DomainError> {
+        Ok(user::Entity::find()
+            .filter(user::Column::Id.is_in(ids.iter().cloned()))
+            .filter(
+                user::Column::Status
+                    .is_in([UserStatus::Active.as_str(), UserStatus::Invited.as_str()]),
+            )
+            .all(&self.db)
+            .await
+            .map_err(storage)?
+            .into_iter()
+            .map(|row| row.id)
+            .collect())
+    }
+
     /// The user an unexpired, unused invitation belongs to.
     pub async fn invitation_user(
         &self,

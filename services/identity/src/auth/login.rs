@@ -348,19 +348,13 @@ impl Authenticator {
         // The challenge outlives the code if need be, so the code's ten minutes hold.
         state.expires_at = state.expires_at.max(until);
         self.put_challenge(id, &state).await?;
-        crate::store::notification_outbox::Entity::insert(
-            crate::store::notification_outbox::ActiveModel {
-                id: Set(uuid::Uuid::now_v7().to_string()),
-                enterprise_id: Set(account.enterprise_id.clone()),
-                topic: Set("identity.code".to_owned()),
-                recipient: Set(account.email.clone()),
-                payload: Set(serde_json::json!({"code": code}).to_string()),
-                created_at: Set(Utc::now()),
-                claimed_until: Set(None),
-                delivered_at: Set(None),
-            },
+        crate::resets::queue_notification(
+            &self.db,
+            &account,
+            "identity.code",
+            serde_json::json!({"code": code}),
+            Utc::now(),
         )
-        .exec_without_returning(&self.db)
         .await?;
         let masked = match account.email.split_once('@') {
             Some((local, domain)) => format!(

@@ -40,23 +40,27 @@ impl Authenticator {
                 .collect();
         }
         // A device this user never logged in from, when they have logged in before: tell them.
-        let history = session::Entity::find()
+        let seen_before = session::Entity::find()
             .filter(session::Column::UserId.eq(&account.user_id))
-            .all(&self.db)
-            .await?;
-        let new_device =
-            !history.is_empty() && !history.iter().any(|row| row.device_id == client.device_id);
+            .one(&self.db)
+            .await?
+            .is_some();
+        let new_device = seen_before
+            && session::Entity::find()
+                .filter(session::Column::UserId.eq(&account.user_id))
+                .filter(session::Column::DeviceId.eq(&client.device_id))
+                .one(&self.db)
+                .await?
+                .is_none();
         let id = uuid::Uuid::now_v7().to_string();
         let txn = self.db.begin().await?;
         sessions::end(&txn, &ending, "session limit: oldest ended", now).await?;
         if new_device {
-            crate::store::notification_outbox::Entity::insert(
-                crate::store::notification_outbox::ActiveModel {
-                    id: Set(uuid::Uuid::now_v7().to_string()),
-                    enterprise_id: Set(account.enterprise_id.clone()),
-                    topic: Set("session.new_device".to_owned()),
-                    recipient: Set(account.email.clone()),
-                    payload: Set(serde_json::json!({
+            crate::resets::queue_notification(
+                &txn,
+                account,
+                "session.new_device",
+                serde_json::json!({
                         "device": if client.user_agent.is_empty() {
                             "an unnamed device".to_owned()
                         } else {
@@ -64,14 +68,9 @@ impl Authenticator {
                         },
                         "time": now.to_rfc3339(),
                         "ip": client.ip.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string()),
-                    })
-                    .to_string()),
-                    created_at: Set(now),
-                    claimed_until: Set(None),
-                    delivered_at: Set(None),
-                },
+                    }),
+                now,
             )
-            .exec_without_returning(&txn)
             .await?;
         }
         session::Entity::insert(session::ActiveModel {
@@ -370,23 +369,26 @@ impl Authenticator {
             query = query.filter(session::Column::EnterpriseId.eq(enterprise_id));
         }
         let open = query.all(&self.db).await?;
-        let mut users: Vec<&str> = open.iter().map(|row| row.user_id.as_str()).collect();
+        let mut users: Vec<String> = open.iter().map(|row| row.user_id.clone()).collect();
         users.sort_unstable();
         users.dedup();
+        if users.is_empty() {
+            return Ok(0);
+        }
+        // One question to directory for all of them, not one per user.
+        let inactive = self
+            .accounts
+            .inactive(&users)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
         let mut ended = 0;
-        for user_id in users {
-            if self.account(user_id).await?.is_some_and(|a| a.active) {
-                continue;
-            }
-            let ids: Vec<String> = open
-                .iter()
-                .filter(|row| row.user_id == user_id)
-                .map(|row| row.id.clone())
-                .collect();
+        for user_id in &inactive {
+            let mine: Vec<&session::Model> =
+                open.iter().filter(|row| row.user_id == *user_id).collect();
+            let ids: Vec<String> = mine.iter().map(|row| row.id.clone()).collect();
             ended += sessions::end(&self.db, &ids, "user disabled or deleted", now).await?;
-            let enterprise = open
-                .iter()
-                .find(|row| row.user_id == user_id)
+            let enterprise = mine
+                .first()
                 .map(|row| row.enterprise_id.clone())
                 .unwrap_or_default();
             self.audit(
