@@ -303,6 +303,44 @@ async fn i2_wrong_passwords_lock_the_account_and_unknown_emails_look_the_same() 
 }
 
 #[tokio::test]
+async fn i2_the_lockout_threshold_is_the_enterprise_policy() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    set_policy(&install, &acme, |policy| {
+        policy.password.lockout_threshold = 2;
+        policy.password.lockout_minutes = 1;
+    })
+    .await;
+
+    for _ in 0..2 {
+        login(&install, &staff.email, "not the password")
+            .await
+            .unwrap_err();
+    }
+    let status = login(&install, &staff.email, PASSWORD).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::Unauthenticated,
+        "two failures lock under this enterprise's policy, not the default five"
+    );
+    let db = praxis_store::connect(&install.config.identity().service.database_url)
+        .await
+        .unwrap();
+    use praxis_store::sea_orm::EntityTrait;
+    let credential = praxis_identity::store::credential::Entity::find_by_id(&staff.id.0)
+        .one(&db)
+        .await
+        .unwrap()
+        .expect("credential");
+    let locked_for = credential.locked_until.expect("locked") - chrono::Utc::now();
+    assert!(
+        locked_for <= chrono::Duration::minutes(1) && locked_for > chrono::Duration::zero(),
+        "locked for the policy's one minute: {locked_for}"
+    );
+}
+
+#[tokio::test]
 async fn i2_logins_from_one_address_are_throttled() {
     let install = praxis_tests::start_configured(false, |config| {
         config.identity.login.attempts_per_ip_per_minute = 5;

@@ -17,6 +17,12 @@ pub struct PasswordRules {
     pub history: u16,
     /// 0 = passwords do not expire.
     pub max_age_days: u16,
+    /// Failed passwords in a row that lock the account, and for how long; 0 = identity's
+    /// configured default (a directory that predates these rules sends 0).
+    #[serde(default)]
+    pub lockout_threshold: u16,
+    #[serde(default)]
+    pub lockout_minutes: u16,
 }
 
 impl Default for PasswordRules {
@@ -29,6 +35,8 @@ impl Default for PasswordRules {
             require_symbol: false,
             history: 5,
             max_age_days: 0,
+            lockout_threshold: 0,
+            lockout_minutes: 0,
         }
     }
 }
@@ -214,6 +222,8 @@ pub fn from_proto(answer: directory::GetAccountResponse) -> Option<Account> {
             require_symbol: password.require_symbol,
             history: small(password.history),
             max_age_days: small(password.max_age_days),
+            lockout_threshold: small(password.lockout_threshold),
+            lockout_minutes: small(password.lockout_minutes),
         },
         session: SessionRules {
             idle_timeout_minutes: positive(idle).max(1),

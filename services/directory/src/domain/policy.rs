@@ -16,6 +16,9 @@ pub struct PasswordPolicy {
     pub require_symbol: bool,
     pub history: u16,
     pub max_age_days: u16,
+    /// Failed logins in a row that lock the account (I2).
+    pub lockout_threshold: u16,
+    pub lockout_minutes: u16,
 }
 
 impl Default for PasswordPolicy {
@@ -29,6 +32,8 @@ impl Default for PasswordPolicy {
             require_symbol: false,
             history: 5,
             max_age_days: 0,
+            lockout_threshold: 5,
+            lockout_minutes: 15,
         }
     }
 }
@@ -152,6 +157,16 @@ impl EnterprisePolicy {
             p.max_age_days <= 3650,
             "password.max_age_days",
             "at most 3650",
+        );
+        check(
+            (1..=100).contains(&p.lockout_threshold),
+            "password.lockout_threshold",
+            "between 1 and 100",
+        );
+        check(
+            (1..=1440).contains(&p.lockout_minutes),
+            "password.lockout_minutes",
+            "between 1 and 1440",
         );
         let s = &self.session;
         check(

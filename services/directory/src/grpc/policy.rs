@@ -43,6 +43,8 @@ pub fn to_proto(policy: EnterprisePolicy) -> pb::EnterprisePolicy {
             require_symbol: p.require_symbol,
             history: i32::from(p.history),
             max_age_days: i32::from(p.max_age_days),
+            lockout_threshold: i32::from(p.lockout_threshold),
+            lockout_minutes: i32::from(p.lockout_minutes),
         }),
         session: Some(pb::SessionPolicy {
             idle_timeout_minutes: i32::try_from(s.idle_timeout_minutes).unwrap_or(i32::MAX),
@@ -109,6 +111,15 @@ pub fn merge(
             require_symbol: p.require_symbol,
             history: small("enterprise.policy.password.history", p.history)?,
             max_age_days: small("enterprise.policy.password.max_age_days", p.max_age_days)?,
+            // Unset (0) keeps the defaults, so clients that predate these fields change nothing.
+            lockout_threshold: match p.lockout_threshold {
+                0 => PasswordPolicy::default().lockout_threshold,
+                n => small("enterprise.policy.password.lockout_threshold", n)?,
+            },
+            lockout_minutes: match p.lockout_minutes {
+                0 => PasswordPolicy::default().lockout_minutes,
+                n => small("enterprise.policy.password.lockout_minutes", n)?,
+            },
         };
     }
     if has("policy.session") {

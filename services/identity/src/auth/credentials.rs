@@ -104,7 +104,8 @@ impl Authenticator {
                 message: "no password is set".to_owned(),
             })?;
         if !self.hasher.verify(current, &credential.password_hash).await {
-            self.count_failure(&credential, Utc::now()).await?;
+            self.count_failure(&account, &credential, Utc::now())
+                .await?;
             return Err(AuthError::PermissionDenied("the current password is wrong"));
         }
         self.set_password(&account, new_password, false).await?;

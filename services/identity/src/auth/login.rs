@@ -50,7 +50,7 @@ impl Authenticator {
         };
         if let Some(reason) = refusal {
             if !matches && !locked {
-                self.count_failure(&credential, now).await?;
+                self.count_failure(&account, &credential, now).await?;
             }
             self.audit(
                 &account.enterprise_id,
@@ -105,14 +105,24 @@ impl Authenticator {
             .await
     }
 
+    /// One more failed password; at the enterprise's threshold the account locks (I2).
     pub(super) async fn count_failure(
         &self,
+        account: &Account,
         credential: &credential::Model,
         now: DateTime<Utc>,
     ) -> Result<(), AuthError> {
+        let rules = &account.password;
+        let threshold = match rules.lockout_threshold {
+            0 => self.settings.lockout_threshold,
+            n => i32::from(n),
+        };
+        let minutes = match rules.lockout_minutes {
+            0 => self.settings.lockout_minutes,
+            n => i64::from(n),
+        };
         let failed = credential.failed_attempts + 1;
-        let locked_until = (failed >= self.settings.lockout_threshold)
-            .then(|| now + Duration::minutes(self.settings.lockout_minutes));
+        let locked_until = (failed >= threshold).then(|| now + Duration::minutes(minutes));
         credential::Entity::update(credential::ActiveModel {
             user_id: Set(credential.user_id.clone()),
             failed_attempts: Set(failed),

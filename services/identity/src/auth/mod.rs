@@ -31,7 +31,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AuthSettings {
-    /// Failed passwords in a row that lock an account.
+    /// Failed passwords in a row that lock an account, where the enterprise policy does not say.
     pub lockout_threshold: i32,
     pub lockout_minutes: i64,
     /// Login attempts per client IP per minute before further ones are refused.

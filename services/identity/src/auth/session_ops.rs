@@ -433,7 +433,8 @@ impl Authenticator {
             .verify(password, &credential.password_hash)
             .await
         {
-            self.count_failure(&credential, Utc::now()).await?;
+            self.count_failure(&account, &credential, Utc::now())
+                .await?;
             return Err(AuthError::PermissionDenied("wrong password"));
         }
         let mut amr = vec!["pwd".to_owned()];
