@@ -415,6 +415,7 @@ async fn i3_totp_enrolment_codes_once_and_recovery_codes_once() {
                     challenge_id: id,
                     code,
                     new_password: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .map(|r| r.into_inner().step.expect("step"))
@@ -513,6 +514,7 @@ async fn i3_enterprises_requiring_2fa_enrol_users_at_their_next_login() {
             challenge_id: asked.challenge_id,
             code: praxis_identity::totp::code_at(&secret, chrono::Utc::now().timestamp()),
             new_password: String::new(),
+            ..Default::default()
         })
         .await
         .expect("enrolled")
@@ -565,6 +567,7 @@ async fn d13_a_temporary_password_must_be_changed_at_first_login() {
         challenge_id: asked.challenge_id.clone(),
         code: String::new(),
         new_password: password.to_owned(),
+        ..Default::default()
     };
     // A weak or reused password is refused and the challenge stays answerable.
     for bad in ["short", "temporary pass 42", "Welcome2026"] {
@@ -1248,7 +1251,10 @@ async fn i3_emailed_codes_answer_their_challenge_once() {
         async move {
             auth(install)
                 .await
-                .send_challenge_code(pb::SendChallengeCodeRequest { challenge_id: id })
+                .send_challenge_code(pb::SendChallengeCodeRequest {
+                    challenge_id: id,
+                    ..Default::default()
+                })
                 .await
         }
     };
@@ -1261,6 +1267,7 @@ async fn i3_emailed_codes_answer_their_challenge_once() {
                     challenge_id: id,
                     code,
                     new_password: String::new(),
+                    ..Default::default()
                 })
                 .await
         }
@@ -1382,10 +1389,11 @@ async fn d14_disabling_ends_sessions_at_once_and_enabling_does_not_revive_them()
     );
 }
 
-/// I4: a login from a device the user never used before sends them a new-device alert; the
-/// first login ever and logins from known devices do not.
+/// I2, I4: a user without a second factor who logs in from a device they never used is asked
+/// for a code sent to their email, and gets a new-device alert; the first login ever and
+/// logins from known devices are not asked.
 #[tokio::test]
-async fn i4_a_new_device_gets_an_alert() {
+async fn i2_a_new_device_is_asked_for_an_emailed_code_and_gets_an_alert() {
     let install = praxis_tests::start(false).await;
     let acme = fixture(&install, "Acme").await;
     let staff = with_password(&install, &acme, UserKind::Staff).await;
@@ -1396,11 +1404,78 @@ async fn i4_a_new_device_gets_an_alert() {
         device_id: "phone-9".into(),
         user_agent: "Praxis for iOS".into(),
     });
+    let asked = challenge(
+        auth(&install)
+            .await
+            .login(phone.clone())
+            .await
+            .expect("login from a phone")
+            .into_inner()
+            .step
+            .unwrap(),
+    );
+    assert_eq!(asked.kind, i32::from(pb::ChallengeKind::TwoFactor));
+    assert_eq!(asked.methods, ["email"], "nothing but an emailed code");
+    let refused = auth(&install)
+        .await
+        .send_challenge_code(pb::SendChallengeCodeRequest {
+            challenge_id: asked.challenge_id.clone(),
+            channel: pb::CodeChannel::Sms.into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "no phone: no SMS");
     auth(&install)
         .await
-        .login(phone)
+        .send_challenge_code(pb::SendChallengeCodeRequest {
+            challenge_id: asked.challenge_id.clone(),
+            ..Default::default()
+        })
         .await
-        .expect("login from a phone");
+        .expect("code sent");
+    let code = wait_for(&install, "identity.code", &staff.email).await;
+    let wrong = auth(&install)
+        .await
+        .complete_challenge(pb::CompleteChallengeRequest {
+            challenge_id: asked.challenge_id.clone(),
+            code: "000000".into(),
+            ..Default::default()
+        })
+        .await;
+    if code != "000000" {
+        assert_eq!(wrong.unwrap_err().code(), Code::Unauthenticated);
+    }
+    let issued = tokens(
+        auth(&install)
+            .await
+            .complete_challenge(pb::CompleteChallengeRequest {
+                challenge_id: asked.challenge_id,
+                code,
+                ..Default::default()
+            })
+            .await
+            .expect("the emailed code")
+            .into_inner()
+            .step
+            .unwrap(),
+    );
+    assert_eq!(
+        introspect(&install, &issued.access_token, &issued.access_token)
+            .await
+            .amr,
+        ["pwd", "email"]
+    );
+    // The phone is known now: no more questions.
+    tokens(
+        auth(&install)
+            .await
+            .login(phone)
+            .await
+            .unwrap()
+            .into_inner()
+            .step
+            .unwrap(),
+    );
     let alerts = |install: &Install| {
         install
             .notifier
@@ -1422,5 +1497,177 @@ async fn i4_a_new_device_gets_an_alert() {
     assert!(
         body.contains("Praxis for iOS") && body.contains("127.0.0.1"),
         "{body}"
+    );
+}
+
+/// The code in the latest `topic` message the relay handed over for `recipient`.
+async fn wait_for(install: &Install, topic: &str, recipient: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let latest = install
+            .notifier
+            .delivered()
+            .into_iter()
+            .rev()
+            .find(|n| n.topic == topic && n.recipient == recipient);
+        if let Some(message) = latest {
+            let payload: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
+            return payload["code"].as_str().expect("code").to_owned();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no {topic} message for {recipient}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// I3: a phone confirmed by a texted code answers 2FA challenges by SMS, once per code; bad
+/// numbers and guessed confirmation codes get nowhere.
+#[tokio::test]
+async fn i3_sms_codes_after_the_phone_is_confirmed() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let session = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let mut two_factor =
+        TwoFactorServiceClient::new(install.channel(install.addresses.identity).await);
+    let bad = two_factor
+        .start_sms_enrollment(authed(
+            pb::StartSmsEnrollmentRequest {
+                phone_number: "555-0123".into(),
+            },
+            &session.access_token,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let started = two_factor
+        .start_sms_enrollment(authed(
+            pb::StartSmsEnrollmentRequest {
+                phone_number: "+15555550123".into(),
+            },
+            &session.access_token,
+        ))
+        .await
+        .expect("code texted")
+        .into_inner();
+    assert_eq!(started.sent_to, "+*******0123");
+    let texted = wait_for(&install, "identity.phone_verification", "+15555550123").await;
+    let sms = install
+        .notifier
+        .delivered()
+        .into_iter()
+        .find(|n| n.topic == "identity.phone_verification")
+        .unwrap();
+    assert_eq!(sms.channel, praxis_runtime::notify::Channel::Sms);
+    assert!(
+        praxis_runtime::notify::render_sms(&sms)
+            .unwrap()
+            .contains(&texted)
+    );
+
+    // Until it is confirmed, the phone is no factor: a login asks nothing.
+    tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let confirm = |code: &str| {
+        let mut two_factor = two_factor.clone();
+        let request = authed(
+            pb::ConfirmSmsEnrollmentRequest { code: code.into() },
+            &session.access_token,
+        );
+        async move { two_factor.confirm_sms_enrollment(request).await }
+    };
+    let wrong = if texted == "111111" {
+        "222222"
+    } else {
+        "111111"
+    };
+    assert_eq!(
+        confirm(wrong).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let recovery = confirm(&texted)
+        .await
+        .expect("confirmed")
+        .into_inner()
+        .recovery_codes;
+    assert_eq!(
+        recovery.len(),
+        10,
+        "the first factor comes with recovery codes"
+    );
+    assert_eq!(
+        confirm(&texted).await.unwrap_err().code(),
+        Code::FailedPrecondition,
+        "the confirmation code is spent"
+    );
+
+    // Now every login asks; an SMS code answers.
+    let asked = challenge(login(&install, &staff.email, PASSWORD).await.unwrap());
+    assert_eq!(asked.methods, ["sms", "recovery", "email"]);
+    let sent = auth(&install)
+        .await
+        .send_challenge_code(pb::SendChallengeCodeRequest {
+            challenge_id: asked.challenge_id.clone(),
+            channel: pb::CodeChannel::Sms.into(),
+        })
+        .await
+        .expect("texted")
+        .into_inner();
+    assert_eq!(sent.sent_to, "+*******0123");
+    let started = std::time::Instant::now();
+    let code = loop {
+        let codes: Vec<_> = install
+            .notifier
+            .delivered()
+            .into_iter()
+            .filter(|n| n.topic == "identity.code" && n.recipient == "+15555550123")
+            .collect();
+        if let Some(message) = codes.first() {
+            let payload: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
+            break payload["code"].as_str().unwrap().to_owned();
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let install = &install;
+    let answer = |id: String, code: String| async move {
+        auth(install)
+            .await
+            .complete_challenge(pb::CompleteChallengeRequest {
+                challenge_id: id,
+                code,
+                ..Default::default()
+            })
+            .await
+    };
+    let issued = tokens(
+        answer(asked.challenge_id.clone(), code.clone())
+            .await
+            .expect("the texted code")
+            .into_inner()
+            .step
+            .unwrap(),
+    );
+    assert_eq!(
+        introspect(install, &issued.access_token, &issued.access_token)
+            .await
+            .amr,
+        ["pwd", "sms"]
+    );
+    assert_eq!(
+        answer(asked.challenge_id, code).await.unwrap_err().code(),
+        Code::Unauthenticated,
+        "used once"
+    );
+    // A recovery code still works in its place.
+    let asked = challenge(login(install, &staff.email, PASSWORD).await.unwrap());
+    tokens(
+        answer(asked.challenge_id, recovery[0].clone())
+            .await
+            .expect("recovery code")
+            .into_inner()
+            .step
+            .unwrap(),
     );
 }

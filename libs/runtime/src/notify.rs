@@ -4,11 +4,39 @@
 
 use std::sync::Mutex;
 
+/// How a message reaches its recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Channel {
+    /// `recipient` is an email address.
+    #[default]
+    Email,
+    /// `recipient` is a phone number in E.164 form.
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+
+    /// Outbox rows store the name; anything unknown is email, the channel every row had before.
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "sms" => Channel::Sms,
+            _ => Channel::Email,
+        }
+    }
+}
+
 /// A message waiting in an outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub id: String,
     pub enterprise_id: String,
+    pub channel: Channel,
     /// e.g. `user.invitation`, `password.reset`
     pub topic: String,
     pub recipient: String,
@@ -111,6 +139,25 @@ pub fn render(notification: &Notification) -> Result<(String, String), String> {
     }
 }
 
+/// The text message a notification becomes; only short topics go by SMS.
+pub fn render_sms(notification: &Notification) -> Result<String, String> {
+    let payload: serde_json::Value = serde_json::from_str(&notification.payload)
+        .map_err(|e| format!("payload of {}: {e}", notification.id))?;
+    let code = payload
+        .get("code")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| format!("{} needs `code`", notification.topic))?;
+    match notification.topic.as_str() {
+        "identity.code" => Ok(format!(
+            "Your Praxis sign-in code is {code}. It works once, for 10 minutes. Never share it."
+        )),
+        "identity.phone_verification" => Ok(format!(
+            "Your Praxis code to confirm this phone number is {code}. It expires in 10 minutes."
+        )),
+        other => Err(format!("no SMS template for topic {other}")),
+    }
+}
+
 /// Where email goes out.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct SmtpConfig {
@@ -193,6 +240,9 @@ impl SmtpNotifier {
 impl Notifier for SmtpNotifier {
     async fn deliver(&self, notification: &Notification) -> Result<(), String> {
         use lettre::AsyncTransport;
+        if notification.channel != Channel::Email {
+            return Err(format!("{}: SMTP carries email only", notification.id));
+        }
         let (subject, body) = render(notification)?;
         let to: lettre::message::Mailbox = notification
             .recipient
@@ -220,19 +270,110 @@ impl Notifier for SmtpNotifier {
     }
 }
 
-/// The `smtp` section of a service's configuration (file `[smtp]` or `PRAXIS_SMTP__*`).
+/// An SMS gateway reached by an HTTP webhook: Praxis POSTs `{"to": "+15550100", "body": "…"}`
+/// as JSON, and a 2xx answer means the gateway took the message. Most SMS providers, or a
+/// small adapter in front of one, accept this shape.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+pub struct SmsConfig {
+    pub webhook_url: String,
+    /// Sent as `Authorization: Bearer …` when set.
+    #[serde(default)]
+    pub bearer_token: String,
+}
+
+impl std::fmt::Debug for SmsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsConfig")
+            .field("webhook_url", &self.webhook_url)
+            .field("bearer_token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Sends SMS through the webhook in [`SmsConfig`], rendered with [`render_sms`].
+pub struct SmsWebhookNotifier {
+    client: reqwest::Client,
+    config: SmsConfig,
+}
+
+impl SmsWebhookNotifier {
+    pub fn new(config: &SmsConfig) -> Result<Self, String> {
+        reqwest::Url::parse(&config.webhook_url)
+            .map_err(|e| format!("sms.webhook_url {:?}: {e}", config.webhook_url))?;
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            client,
+            config: config.clone(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Notifier for SmsWebhookNotifier {
+    async fn deliver(&self, notification: &Notification) -> Result<(), String> {
+        if notification.channel != Channel::Sms {
+            return Err(format!(
+                "{}: the SMS gateway carries SMS only",
+                notification.id
+            ));
+        }
+        let body = render_sms(notification)?;
+        let mut request = self
+            .client
+            .post(&self.config.webhook_url)
+            .json(&serde_json::json!({"to": notification.recipient, "body": body}));
+        if !self.config.bearer_token.is_empty() {
+            request = request.bearer_auth(&self.config.bearer_token);
+        }
+        let response = request.send().await.map_err(|e| format!("sms: {e}"))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("sms gateway answered {}", response.status()))
+        }
+    }
+}
+
+/// Hands each notification to the notifier of its channel.
+pub struct Routed {
+    pub email: std::sync::Arc<dyn Notifier>,
+    pub sms: std::sync::Arc<dyn Notifier>,
+}
+
+#[async_trait::async_trait]
+impl Notifier for Routed {
+    async fn deliver(&self, notification: &Notification) -> Result<(), String> {
+        match notification.channel {
+            Channel::Email => self.email.deliver(notification).await,
+            Channel::Sms => self.sms.deliver(notification).await,
+        }
+    }
+}
+
+/// The `smtp` and `sms` sections of a service's configuration (files `[smtp]`, `[sms]` or
+/// `PRAXIS_SMTP__*`, `PRAXIS_SMS__*`).
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct NotifyConfig {
     pub smtp: Option<SmtpConfig>,
+    pub sms: Option<SmsConfig>,
 }
 
-/// The configured notifier: SMTP when `smtp` is set, else the log sink.
-pub fn from_config(smtp: Option<&SmtpConfig>) -> Result<std::sync::Arc<dyn Notifier>, String> {
-    match smtp {
-        Some(config) => Ok(std::sync::Arc::new(SmtpNotifier::new(config)?)),
-        None => Ok(std::sync::Arc::new(LogNotifier)),
-    }
+/// The configured notifier: SMTP when `smtp` is set and the SMS webhook when `sms` is, else the
+/// log sink for that channel.
+pub fn from_config(config: &NotifyConfig) -> Result<std::sync::Arc<dyn Notifier>, String> {
+    let email: std::sync::Arc<dyn Notifier> = match &config.smtp {
+        Some(smtp) => std::sync::Arc::new(SmtpNotifier::new(smtp)?),
+        None => std::sync::Arc::new(LogNotifier),
+    };
+    let sms: std::sync::Arc<dyn Notifier> = match &config.sms {
+        Some(sms) => std::sync::Arc::new(SmsWebhookNotifier::new(sms)?),
+        None => std::sync::Arc::new(LogNotifier),
+    };
+    Ok(std::sync::Arc::new(Routed { email, sms }))
 }
 
 #[cfg(test)]
@@ -243,6 +384,7 @@ mod tests {
         Notification {
             id: "n-1".into(),
             enterprise_id: "e-1".into(),
+            channel: Channel::Email,
             topic: topic.into(),
             recipient: "ann@example.org".into(),
             payload: payload.to_string(),

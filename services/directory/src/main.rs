@@ -37,8 +37,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let notify: praxis_runtime::notify::NotifyConfig =
         praxis_runtime::config::load(args.config.as_deref())?;
-    let notifier = praxis_runtime::notify::from_config(notify.smtp.as_ref())
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let notifier = praxis_runtime::notify::from_config(&notify).map_err(|e| anyhow::anyhow!(e))?;
     service.spawn_workers(notifier, shutdown.clone());
     let host = service.host(verifier, Duration::from_secs(config.drain_seconds));
     host.serve(listener, shutdown).await?;

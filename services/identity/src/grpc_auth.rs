@@ -1,6 +1,8 @@
 //! `praxis.identity.v1.AuthService`, `SessionService` and `TwoFactorService`.
 
-use crate::auth::{AuthError, Authenticator, ChallengeKind, ClientInfo, Step, Tokens};
+use crate::auth::{
+    AuthError, Authenticator, ChallengeKind, ClientInfo, Method, PasskeyInfo, Step, Tokens,
+};
 use crate::store::session;
 use chrono::{DateTime, Utc};
 use praxis_proto::identity::v1 as pb;
@@ -126,6 +128,12 @@ fn login_step(step: Step) -> pb::LoginStep {
                 .into(),
                 expire_time: Some(timestamp(challenge.expires_at)),
                 otpauth_uri: challenge.otpauth_uri.unwrap_or_default(),
+                methods: challenge
+                    .methods
+                    .iter()
+                    .map(|m| m.as_str().to_owned())
+                    .collect(),
+                passkey_request_options: challenge.passkey_request.unwrap_or_default(),
             })),
             recovery_codes: Vec::new(),
         },
@@ -172,7 +180,12 @@ impl AuthService for AuthApi {
         }
         let step = self
             .auth
-            .complete_challenge(body.challenge_id.trim(), &body.code, &body.new_password)
+            .complete_challenge(
+                body.challenge_id.trim(),
+                &body.code,
+                &body.new_password,
+                &body.passkey_assertion,
+            )
             .await
             .map_err(status)?;
         Ok(Response::new(pb::CompleteChallengeResponse {
@@ -188,9 +201,14 @@ impl AuthService for AuthApi {
         if body.challenge_id.trim().is_empty() {
             return Err(invalid_argument("challenge_id", "required"));
         }
+        let channel = match pb::CodeChannel::try_from(body.channel) {
+            Ok(pb::CodeChannel::Unspecified | pb::CodeChannel::Email) => Method::Email,
+            Ok(pb::CodeChannel::Sms) => Method::Sms,
+            Err(_) => return Err(invalid_argument("channel", "EMAIL or SMS")),
+        };
         let (sent_to, until) = self
             .auth
-            .send_challenge_code(body.challenge_id.trim())
+            .send_challenge_code(body.challenge_id.trim(), channel)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::SendChallengeCodeResponse {
@@ -528,5 +546,120 @@ impl TwoFactorService for AuthApi {
         Ok(Response::new(pb::RegenerateRecoveryCodesResponse {
             recovery_codes,
         }))
+    }
+
+    async fn start_sms_enrollment(
+        &self,
+        request: Request<pb::StartSmsEnrollmentRequest>,
+    ) -> Result<Response<pb::StartSmsEnrollmentResponse>, Status> {
+        let caller = caller(&request)?;
+        let body = request.into_inner();
+        let (sent_to, until) = self
+            .auth
+            .start_sms_enrollment(&caller, &body.phone_number)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::StartSmsEnrollmentResponse {
+            sent_to,
+            code_expire_time: Some(timestamp(until)),
+        }))
+    }
+
+    async fn confirm_sms_enrollment(
+        &self,
+        request: Request<pb::ConfirmSmsEnrollmentRequest>,
+    ) -> Result<Response<pb::ConfirmSmsEnrollmentResponse>, Status> {
+        let caller = caller(&request)?;
+        let body = request.into_inner();
+        let recovery_codes = self
+            .auth
+            .confirm_sms_enrollment(&caller, &body.code)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ConfirmSmsEnrollmentResponse {
+            recovery_codes,
+        }))
+    }
+
+    async fn start_passkey_registration(
+        &self,
+        request: Request<pb::StartPasskeyRegistrationRequest>,
+    ) -> Result<Response<pb::StartPasskeyRegistrationResponse>, Status> {
+        let caller = caller(&request)?;
+        let (registration_id, creation_options) = self
+            .auth
+            .start_passkey_registration(&caller)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::StartPasskeyRegistrationResponse {
+            registration_id,
+            creation_options,
+        }))
+    }
+
+    async fn finish_passkey_registration(
+        &self,
+        request: Request<pb::FinishPasskeyRegistrationRequest>,
+    ) -> Result<Response<pb::FinishPasskeyRegistrationResponse>, Status> {
+        let caller = caller(&request)?;
+        let body = request.into_inner();
+        let mut violations = FieldViolations::new();
+        if body.registration_id.trim().is_empty() {
+            violations.add("registration_id", "required");
+        }
+        if body.credential.trim().is_empty() || body.credential.len() > 64 * 1024 {
+            violations.add("credential", "required, at most 64 KiB");
+        }
+        violations.check()?;
+        let (passkey, recovery_codes) = self
+            .auth
+            .finish_passkey_registration(
+                &caller,
+                &body.registration_id,
+                &body.credential,
+                &body.name,
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::FinishPasskeyRegistrationResponse {
+            passkey: Some(passkey_out(passkey)),
+            recovery_codes,
+        }))
+    }
+
+    async fn list_passkeys(
+        &self,
+        request: Request<pb::ListPasskeysRequest>,
+    ) -> Result<Response<pb::ListPasskeysResponse>, Status> {
+        let caller = caller(&request)?;
+        let passkeys = self.auth.list_passkeys(&caller).await.map_err(status)?;
+        Ok(Response::new(pb::ListPasskeysResponse {
+            passkeys: passkeys.into_iter().map(passkey_out).collect(),
+        }))
+    }
+
+    async fn delete_passkey(
+        &self,
+        request: Request<pb::DeletePasskeyRequest>,
+    ) -> Result<Response<pb::DeletePasskeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let body = request.into_inner();
+        if body.passkey_id.trim().is_empty() {
+            return Err(invalid_argument("passkey_id", "required"));
+        }
+        self.auth
+            .delete_passkey(&caller, &body.passkey_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DeletePasskeyResponse {}))
+    }
+}
+
+fn passkey_out(passkey: PasskeyInfo) -> pb::Passkey {
+    pb::Passkey {
+        id: passkey.id,
+        name: passkey.name,
+        create_time: Some(timestamp(passkey.created_at)),
+        last_use_time: passkey.last_used_at.map(timestamp),
     }
 }

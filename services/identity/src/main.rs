@@ -46,8 +46,7 @@ async fn main() -> anyhow::Result<()> {
         .serve(grpc_listener, shutdown.clone());
     let notify: praxis_runtime::notify::NotifyConfig =
         praxis_runtime::config::load(args.config.as_deref())?;
-    let notifier = praxis_runtime::notify::from_config(notify.smtp.as_ref())
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let notifier = praxis_runtime::notify::from_config(&notify).map_err(|e| anyhow::anyhow!(e))?;
     let relay = service.spawn_workers(notifier, shutdown.clone());
     let http = service.serve_http(http_listener, shutdown.clone());
     let (grpc, http) = tokio::join!(grpc, http);

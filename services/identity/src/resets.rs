@@ -10,7 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use praxis_runtime::Caller;
-use praxis_runtime::notify::{Notification, Notifier};
+use praxis_runtime::notify::{Channel, Notification, Notifier};
 use rand::RngCore;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
@@ -47,11 +47,34 @@ pub(crate) async fn queue_notification<C: sea_orm::ConnectionTrait>(
     payload: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<(), sea_orm::DbErr> {
+    queue_message(
+        db,
+        account,
+        Channel::Email,
+        &account.email,
+        topic,
+        payload,
+        now,
+    )
+    .await
+}
+
+/// Writes a message for `recipient` on `channel` to the outbox (see [`queue_notification`]).
+pub(crate) async fn queue_message<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    account: &crate::accounts::Account,
+    channel: Channel,
+    recipient: &str,
+    topic: &str,
+    payload: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
     notification_outbox::Entity::insert(notification_outbox::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         enterprise_id: Set(account.enterprise_id.clone()),
+        channel: Set(channel.as_str().to_owned()),
         topic: Set(topic.to_owned()),
-        recipient: Set(account.email.clone()),
+        recipient: Set(recipient.to_owned()),
         payload: Set(payload.to_string()),
         created_at: Set(now),
         claimed_until: Set(None),
@@ -306,6 +329,7 @@ impl Authenticator {
             let message = Notification {
                 id: row.id.clone(),
                 enterprise_id: row.enterprise_id,
+                channel: praxis_runtime::notify::Channel::from_name(&row.channel),
                 topic: row.topic,
                 recipient: row.recipient,
                 payload: row.payload,

@@ -211,6 +211,8 @@ pub mod notification_outbox {
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
         pub enterprise_id: String,
+        /// `email` or `sms` (`praxis_runtime::notify::Channel`).
+        pub channel: String,
         pub topic: String,
         pub recipient: String,
         /// JSON; holds links, so it is never logged.
@@ -219,6 +221,51 @@ pub mod notification_outbox {
         /// A relay holds the message until then.
         pub claimed_until: Option<DateTimeUtc>,
         pub delivered_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod sms_factor {
+    use sea_orm::entity::prelude::*;
+
+    /// A phone number that receives sign-in codes (I3); confirmed by a code sent to it.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sms_factors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        /// The E.164 number, sealed: it is personal data.
+        pub sealed_phone: Vec<u8>,
+        pub confirmed_at: Option<DateTimeUtc>,
+        pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod passkey {
+    use sea_orm::entity::prelude::*;
+
+    /// A WebAuthn credential (I3).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "passkeys")]
+    pub struct Model {
+        /// The credential id, base64url.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: String,
+        pub name: String,
+        /// `webauthn_rs::prelude::Passkey` as JSON: the public key and its signature counter.
+        pub credential: String,
+        pub created_at: DateTimeUtc,
+        pub last_used_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -239,6 +286,7 @@ pub mod migrations {
                 Box::new(M0001SigningKeys),
                 Box::new(M0002Credentials),
                 Box::new(M0003ResetsAndNotifications),
+                Box::new(M0004PhonesAndPasskeys),
             ]
         }
 
@@ -480,6 +528,77 @@ pub mod migrations {
                     .await?;
             }
             Ok(())
+        }
+    }
+
+    struct M0004PhonesAndPasskeys;
+
+    impl MigrationName for M0004PhonesAndPasskeys {
+        fn name(&self) -> &str {
+            "m0004_phones_and_passkeys"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0004PhonesAndPasskeys {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("notification_outbox")
+                        .add_column(string("channel").default("email"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("sms_factors")
+                        .col(string("user_id").primary_key())
+                        .col(binary("sealed_phone"))
+                        .col(timestamp_with_time_zone_null("confirmed_at"))
+                        .col(timestamp_with_time_zone("created_at"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_table(
+                    Table::create()
+                        .table("passkeys")
+                        .col(string("id").primary_key())
+                        .col(string("user_id"))
+                        .col(string("name"))
+                        .col(text("credential"))
+                        .col(timestamp_with_time_zone("created_at"))
+                        .col(timestamp_with_time_zone_null("last_used_at"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("passkeys_by_user")
+                        .table("passkeys")
+                        .col("user_id")
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            for table in ["passkeys", "sms_factors"] {
+                manager
+                    .drop_table(Table::drop().table(table).to_owned())
+                    .await?;
+            }
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("notification_outbox")
+                        .drop_column("channel")
+                        .to_owned(),
+                )
+                .await
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct PraxisConfig {
     pub authz: Endpoint,
     /// Where invitations and reset links go out; the log sink when unset.
     pub smtp: Option<praxis_runtime::notify::SmtpConfig>,
+    /// Where SMS sign-in codes go out (an HTTP webhook); the log sink when unset.
+    pub sms: Option<praxis_runtime::notify::SmsConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +66,7 @@ impl Default for PraxisConfig {
                 database_url: None,
             },
             smtp: None,
+            sms: None,
         }
     }
 }

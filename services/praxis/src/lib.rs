@@ -60,7 +60,10 @@ pub async fn start(
     config: &PraxisConfig,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
-    let notifier = praxis_runtime::notify::from_config(config.smtp.as_ref())?;
+    let notifier = praxis_runtime::notify::from_config(&praxis_runtime::notify::NotifyConfig {
+        smtp: config.smtp.clone(),
+        sms: config.sms.clone(),
+    })?;
     start_with(config, shutdown, notifier).await
 }
 

@@ -361,6 +361,7 @@ impl Store {
             .map(|row| praxis_runtime::notify::Notification {
                 id: row.id,
                 enterprise_id: row.enterprise_id,
+                channel: praxis_runtime::notify::Channel::Email,
                 topic: row.topic,
                 recipient: row.recipient,
                 payload: row.payload,

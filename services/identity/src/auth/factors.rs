@@ -3,6 +3,53 @@
 use super::*;
 
 impl Authenticator {
+    /// The second factors this user has: what a 2FA challenge can be answered with (besides an
+    /// emailed code, which every user can receive).
+    pub(super) async fn enrolled_methods(&self, user_id: &str) -> Result<Vec<Method>, AuthError> {
+        let mut methods = Vec::new();
+        if self.confirmed_totp(user_id).await?.is_some() {
+            methods.push(Method::Otp);
+        }
+        if self.confirmed_phone(user_id).await?.is_some() {
+            methods.push(Method::Sms);
+        }
+        if passkey::Entity::find()
+            .filter(passkey::Column::UserId.eq(user_id))
+            .one(&self.db)
+            .await?
+            .is_some()
+        {
+            methods.push(Method::Passkey);
+        }
+        if !methods.is_empty()
+            && recovery_code::Entity::find()
+                .filter(recovery_code::Column::UserId.eq(user_id))
+                .filter(recovery_code::Column::UsedAt.is_null())
+                .one(&self.db)
+                .await?
+                .is_some()
+        {
+            methods.push(Method::Recovery);
+        }
+        Ok(methods)
+    }
+
+    /// Ten recovery codes when the user has none left unused: a first factor comes with them.
+    pub(super) async fn first_recovery_codes<C: ConnectionTrait>(
+        db: &C,
+        user_id: &str,
+    ) -> Result<Vec<String>, AuthError> {
+        let unused = recovery_code::Entity::find()
+            .filter(recovery_code::Column::UserId.eq(user_id))
+            .filter(recovery_code::Column::UsedAt.is_null())
+            .one(db)
+            .await?;
+        match unused {
+            Some(_) => Ok(Vec::new()),
+            None => Self::new_recovery_codes(db, user_id).await,
+        }
+    }
+
     pub(super) async fn confirmed_totp(
         &self,
         user_id: &str,
@@ -164,13 +211,8 @@ impl Authenticator {
         caller: &Caller,
     ) -> Result<Vec<String>, AuthError> {
         self.current_session(caller).await?;
-        if Utc::now().timestamp() - caller.auth_time > 300 {
-            return Err(AuthError::Precondition {
-                reason: "REAUTHENTICATION_REQUIRED",
-                message: "authenticate again (Reauthenticate) within 5 minutes first".to_owned(),
-            });
-        }
-        if self.confirmed_totp(&caller.user_id).await?.is_none() {
+        self.require_recent_authentication(caller)?;
+        if self.enrolled_methods(&caller.user_id).await?.is_empty() {
             return Err(AuthError::Precondition {
                 reason: "NOT_ENROLLED",
                 message: "no second factor is enrolled".to_owned(),

@@ -134,14 +134,15 @@ impl Authenticator {
         Ok(())
     }
 
-    /// After the password (and any password change): a second factor, its enrolment, or a session.
+    /// After the password (and any password change): a second factor, its enrolment, a check
+    /// by email from a device never seen before (I2), or a session.
     pub(super) async fn after_password(
         &self,
         account: &Account,
         amr: Vec<String>,
         client: ClientInfo,
     ) -> Result<Step, AuthError> {
-        if self.confirmed_totp(&account.user_id).await?.is_some() {
+        if !self.enrolled_methods(&account.user_id).await?.is_empty() {
             return self
                 .challenge(account, ChallengeKind::TwoFactor, amr, client)
                 .await;
@@ -151,11 +152,39 @@ impl Authenticator {
                 .challenge(account, ChallengeKind::TwoFactorEnrollment, amr, client)
                 .await;
         }
+        if self
+            .device_is_new(&account.user_id, &client.device_id)
+            .await?
+        {
+            return self
+                .challenge(account, ChallengeKind::TwoFactor, amr, client)
+                .await;
+        }
         let tokens = self.open_session(account, amr, &client).await?;
         Ok(Step::Done {
             tokens,
             recovery_codes: Vec::new(),
         })
+    }
+
+    /// Whether this user has logged in before, but never from `device_id`.
+    pub(super) async fn device_is_new(
+        &self,
+        user_id: &str,
+        device_id: &str,
+    ) -> Result<bool, AuthError> {
+        let seen_before = session::Entity::find()
+            .filter(session::Column::UserId.eq(user_id))
+            .one(&self.db)
+            .await?
+            .is_some();
+        Ok(seen_before
+            && session::Entity::find()
+                .filter(session::Column::UserId.eq(user_id))
+                .filter(session::Column::DeviceId.eq(device_id))
+                .one(&self.db)
+                .await?
+                .is_none())
     }
 
     pub(super) async fn challenge(
@@ -170,6 +199,21 @@ impl Authenticator {
             ChallengeKind::TwoFactorEnrollment => Some(self.pending_totp(account).await?),
             _ => None,
         };
+        // Every second-factor challenge can be answered by a code sent to the user's email.
+        let methods = match kind {
+            ChallengeKind::TwoFactor => {
+                let mut methods = self.enrolled_methods(&account.user_id).await?;
+                methods.push(Method::Email);
+                methods
+            }
+            _ => Vec::new(),
+        };
+        let (passkey_request, passkey) = if methods.contains(&Method::Passkey) {
+            let (request, state) = self.passkey_request(&account.user_id).await?;
+            (Some(request), Some(state))
+        } else {
+            (None, None)
+        };
         let id = uuid::Uuid::new_v4().simple().to_string();
         let state = ChallengeState {
             user_id: account.user_id.clone(),
@@ -178,8 +222,11 @@ impl Authenticator {
             client,
             attempts: 0,
             expires_at: now + Duration::seconds(self.settings.challenge_seconds),
+            methods: methods.clone(),
             email_code: None,
+            code_method: None,
             codes_sent: 0,
+            passkey,
         };
         self.put_challenge(&id, &state).await?;
         Ok(Step::Challenge(Challenge {
@@ -187,6 +234,8 @@ impl Authenticator {
             kind,
             expires_at: state.expires_at,
             otpauth_uri,
+            methods,
+            passkey_request,
         }))
     }
 
@@ -212,6 +261,7 @@ impl Authenticator {
         id: &str,
         code: &str,
         new_password: &str,
+        passkey_assertion: &str,
     ) -> Result<Step, AuthError> {
         let bytes = self
             .cache
@@ -252,24 +302,9 @@ impl Authenticator {
                     .await
             }
             ChallengeKind::TwoFactor => {
-                let row = self
-                    .confirmed_totp(&account.user_id)
-                    .await?
-                    .ok_or(AuthError::Unauthenticated("no second factor enrolled"))?;
-                let emailed = state.email_code.as_ref().is_some_and(|(hash, until)| {
-                    *until > Utc::now()
-                        && *hash == sessions::digest(&format!("{}:{}", state.user_id, code.trim()))
-                });
-                let (ok, method) = if emailed {
-                    (true, "email")
-                } else if code.trim().len() == otp::DIGITS as usize {
-                    (self.spend_totp(&row, code).await?, "otp")
-                } else {
-                    (
-                        self.spend_recovery_code(&account.user_id, code).await?,
-                        "recovery",
-                    )
-                };
+                let (ok, method) = self
+                    .answer_second_factor(&state, code, passkey_assertion)
+                    .await?;
                 if !ok {
                     self.audit(
                         &account.enterprise_id,
@@ -277,14 +312,14 @@ impl Authenticator {
                         "login.second_factor",
                         "failure",
                         &state.client,
-                        serde_json::json!({"reason": "wrong, reused or expired code", "method": method}),
+                        serde_json::json!({"reason": "wrong, reused or expired answer", "method": method.as_str()}),
                     )
                     .await;
                     self.retry(id, &mut state).await?;
                     return Err(AuthError::Unauthenticated("wrong code"));
                 }
                 let mut amr = state.amr.clone();
-                amr.push(method.to_owned());
+                amr.push(method.as_str().to_owned());
                 let tokens = self.open_session(&account, amr, &state.client).await?;
                 Ok(Step::Done {
                     tokens,
@@ -304,7 +339,7 @@ impl Authenticator {
                 }
                 let recovery_codes = self.confirm_totp(&account.user_id).await?;
                 let mut amr = state.amr.clone();
-                amr.push("otp".to_owned());
+                amr.push(Method::Otp.as_str().to_owned());
                 let tokens = self.open_session(&account, amr, &state.client).await?;
                 Ok(Step::Done {
                     tokens,
@@ -314,12 +349,54 @@ impl Authenticator {
         }
     }
 
-    /// Emails a one-time code for a 2FA challenge (I3): six digits, kept only as a hash in the
-    /// challenge, valid 10 minutes and once (the challenge is spent when answered), at most three
-    /// sends per challenge. Returns the masked address and the code's expiry.
+    /// The answer to a second-factor challenge, checked against the methods it was issued
+    /// with: a passkey assertion, a sent code, a TOTP code or a recovery code.
+    async fn answer_second_factor(
+        &self,
+        state: &ChallengeState,
+        code: &str,
+        passkey_assertion: &str,
+    ) -> Result<(bool, Method), AuthError> {
+        if !passkey_assertion.is_empty() {
+            let ok = match &state.passkey {
+                Some(ceremony) => {
+                    self.verify_passkey(&state.user_id, ceremony, passkey_assertion)
+                        .await?
+                }
+                None => false,
+            };
+            return Ok((ok, Method::Passkey));
+        }
+        let code = code.trim();
+        if let (Some((hash, until)), Some(method)) = (&state.email_code, state.code_method)
+            && *until > Utc::now()
+            && *hash == sessions::digest(&format!("{}:{code}", state.user_id))
+        {
+            return Ok((true, method));
+        }
+        if state.methods.contains(&Method::Otp) && code.len() == otp::DIGITS as usize {
+            let Some(row) = self.confirmed_totp(&state.user_id).await? else {
+                return Ok((false, Method::Otp));
+            };
+            return Ok((self.spend_totp(&row, code).await?, Method::Otp));
+        }
+        if state.methods.contains(&Method::Recovery) {
+            return Ok((
+                self.spend_recovery_code(&state.user_id, code).await?,
+                Method::Recovery,
+            ));
+        }
+        Ok((false, state.code_method.unwrap_or(Method::Email)))
+    }
+
+    /// Sends a one-time code for a 2FA challenge (I3) by email or, to a confirmed phone, by SMS:
+    /// six digits, kept only as a hash in the challenge, valid 10 minutes and once (the
+    /// challenge is spent when answered), at most three sends per challenge. Returns the masked
+    /// address and the code's expiry.
     pub async fn send_challenge_code(
         &self,
         id: &str,
+        channel: Method,
     ) -> Result<(String, DateTime<Utc>), AuthError> {
         const UNKNOWN: AuthError = AuthError::Unauthenticated("challenge unknown, used or expired");
         let bytes = self
@@ -339,6 +416,13 @@ impl Authenticator {
                 message: "codes are sent only for 2FA challenges".to_owned(),
             });
         }
+        if !matches!(channel, Method::Email | Method::Sms) || !state.methods.contains(&channel) {
+            self.put_challenge(id, &state).await?;
+            return Err(AuthError::Precondition {
+                reason: "METHOD_NOT_AVAILABLE",
+                message: format!("this challenge takes no {} code", channel.as_str()),
+            });
+        }
         if state.codes_sent >= 3 {
             self.put_challenge(id, &state).await?;
             return Err(AuthError::Throttled);
@@ -350,29 +434,38 @@ impl Authenticator {
             .ok_or(UNKNOWN)?;
         let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
         let until = Utc::now() + Duration::minutes(10);
+        let (channel_name, recipient, masked) = match channel {
+            Method::Sms => {
+                let phone = self.confirmed_phone(&state.user_id).await?.ok_or(UNKNOWN)?;
+                let masked = phone::mask(&phone);
+                (praxis_runtime::notify::Channel::Sms, phone, masked)
+            }
+            _ => (
+                praxis_runtime::notify::Channel::Email,
+                account.email.clone(),
+                mask_email(&account.email),
+            ),
+        };
+        // A new code replaces any earlier one, of either channel.
         state.email_code = Some((
             sessions::digest(&format!("{}:{code}", state.user_id)),
             until,
         ));
+        state.code_method = Some(channel);
         state.codes_sent += 1;
         // The challenge outlives the code if need be, so the code's ten minutes hold.
         state.expires_at = state.expires_at.max(until);
         self.put_challenge(id, &state).await?;
-        crate::resets::queue_notification(
+        crate::resets::queue_message(
             &self.db,
             &account,
+            channel_name,
+            &recipient,
             "identity.code",
             serde_json::json!({"code": code}),
             Utc::now(),
         )
         .await?;
-        let masked = match account.email.split_once('@') {
-            Some((local, domain)) => format!(
-                "{}***@{domain}",
-                local.chars().next().map(String::from).unwrap_or_default()
-            ),
-            None => "***".to_owned(),
-        };
         Ok((masked, until))
     }
 
@@ -387,5 +480,15 @@ impl Authenticator {
             self.put_challenge(id, state).await?;
         }
         Ok(())
+    }
+}
+
+fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => format!(
+            "{}***@{domain}",
+            local.chars().next().map(String::from).unwrap_or_default()
+        ),
+        None => "***".to_owned(),
     }
 }

@@ -6,6 +6,10 @@
 mod credentials;
 mod factors;
 mod login;
+mod passkeys;
+mod phone;
+
+pub use passkeys::PasskeyInfo;
 mod session_ops;
 
 use crate::accounts::{Account, Accounts};
@@ -13,7 +17,9 @@ use crate::keys::{KeyRing, TokenSubject};
 use crate::passwords::{self, Hasher};
 use crate::secrets::Sealer;
 use crate::sessions;
-use crate::store::{audit_outbox, credential, password_history, recovery_code, session, totp};
+use crate::store::{
+    audit_outbox, credential, passkey, password_history, recovery_code, session, sms_factor, totp,
+};
 use crate::totp as otp;
 use chrono::{DateTime, Duration, Utc};
 use praxis_cache::Cache;
@@ -46,6 +52,51 @@ pub struct AuthSettings {
     pub totp_issuer: String,
     /// Password reset links.
     pub reset: crate::resets::ResetSettings,
+    /// Passkeys (WebAuthn): who the relying party is.
+    pub webauthn: WebauthnSettings,
+}
+
+/// The WebAuthn relying party: passkeys are bound to `rp_id` (a registrable domain) and
+/// accepted only from `origins` (the web apps that log people in).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebauthnSettings {
+    pub rp_id: String,
+    pub rp_name: String,
+    pub origins: Vec<String>,
+    /// Any port of those origins (development on localhost).
+    pub allow_any_port: bool,
+}
+
+impl Default for WebauthnSettings {
+    fn default() -> Self {
+        Self {
+            rp_id: "localhost".to_owned(),
+            rp_name: "Praxis".to_owned(),
+            origins: vec!["http://localhost".to_owned()],
+            allow_any_port: true,
+        }
+    }
+}
+
+impl WebauthnSettings {
+    fn build(&self) -> Result<webauthn_rs::Webauthn, String> {
+        let mut origins = self.origins.iter().map(|origin| {
+            webauthn_rs::prelude::Url::parse(origin)
+                .map_err(|e| format!("webauthn.origins {origin:?}: {e}"))
+        });
+        let first = origins
+            .next()
+            .ok_or("webauthn.origins: at least one origin")??;
+        let mut builder = webauthn_rs::WebauthnBuilder::new(&self.rp_id, &first)
+            .map_err(|e| format!("webauthn: {e}"))?
+            .rp_name(&self.rp_name)
+            .allow_any_port(self.allow_any_port);
+        for origin in origins {
+            builder = builder.append_allowed_origin(&origin?);
+        }
+        builder.build().map_err(|e| format!("webauthn: {e}"))
+    }
 }
 
 impl Default for AuthSettings {
@@ -59,6 +110,7 @@ impl Default for AuthSettings {
             trust_forwarded_for: false,
             totp_issuer: "Praxis".to_owned(),
             reset: crate::resets::ResetSettings::default(),
+            webauthn: WebauthnSettings::default(),
         }
     }
 }
@@ -131,11 +183,43 @@ struct ChallengeState {
     client: ClientInfo,
     attempts: u32,
     expires_at: DateTime<Utc>,
-    /// An emailed one-time code: its hash and expiry (I3).
+    /// What answers this challenge (`Method`s), fixed when it is issued.
+    #[serde(default)]
+    methods: Vec<Method>,
+    /// A one-time code sent by email or SMS: its hash and expiry (I3).
     #[serde(default)]
     email_code: Option<(String, DateTime<Utc>)>,
+    /// Which channel the code went by.
+    #[serde(default)]
+    code_method: Option<Method>,
     #[serde(default)]
     codes_sent: u32,
+    /// The WebAuthn ceremony waiting for a passkey's answer.
+    #[serde(default)]
+    passkey: Option<webauthn_rs::prelude::PasskeyAuthentication>,
+}
+
+/// A way to answer a second-factor challenge; its name is what `amr` says after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Otp,
+    Recovery,
+    Email,
+    Sms,
+    Passkey,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Otp => "otp",
+            Method::Recovery => "recovery",
+            Method::Email => "email",
+            Method::Sms => "sms",
+            Method::Passkey => "passkey",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +236,9 @@ pub struct Challenge {
     pub kind: ChallengeKind,
     pub expires_at: DateTime<Utc>,
     pub otpauth_uri: Option<String>,
+    pub methods: Vec<Method>,
+    /// For a passkey answer: `PublicKeyCredentialRequestOptions` as WebAuthn JSON.
+    pub passkey_request: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +265,7 @@ pub struct Authenticator {
     hasher: Hasher,
     settings: AuthSettings,
     access_ttl: Duration,
+    webauthn: webauthn_rs::Webauthn,
 }
 
 const RECOVERY_CODES: usize = 10;
@@ -225,6 +313,11 @@ impl Authenticator {
             cache: parts.cache,
             sealer: parts.sealer,
             hasher: Hasher::new().map_err(internal)?,
+            webauthn: parts
+                .settings
+                .webauthn
+                .build()
+                .map_err(AuthError::Internal)?,
             settings: parts.settings,
             access_ttl: parts.access_ttl,
         })

@@ -40,18 +40,9 @@ impl Authenticator {
                 .collect();
         }
         // A device this user never logged in from, when they have logged in before: tell them.
-        let seen_before = session::Entity::find()
-            .filter(session::Column::UserId.eq(&account.user_id))
-            .one(&self.db)
-            .await?
-            .is_some();
-        let new_device = seen_before
-            && session::Entity::find()
-                .filter(session::Column::UserId.eq(&account.user_id))
-                .filter(session::Column::DeviceId.eq(&client.device_id))
-                .one(&self.db)
-                .await?
-                .is_none();
+        let new_device = self
+            .device_is_new(&account.user_id, &client.device_id)
+            .await?;
         let id = uuid::Uuid::now_v7().to_string();
         let txn = self.db.begin().await?;
         sessions::end(&txn, &ending, "session limit: oldest ended", now).await?;
