@@ -10,6 +10,7 @@ mod directory_users;
 mod foundation;
 mod health;
 mod identity_login;
+mod identity_passkeys;
 mod migrations;
 mod notify_smtp;
 mod trace_context;
