@@ -682,6 +682,12 @@ async fn i4_sessions_listed_ended_limited_and_gone_when_idle() {
     .update(&db)
     .await
     .unwrap();
+    // The row was aged behind identity's back; drop the cached copy as identity's writes do.
+    install
+        .cache
+        .delete(&format!("praxis:identity:session:{}", three.session_id))
+        .await
+        .unwrap();
     assert!(
         !introspect(&install, &four.access_token, &three.access_token)
             .await
@@ -1669,5 +1675,72 @@ async fn i3_sms_codes_after_the_phone_is_confirmed() {
             .into_inner()
             .step
             .unwrap(),
+    );
+}
+
+/// I4: sessions live in the cache as well as the database; an end reaches the cache at once,
+/// and a reader's older copy cannot bring an ended session back.
+#[tokio::test]
+async fn i4_sessions_are_cached_and_an_end_reaches_the_cache_at_once() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let staff = with_password(&install, &acme, UserKind::Staff).await;
+    let session = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    let key = format!("praxis:identity:session:{}", session.session_id);
+    assert!(
+        introspect(&install, &session.access_token, &session.access_token)
+            .await
+            .active
+    );
+    let alive = install
+        .cache
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("the session is cached once checked");
+    let cached: serde_json::Value = serde_json::from_slice(&alive).unwrap();
+    assert_eq!(cached["user_id"], staff.id.0.as_str());
+    assert!(cached["ended_at"].is_null());
+
+    let other = tokens(login(&install, &staff.email, PASSWORD).await.unwrap());
+    SessionServiceClient::new(install.channel(install.addresses.identity).await)
+        .end_session(authed(
+            pb::EndSessionRequest {
+                session_id: session.session_id.clone(),
+            },
+            &other.access_token,
+        ))
+        .await
+        .expect("ended");
+    let cached: serde_json::Value =
+        serde_json::from_slice(&install.cache.get(&key).await.unwrap().expect("cached")).unwrap();
+    assert!(
+        !cached["ended_at"].is_null(),
+        "the cache says ended: {cached}"
+    );
+    assert!(
+        !introspect(&install, &other.access_token, &session.access_token)
+            .await
+            .active
+    );
+    // A reader that read the row before the end fills the cache only where nothing is.
+    assert!(
+        !install
+            .cache
+            .set_if_absent(&key, &alive, std::time::Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !introspect(&install, &other.access_token, &session.access_token)
+            .await
+            .active
+    );
+    // Once the entry is gone, the database answers the same.
+    install.cache.delete(&key).await.unwrap();
+    assert!(
+        !introspect(&install, &other.access_token, &session.access_token)
+            .await
+            .active
     );
 }

@@ -228,7 +228,7 @@ impl Authenticator {
             .into_iter()
             .map(|s| s.id)
             .collect();
-        sessions::end(self.db(), &open, "password reset", now).await?;
+        self.end_sessions(&open, "password reset", now).await?;
         self.audit(
             &account.enterprise_id,
             &account.user_id,

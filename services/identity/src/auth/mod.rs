@@ -8,9 +8,10 @@ mod factors;
 mod login;
 mod passkeys;
 mod phone;
+mod session_cache;
+mod session_ops;
 
 pub use passkeys::PasskeyInfo;
-mod session_ops;
 
 use crate::accounts::{Account, Accounts};
 use crate::keys::{KeyRing, TokenSubject};

@@ -85,6 +85,7 @@ impl Authenticator {
         .await?;
         let refresh_token = sessions::issue_refresh(&txn, &id, now).await?;
         txn.commit().await?;
+        self.recache_sessions(&ending).await;
         self.accounts.record_login(&account.user_id, now).await;
         self.audit(
             &account.enterprise_id,
@@ -110,7 +111,8 @@ impl Authenticator {
         reason: &str,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        sessions::end(&self.db, std::slice::from_ref(&row.id), reason, Utc::now()).await?;
+        self.end_sessions(std::slice::from_ref(&row.id), reason, Utc::now())
+            .await?;
         self.audit(
             &row.enterprise_id,
             &row.user_id,
@@ -142,7 +144,8 @@ impl Authenticator {
         }
         if let Some(reason) = sessions::dead_reason(&row, now) {
             if row.ended_at.is_none() {
-                sessions::end(&self.db, std::slice::from_ref(&row.id), reason, now).await?;
+                self.end_sessions(std::slice::from_ref(&row.id), reason, now)
+                    .await?;
             }
             return Err(AuthError::Unauthenticated("session ended"));
         }
@@ -180,6 +183,7 @@ impl Authenticator {
         .await?;
         let refresh_token = sessions::issue_refresh(&txn, &row.id, now).await?;
         txn.commit().await?;
+        self.recache_sessions(std::slice::from_ref(&row.id)).await;
         let amr: Vec<String> = serde_json::from_str(&row.amr).unwrap_or_default();
         let access_token = self
             .access_token(&account, &row.id, amr, row.auth_time, now)
@@ -201,7 +205,7 @@ impl Authenticator {
         let Ok(caller) = verifier.verify(token.trim()).await else {
             return Ok(None);
         };
-        let Some(row) = sessions::get(&self.db, &caller.session_id).await? else {
+        let Some(row) = self.session(&caller.session_id).await? else {
             return Ok(None);
         };
         if row.user_id != caller.user_id || sessions::dead_reason(&row, Utc::now()).is_some() {
@@ -236,7 +240,8 @@ impl Authenticator {
         &self,
         caller: &Caller,
     ) -> Result<session::Model, AuthError> {
-        let row = sessions::get(&self.db, &caller.session_id)
+        let row = self
+            .session(&caller.session_id)
             .await?
             .filter(|row| row.user_id == caller.user_id)
             .ok_or(AuthError::Unauthenticated("session ended"))?;
@@ -331,7 +336,7 @@ impl Authenticator {
         ids: &[String],
         reason: &str,
     ) -> Result<u64, AuthError> {
-        let ended = sessions::end(&self.db, ids, reason, Utc::now()).await?;
+        let ended = self.end_sessions(ids, reason, Utc::now()).await?;
         self.audit(
             &caller.enterprise_id,
             &caller.user_id,
@@ -377,7 +382,9 @@ impl Authenticator {
             let mine: Vec<&session::Model> =
                 open.iter().filter(|row| row.user_id == *user_id).collect();
             let ids: Vec<String> = mine.iter().map(|row| row.id.clone()).collect();
-            ended += sessions::end(&self.db, &ids, "user disabled or deleted", now).await?;
+            ended += self
+                .end_sessions(&ids, "user disabled or deleted", now)
+                .await?;
             let enterprise = mine
                 .first()
                 .map(|row| row.enterprise_id.clone())
@@ -445,6 +452,7 @@ impl Authenticator {
         })
         .exec(&self.db)
         .await?;
+        self.recache_sessions(std::slice::from_ref(&row.id)).await;
         let token = self.access_token(&account, &row.id, amr, now, now).await?;
         Ok((token, now + self.access_ttl))
     }
