@@ -5,6 +5,7 @@ Kubernetes schemas, and the rendered objects are checked for what the chart prom
     python3 helm/validate.py            # exits non-zero on the first problem
 """
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -142,6 +143,24 @@ def check_promises(objects, label, expect_ingress):
     print(f"{label}: probes, securityContext, PDB, HPA, NetworkPolicy, hook Jobs present")
 
 
+def check_identity_env(objects, label, expect_sms_and_passkeys):
+    container = by_kind(objects, "Deployment")["praxis-identity"]["spec"]["template"]["spec"]["containers"][0]
+    env = {item["name"]: item for item in container.get("env", [])}
+    if not expect_sms_and_passkeys:
+        if "PRAXIS_SMS__WEBHOOK_URL" in env or "PRAXIS_LOGIN__WEBAUTHN__RP_ID" in env:
+            fail(f"{label}: SMS or passkey settings rendered though not given")
+        return
+    for name in ("PRAXIS_SMS__WEBHOOK_URL", "PRAXIS_SMS__BEARER_TOKEN"):
+        if "secretKeyRef" not in env.get(name, {}).get("valueFrom", {}):
+            fail(f"{label}: identity's {name} does not come from the SMS Secret")
+    origins = json.loads(env.get("PRAXIS_LOGIN__WEBAUTHN__ORIGINS", {}).get("value", "null") or "null")
+    if not isinstance(origins, list) or not origins:
+        fail(f"{label}: passkey origins are not a JSON list identity can read: {origins!r}")
+    if env.get("PRAXIS_LOGIN__WEBAUTHN__ALLOW_ANY_PORT", {}).get("value") != "false":
+        fail(f"{label}: a production relying party must not accept any port")
+    print(f"{label}: identity gets the SMS gateway from its Secret and the passkey relying party")
+
+
 def check_refused(values, label):
     chart = helm.Chart.load(str(CHART))
     try:
@@ -168,6 +187,7 @@ def main():
         kube_validate(objects, label)
         check_promises(objects, label, expect_ingress=optional_parts_on)
         check_service_monitors(objects, label, expected=optional_parts_on)
+        check_identity_env(objects, label, expect_sms_and_passkeys=optional_parts_on)
     check_refused(values_file("invalid-values.yaml"), "invalid values")
     print("chart OK")
 

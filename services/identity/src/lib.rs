@@ -359,3 +359,31 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tokio::fs::write(&temporary, bytes).await?;
     tokio::fs::rename(&temporary, path).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail decides the closure's error type
+    fn the_passkey_relying_party_comes_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("PRAXIS_LOGIN__WEBAUTHN__RP_ID", "clinic.example");
+            jail.set_env(
+                "PRAXIS_LOGIN__WEBAUTHN__ORIGINS",
+                "[\"https://login.clinic.example\", \"https://app.clinic.example\"]",
+            );
+            jail.set_env("PRAXIS_LOGIN__WEBAUTHN__ALLOW_ANY_PORT", "false");
+            let config: IdentityConfig =
+                praxis_runtime::config::load(None).map_err(|e| e.to_string())?;
+            let webauthn = &config.login.webauthn;
+            assert_eq!(webauthn.rp_id, "clinic.example");
+            assert_eq!(
+                webauthn.origins,
+                ["https://login.clinic.example", "https://app.clinic.example"]
+            );
+            assert!(!webauthn.allow_any_port);
+            Ok(())
+        });
+    }
+}
