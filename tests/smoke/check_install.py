@@ -16,7 +16,7 @@ EXPECTED = {
     0: ["praxis.directory.v1.EnterpriseService", "praxis.directory.v1.PracticeService", "praxis.directory.v1.UserService",
         "praxis.directory.v1.EmailDomainService", "praxis.directory.v1.RoleService",
         "praxis.directory.v1.RoleBindingService", "praxis.directory.v1.PersonService",
-        "praxis.directory.v1.AccountService"],
+        "praxis.directory.v1.AccountService", "praxis.audit.v1.AuditService"],
     1: ["praxis.identity.v1.TokenService", "praxis.identity.v1.AuthService",
         "praxis.identity.v1.SessionService", "praxis.identity.v1.TwoFactorService"],
     2: ["praxis.authz.v1.AuthzService", "praxis.authz.v1.PolicyService"],

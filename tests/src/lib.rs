@@ -335,3 +335,22 @@ pub mod bench {
         );
     }
 }
+
+/// Removes the database's append-only guard on audit events, as an attacker with the owner's
+/// rights could; tests then check that VerifyChain still finds what they change.
+pub async fn drop_audit_guard(db: &impl praxis_store::sea_orm::ConnectionTrait) {
+    match db.get_database_backend() {
+        praxis_store::sea_orm::DatabaseBackend::Postgres => {
+            db.execute_unprepared("DROP TRIGGER audit_events_append_only ON audit_events")
+                .await
+                .expect("drop trigger");
+        }
+        _ => {
+            for trigger in ["audit_events_no_update", "audit_events_no_delete"] {
+                db.execute_unprepared(&format!("DROP TRIGGER {trigger}"))
+                    .await
+                    .expect("drop trigger");
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/praxis_descriptor.bin"));
 
 pub mod catalogue;
+pub mod json;
 
 pub mod directory {
     pub mod v1 {

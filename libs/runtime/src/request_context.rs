@@ -50,6 +50,20 @@ impl Injector for MetadataInjector<'_> {
     }
 }
 
+/// The W3C trace id of the call being served (32 hex digits), or empty outside one: audit
+/// events carry it so a trail entry leads to its trace.
+pub fn current_trace_id() -> String {
+    use opentelemetry::trace::TraceContextExt;
+    let context = tracing::Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    if span_context.is_valid() {
+        span_context.trace_id().to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// Client interceptor: passes the current span's trace context on to the callee.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PropagateTraceContext;

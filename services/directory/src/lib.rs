@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod store;
 
 use praxis_cache::{Cache, CacheProbe};
+use praxis_proto::audit::v1::audit_service_server::AuditServiceServer;
 use praxis_proto::directory::v1::account_service_server::AccountServiceServer;
 use praxis_proto::directory::v1::email_domain_service_server::EmailDomainServiceServer;
 use praxis_proto::directory::v1::enterprise_service_server::EnterpriseServiceServer;
@@ -126,6 +127,29 @@ impl DirectoryService {
                 }
             })
         };
+        let alerts = {
+            let mut raised = self.directory.alerts();
+            let cache = self.cache.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        next = raised.recv() => next,
+                    };
+                    match next {
+                        Ok(alert) => grpc::audit::publish(cache.as_ref(), &[alert]).await,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::warn!(
+                                missed,
+                                "alert announcements fell behind; the trail has them"
+                            );
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            })
+        };
         let sweeper = {
             let directory = self.directory.clone();
             tokio::spawn(async move {
@@ -147,7 +171,7 @@ impl DirectoryService {
                 }
             })
         };
-        vec![announcer, relay, sweeper]
+        vec![announcer, relay, sweeper, alerts]
     }
 
     pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {
@@ -174,6 +198,10 @@ impl DirectoryService {
         }))
         .add_service(AccountServiceServer::new(grpc::AccountApi {
             directory: self.directory.clone(),
+        }))
+        .add_service(AuditServiceServer::new(grpc::AuditApi {
+            directory: self.directory.clone(),
+            cache: self.cache.clone(),
         }));
         let names = vec![
             <EnterpriseServiceServer<grpc::EnterpriseApi> as NamedService>::NAME,
@@ -184,6 +212,7 @@ impl DirectoryService {
             <RoleServiceServer<grpc::RoleApi> as NamedService>::NAME,
             <RoleBindingServiceServer<grpc::RoleBindingApi> as NamedService>::NAME,
             <AccountServiceServer<grpc::AccountApi> as NamedService>::NAME,
+            <AuditServiceServer<grpc::AuditApi> as NamedService>::NAME,
         ];
         ServiceHost::new("directory", routes, names, verifier)
             .probe(Arc::new(DatabaseProbe(self.db.clone())))

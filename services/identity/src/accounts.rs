@@ -170,6 +170,12 @@ pub trait Accounts: Send + Sync {
         token: &str,
         spend: bool,
     ) -> Result<Option<String>, AccountsError>;
+    /// Hands audit events to the directory's trail (AU2); idempotent by event id there, so a
+    /// retry after a lost answer stores nothing twice.
+    async fn append_audit(
+        &self,
+        events: Vec<praxis_proto::audit::v1::Event>,
+    ) -> Result<(), AccountsError>;
 }
 
 /// The account in directory's answer; `None` when the user is missing from it.
@@ -248,13 +254,14 @@ pub fn from_proto(answer: directory::GetAccountResponse) -> Option<Account> {
 }
 
 /// Directory across the network, called with a service token identity signs for itself.
+type Traced = tonic::service::interceptor::InterceptedService<
+    tonic::transport::Channel,
+    praxis_runtime::request_context::PropagateTraceContext,
+>;
+
 pub struct GrpcAccounts {
-    client: directory::account_service_client::AccountServiceClient<
-        tonic::service::interceptor::InterceptedService<
-            tonic::transport::Channel,
-            praxis_runtime::request_context::PropagateTraceContext,
-        >,
-    >,
+    client: directory::account_service_client::AccountServiceClient<Traced>,
+    audit: praxis_proto::audit::v1::audit_service_client::AuditServiceClient<Traced>,
     keys: crate::keys::KeyRing,
     token: tokio::sync::Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>,
 }
@@ -272,9 +279,14 @@ impl GrpcAccounts {
             .connect_lazy();
         Ok(Self {
             client: directory::account_service_client::AccountServiceClient::with_interceptor(
-                channel,
+                channel.clone(),
                 praxis_runtime::request_context::PropagateTraceContext,
             ),
+            audit:
+                praxis_proto::audit::v1::audit_service_client::AuditServiceClient::with_interceptor(
+                    channel,
+                    praxis_runtime::request_context::PropagateTraceContext,
+                ),
             keys,
             token: tokio::sync::Mutex::new(None),
         })
@@ -402,6 +414,27 @@ impl Accounts for GrpcAccounts {
             ))),
         }
     }
+
+    async fn append_audit(
+        &self,
+        events: Vec<praxis_proto::audit::v1::Event>,
+    ) -> Result<(), AccountsError> {
+        let request = self
+            .request(praxis_proto::audit::v1::AppendEventsRequest { events })
+            .await?;
+        self.audit
+            .clone()
+            .append_events(request)
+            .await
+            .map(|_| ())
+            .map_err(|status| {
+                AccountsError(format!(
+                    "directory audit: {:?} {}",
+                    status.code(),
+                    status.message()
+                ))
+            })
+    }
 }
 
 /// For tools that only sign (the `praxis token` command): every lookup is unavailable.
@@ -425,6 +458,13 @@ impl Accounts for NoAccounts {
         _spend: bool,
     ) -> Result<Option<String>, AccountsError> {
         Err(AccountsError("this tool has no account source".into()))
+    }
+
+    async fn append_audit(
+        &self,
+        _events: Vec<praxis_proto::audit::v1::Event>,
+    ) -> Result<(), AccountsError> {
+        Err(AccountsError("this tool has no audit trail".into()))
     }
 }
 

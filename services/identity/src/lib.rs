@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod audit_relay;
 pub mod auth;
 pub mod keys;
 pub mod passwords;
@@ -281,6 +282,9 @@ impl IdentityService {
             let mut sweep = tokio::time::interval(Duration::from_secs(30));
             // Directory announces every change; a change may be a user disabled (D14).
             let mut changes = service.cache.subscribe(REVISIONS_CHANNEL).await.ok();
+            // The audit relay backs off while directory is away, up to 30 s between tries.
+            let mut audit_backoff = Duration::ZERO;
+            let mut audit_next = tokio::time::Instant::now();
             loop {
                 let changed = async {
                     match changes.as_mut() {
@@ -334,6 +338,17 @@ impl IdentityService {
                             .await
                         {
                             tracing::warn!(%error, "identity outbox relay failed; retrying");
+                        }
+                        if tokio::time::Instant::now() >= audit_next {
+                            match audit_relay::relay_once(&service.db, service.auth.accounts()).await {
+                                Ok(_) => audit_backoff = Duration::ZERO,
+                                Err(error) => {
+                                    audit_backoff = (audit_backoff * 2)
+                                        .clamp(Duration::from_secs(1), Duration::from_secs(30));
+                                    tracing::warn!(%error, retry_in = ?audit_backoff, "audit events not delivered yet; they wait in the outbox");
+                                }
+                            }
+                            audit_next = tokio::time::Instant::now() + audit_backoff;
                         }
                     }
                 }

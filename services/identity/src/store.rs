@@ -176,6 +176,8 @@ pub mod audit_outbox {
         /// JSON object.
         pub details: String,
         pub delivered_at: Option<DateTimeUtc>,
+        pub user_agent: String,
+        pub trace_id: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -289,6 +291,7 @@ pub mod migrations {
                 Box::new(M0002Credentials),
                 Box::new(M0003ResetsAndNotifications),
                 Box::new(M0004PhonesAndPasskeys),
+                Box::new(M0005AuditDelivery),
             ]
         }
 
@@ -601,6 +604,63 @@ pub mod migrations {
                         .to_owned(),
                 )
                 .await
+        }
+    }
+
+    struct M0005AuditDelivery;
+
+    impl MigrationName for M0005AuditDelivery {
+        fn name(&self) -> &str {
+            "m0005_audit_delivery"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0005AuditDelivery {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            for column in ["user_agent", "trace_id"] {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table("audit_outbox")
+                            .add_column(string(column).default(""))
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            // The relay reads what is not delivered yet, oldest first.
+            manager
+                .create_index(
+                    Index::create()
+                        .name("audit_outbox_pending")
+                        .table("audit_outbox")
+                        .col("delivered_at")
+                        .col("id")
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_index(
+                    Index::drop()
+                        .name("audit_outbox_pending")
+                        .table("audit_outbox")
+                        .to_owned(),
+                )
+                .await?;
+            for column in ["user_agent", "trace_id"] {
+                manager
+                    .alter_table(
+                        Table::alter()
+                            .table("audit_outbox")
+                            .drop_column(column)
+                            .to_owned(),
+                    )
+                    .await?;
+            }
+            Ok(())
         }
     }
 }

@@ -106,4 +106,14 @@ impl Accounts for DirectoryAccounts {
             .map(|user| user.map(|id| id.0))
             .map_err(|error| AccountsError(error.to_string()))
     }
+
+    async fn append_audit(
+        &self,
+        events: Vec<praxis_proto::audit::v1::Event>,
+    ) -> Result<(), AccountsError> {
+        praxis_directory::grpc::audit::append_proto(&self.0, &Actor::Operator, events)
+            .await
+            .map(|_| ())
+            .map_err(|status| AccountsError(format!("{:?} {}", status.code(), status.message())))
+    }
 }

@@ -281,13 +281,7 @@ impl Actor {
             }
             Actor::Caller(caller) => format!("user:{}", caller.user_id),
         };
-        crate::store::AuditEntry {
-            actor,
-            action,
-            target,
-            details,
-            time: now,
-        }
+        crate::store::AuditEntry::write(actor, action, target, details, now)
     }
 
     pub fn is_platform_admin(&self) -> bool {

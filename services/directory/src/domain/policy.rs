@@ -99,6 +99,43 @@ pub struct EnterprisePolicy {
     pub two_factor_required: bool,
     pub inactivity_limit_days: u32,
     pub ip_allowlists: Vec<IpAllowlist>,
+    pub audit: AuditPolicy,
+}
+
+/// Retention and alert rules of the audit trail (AU3, AU4).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditPolicy {
+    /// 0 = events are kept.
+    pub retention_days: u32,
+    pub alerts: AlertRules,
+}
+
+/// A count of 0 turns its rule off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AlertRules {
+    pub failed_logins_per_user: u32,
+    pub failed_logins_per_ip: u32,
+    pub failed_login_minutes: u32,
+    pub patient_records_per_user: u32,
+    pub patient_read_minutes: u32,
+    pub new_network: bool,
+    pub break_glass: bool,
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        Self {
+            failed_logins_per_user: 5,
+            failed_logins_per_ip: 20,
+            failed_login_minutes: 15,
+            patient_records_per_user: 50,
+            patient_read_minutes: 10,
+            new_network: true,
+            break_glass: true,
+        }
+    }
 }
 
 /// `a.b.c.d/n` or `x:y::/n`, with no host bits set: anything looser is a typo waiting to
@@ -167,6 +204,29 @@ impl EnterprisePolicy {
             (1..=1440).contains(&p.lockout_minutes),
             "password.lockout_minutes",
             "between 1 and 1440",
+        );
+        let a = &self.audit;
+        check(
+            a.retention_days == 0 || (30..=36_500).contains(&a.retention_days),
+            "audit.retention_days",
+            "0 (keep) or between 30 and 36500",
+        );
+        check(
+            (1..=1440).contains(&a.alerts.failed_login_minutes),
+            "audit.alerts.failed_login_minutes",
+            "between 1 and 1440",
+        );
+        check(
+            (1..=1440).contains(&a.alerts.patient_read_minutes),
+            "audit.alerts.patient_read_minutes",
+            "between 1 and 1440",
+        );
+        check(
+            a.alerts.failed_logins_per_user <= 10_000
+                && a.alerts.failed_logins_per_ip <= 10_000
+                && a.alerts.patient_records_per_user <= 100_000,
+            "audit.alerts",
+            "counts at most 10000 (100000 patient records)",
         );
         let s = &self.session;
         check(

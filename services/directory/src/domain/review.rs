@@ -101,13 +101,13 @@ impl Directory {
             }
             let cutoff = now - Duration::days(i64::from(limit));
             for user in self.store.inactive_users(&enterprise_id, cutoff).await? {
-                let audit = crate::store::AuditEntry {
-                    actor: "system:inactivity".to_owned(),
-                    action: "user.disable",
-                    target: format!("user:{}", user.id),
-                    details: serde_json::json!({"reason": "inactive", "limit_days": limit}),
-                    time: now,
-                };
+                let audit = crate::store::AuditEntry::write(
+                    "system:inactivity".to_owned(),
+                    "user.disable",
+                    format!("user:{}", user.id),
+                    serde_json::json!({"reason": "inactive", "limit_days": limit}),
+                    now,
+                );
                 let change = UserChange {
                     status: Some(UserStatus::Disabled),
                     ..UserChange::default()

@@ -42,6 +42,8 @@ impl Default for DirectorySettings {
 pub struct Directory {
     pub(super) store: Store,
     pub(super) settings: std::sync::Arc<DirectorySettings>,
+    /// Alerts raised by appended events, after their commit (AU4).
+    pub(super) alerts: tokio::sync::broadcast::Sender<super::audit::Alert>,
 }
 
 pub(super) fn display_name(field: &'static str, value: &str) -> Result<String, DomainError> {
@@ -104,11 +106,17 @@ impl Directory {
         Self {
             store,
             settings: std::sync::Arc::new(settings),
+            alerts: tokio::sync::broadcast::channel(1024).0,
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Alerts as they are raised, after the events that raised them are committed.
+    pub fn alerts(&self) -> tokio::sync::broadcast::Receiver<super::audit::Alert> {
+        self.alerts.subscribe()
     }
 
     /// The page to read, from a client's size (0 = default) and continuation id.

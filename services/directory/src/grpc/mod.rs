@@ -2,6 +2,7 @@
 //! between proto and domain types live in `convert`.
 
 mod accounts;
+pub mod audit;
 mod convert;
 mod email_domains;
 mod enterprises;
@@ -12,6 +13,7 @@ mod roles;
 mod users;
 
 pub use accounts::{AccountApi, account_proto};
+pub use audit::AuditApi;
 pub use email_domains::EmailDomainApi;
 pub use enterprises::EnterpriseApi;
 pub use persons::PersonApi;

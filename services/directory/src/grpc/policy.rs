@@ -89,6 +89,24 @@ pub fn to_proto(policy: EnterprisePolicy) -> pb::EnterprisePolicy {
                 cidrs: list.cidrs,
             })
             .collect(),
+        audit: Some(audit_out(policy.audit)),
+    }
+}
+
+fn audit_out(audit: AuditPolicy) -> pb::AuditPolicy {
+    let a = audit.alerts;
+    let int = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
+    pb::AuditPolicy {
+        retention_days: int(audit.retention_days),
+        alerts: Some(pb::AlertRules {
+            failed_logins_per_user: int(a.failed_logins_per_user),
+            failed_logins_per_ip: int(a.failed_logins_per_ip),
+            failed_login_minutes: int(a.failed_login_minutes),
+            patient_records_per_user: int(a.patient_records_per_user),
+            patient_read_minutes: int(a.patient_read_minutes),
+            new_network: a.new_network,
+            break_glass: a.break_glass,
+        }),
     }
 }
 
@@ -192,6 +210,40 @@ pub fn merge(
             });
         }
         policy.ip_allowlists = lists;
+    }
+    if has("policy.audit") {
+        let a = wanted.audit.unwrap_or_default();
+        let field = |name: &str| format!("enterprise.policy.audit.{name}");
+        policy.audit = AuditPolicy {
+            retention_days: count(&field("retention_days"), a.retention_days)?,
+            alerts: match a.alerts {
+                None => AlertRules::default(),
+                Some(r) => AlertRules {
+                    failed_logins_per_user: count(
+                        &field("alerts.failed_logins_per_user"),
+                        r.failed_logins_per_user,
+                    )?,
+                    failed_logins_per_ip: count(
+                        &field("alerts.failed_logins_per_ip"),
+                        r.failed_logins_per_ip,
+                    )?,
+                    failed_login_minutes: count(
+                        &field("alerts.failed_login_minutes"),
+                        r.failed_login_minutes,
+                    )?,
+                    patient_records_per_user: count(
+                        &field("alerts.patient_records_per_user"),
+                        r.patient_records_per_user,
+                    )?,
+                    patient_read_minutes: count(
+                        &field("alerts.patient_read_minutes"),
+                        r.patient_read_minutes,
+                    )?,
+                    new_network: r.new_network,
+                    break_glass: r.break_glass,
+                },
+            },
+        };
     }
     Ok(policy)
 }

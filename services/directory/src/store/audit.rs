@@ -1,28 +1,65 @@
-//! D18 and AU1: every directory write appends an event to its enterprise's audit chain in the
-//! same transaction. Each event carries the hash of the one before, so altering, removing or
-//! reordering any of them breaks the chain where it happened.
+//! D18 and AU1: the audit trail. Every directory write appends an event to its enterprise's
+//! chain in the same transaction, and other services append theirs through `AuditService`.
+//! Each event carries the hash of the one before, so altering, removing or reordering any of
+//! them breaks the chain where it happened; the database refuses UPDATE and DELETE on the table
+//! (migration m0002) except for what a retention run has archived.
 
-use super::entities::audit_event;
+use super::entities::{audit_event, audit_head};
 use super::{Store, storage};
 use crate::domain::*;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use sha2::{Digest, Sha256};
 
-/// What a write records about itself.
+/// What an event records.
 #[derive(Debug, Clone)]
 pub struct AuditEntry {
-    /// `user:<id>`, `platform:<id>` or `operator`.
+    /// The sender's id (UUIDv7) for events from other services, which makes delivery
+    /// idempotent; directory's own writes get a new one.
+    pub id: Option<String>,
+    /// `user:<id>`, `platform:<id>`, `service:<name>`, `service_account:<id>`, `api_key:<id>`,
+    /// `system:<job>` or `operator`.
     pub actor: String,
-    /// e.g. `user.change_kind`.
-    pub action: &'static str,
-    /// e.g. `user:<id>`.
+    /// e.g. `user.change_kind`, `login`, `patient.read`.
+    pub action: String,
+    /// `<type>:<id>`, e.g. `user:<id>`, `patient:<id>`.
     pub target: String,
+    /// `SUCCESS`, `FAILURE` or `DENIED`.
+    pub outcome: String,
     pub details: serde_json::Value,
     pub time: DateTime<Utc>,
+    pub ip: String,
+    pub user_agent: String,
+    pub trace_id: String,
+}
+
+impl AuditEntry {
+    /// A successful write by `actor`.
+    pub fn write(
+        actor: String,
+        action: &str,
+        target: String,
+        details: serde_json::Value,
+        time: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: None,
+            actor,
+            action: action.to_owned(),
+            target,
+            outcome: "SUCCESS".to_owned(),
+            details,
+            time,
+            ip: String::new(),
+            user_agent: String::new(),
+            trace_id: String::new(),
+        }
+    }
 }
 
 /// The first event whose stored hash does not match its content or its predecessor.
@@ -33,88 +70,284 @@ pub struct BrokenLink {
     pub problem: &'static str,
 }
 
-const GENESIS: &str = "";
+pub const GENESIS: &str = "";
 
-fn digest(event: &audit_event::Model) -> String {
-    let canonical = [
+/// The hash of an event: its fields and its predecessor's hash. Fields added after the first
+/// release (address, agent, trace) join only when set, so events written before still verify.
+pub fn digest(event: &audit_event::Model) -> String {
+    let seq = event.seq.to_string();
+    let time = event.time.to_rfc3339_opts(SecondsFormat::Micros, true);
+    let mut canonical = vec![
         event.prev_hash.as_str(),
         event.id.as_str(),
         event.enterprise_id.as_str(),
-        &event.seq.to_string(),
-        &event.time.to_rfc3339_opts(SecondsFormat::Micros, true),
+        &seq,
+        &time,
         event.actor.as_str(),
         event.action.as_str(),
         event.target.as_str(),
         event.outcome.as_str(),
         event.details.as_str(),
-    ]
-    .join("\u{1f}");
-    Sha256::digest(canonical.as_bytes())
+    ];
+    if !(event.ip.is_empty() && event.user_agent.is_empty() && event.trace_id.is_empty()) {
+        canonical.extend([
+            event.ip.as_str(),
+            event.user_agent.as_str(),
+            event.trace_id.as_str(),
+        ]);
+    }
+    Sha256::digest(canonical.join("\u{1f}").as_bytes())
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
 }
 
-/// Appends `entry` as event `seq` of the enterprise's chain. Writers of one enterprise are
-/// serialized by the revision update that precedes this (a row lock on PostgreSQL, the write
-/// lock on SQLite), and `(enterprise_id, seq)` is unique, so the chain never forks.
-pub(super) async fn append(
+/// Takes the enterprise's chain head for this transaction (a row lock on PostgreSQL, the write
+/// lock on SQLite: the write comes first so SQLite never has to upgrade a read lock), creating
+/// it from the chain's last event the first time.
+async fn lock_head(
     txn: &DatabaseTransaction,
-    enterprise_id: &EnterpriseId,
-    seq: i64,
-    entry: &AuditEntry,
-) -> Result<(), DomainError> {
-    let previous = audit_event::Entity::find()
-        .filter(audit_event::Column::EnterpriseId.eq(enterprise_id.as_str()))
-        .order_by_desc(audit_event::Column::Seq)
-        .limit(1)
-        .one(txn)
+    enterprise_id: &str,
+) -> Result<(i64, String), DomainError> {
+    let touched = audit_head::Entity::update_many()
+        .col_expr(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq))
+        .filter(audit_head::Column::EnterpriseId.eq(enterprise_id))
+        .exec(txn)
         .await
         .map_err(storage)?;
+    if touched.rows_affected == 0 {
+        let last = audit_event::Entity::find()
+            .filter(audit_event::Column::EnterpriseId.eq(enterprise_id))
+            .order_by_desc(audit_event::Column::Seq)
+            .limit(1)
+            .one(txn)
+            .await
+            .map_err(storage)?;
+        let (seq, hash) = last.map_or((0, GENESIS.to_owned()), |event| (event.seq, event.hash));
+        audit_head::Entity::insert(audit_head::ActiveModel {
+            enterprise_id: Set(enterprise_id.to_owned()),
+            seq: Set(seq),
+            hash: Set(hash),
+        })
+        .on_conflict(
+            OnConflict::column(audit_head::Column::EnterpriseId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await
+        .map_err(storage)?;
+        audit_head::Entity::update_many()
+            .col_expr(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq))
+            .filter(audit_head::Column::EnterpriseId.eq(enterprise_id))
+            .exec(txn)
+            .await
+            .map_err(storage)?;
+    }
+    let head = audit_head::Entity::find_by_id(enterprise_id)
+        .one(txn)
+        .await
+        .map_err(storage)?
+        .ok_or(DomainError::NotFound("audit chain"))?;
+    Ok((head.seq, head.hash))
+}
+
+/// Appends `entry` to the enterprise's chain (`""` is the platform's own chain) and returns the
+/// stored event.
+pub(crate) async fn append(
+    txn: &DatabaseTransaction,
+    enterprise_id: &str,
+    entry: &AuditEntry,
+) -> Result<audit_event::Model, DomainError> {
+    let (seq, prev_hash) = lock_head(txn, enterprise_id).await?;
     let mut event = audit_event::Model {
-        id: uuid::Uuid::now_v7().to_string(),
-        enterprise_id: enterprise_id.0.clone(),
-        seq,
+        id: entry
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+        enterprise_id: enterprise_id.to_owned(),
+        seq: seq + 1,
         // Stored and hashed at microseconds, what every backend keeps.
         time: entry
             .time
             .with_nanosecond(entry.time.timestamp_subsec_micros() * 1000)
             .unwrap_or(entry.time),
         actor: entry.actor.clone(),
-        action: entry.action.to_owned(),
+        action: entry.action.clone(),
         target: entry.target.clone(),
-        outcome: "SUCCESS".to_owned(),
+        outcome: entry.outcome.clone(),
         details: entry.details.to_string(),
-        prev_hash: previous
-            .map(|p| p.hash)
-            .unwrap_or_else(|| GENESIS.to_owned()),
+        prev_hash,
         hash: String::new(),
+        ip: entry.ip.clone(),
+        user_agent: entry.user_agent.clone(),
+        trace_id: entry.trace_id.clone(),
     };
     event.hash = digest(&event);
-    let row = audit_event::ActiveModel {
-        id: Set(event.id),
-        enterprise_id: Set(event.enterprise_id),
-        seq: Set(event.seq),
-        time: Set(event.time),
-        actor: Set(event.actor),
-        action: Set(event.action),
-        target: Set(event.target),
-        outcome: Set(event.outcome),
-        details: Set(event.details),
-        prev_hash: Set(event.prev_hash),
-        hash: Set(event.hash),
-    };
-    audit_event::Entity::insert(row)
+    audit_event::Entity::insert(audit_event::ActiveModel::from(event.clone()))
         .exec_without_returning(txn)
         .await
         .map_err(storage)?;
-    Ok(())
+    audit_head::Entity::update_many()
+        .col_expr(audit_head::Column::Seq, Expr::value(event.seq))
+        .col_expr(audit_head::Column::Hash, Expr::value(event.hash.clone()))
+        .filter(audit_head::Column::EnterpriseId.eq(enterprise_id))
+        .exec(txn)
+        .await
+        .map_err(storage)?;
+    Ok(event)
 }
 
-use chrono::Timelike;
+/// Appends to one enterprise's chain inside one transaction; nothing is stored until `commit`.
+pub struct AuditBatch {
+    txn: DatabaseTransaction,
+    enterprise_id: String,
+    stored: std::collections::HashSet<String>,
+}
+
+impl AuditBatch {
+    /// Appends `entry` unless an event with its id is stored already; `None` then.
+    pub async fn append_new(
+        &mut self,
+        entry: &AuditEntry,
+    ) -> Result<Option<audit_event::Model>, DomainError> {
+        if let Some(id) = &entry.id
+            && !self.stored.insert(id.clone())
+        {
+            return Ok(None);
+        }
+        append(&self.txn, &self.enterprise_id, entry)
+            .await
+            .map(Some)
+    }
+
+    /// The batch's transaction, for reads that must see what it appended.
+    pub fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    pub async fn commit(self) -> Result<(), DomainError> {
+        self.txn.commit().await.map_err(storage)
+    }
+}
+
+/// Which events a query wants; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub enterprise_id: String,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub action_prefix: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl EventQuery {
+    fn condition(&self) -> Condition {
+        let mut condition =
+            Condition::all().add(audit_event::Column::EnterpriseId.eq(self.enterprise_id.as_str()));
+        if let Some(actor) = &self.actor {
+            condition = condition.add(audit_event::Column::Actor.eq(actor.as_str()));
+        }
+        if let Some(action) = &self.action {
+            condition = condition.add(audit_event::Column::Action.eq(action.as_str()));
+        }
+        if let Some(prefix) = &self.action_prefix {
+            condition = condition.add(audit_event::Column::Action.starts_with(prefix.as_str()));
+        }
+        match (&self.target_type, &self.target_id) {
+            (Some(kind), Some(id)) => {
+                condition = condition.add(audit_event::Column::Target.eq(format!("{kind}:{id}")));
+            }
+            (Some(kind), None) => {
+                condition =
+                    condition.add(audit_event::Column::Target.starts_with(format!("{kind}:")));
+            }
+            (None, Some(id)) => {
+                condition = condition.add(audit_event::Column::Target.ends_with(format!(":{id}")));
+            }
+            (None, None) => {}
+        }
+        if let Some(outcome) = &self.outcome {
+            condition = condition.add(audit_event::Column::Outcome.eq(outcome.as_str()));
+        }
+        if let Some(from) = self.from {
+            condition = condition.add(audit_event::Column::Time.gte(from));
+        }
+        if let Some(until) = self.until {
+            condition = condition.add(audit_event::Column::Time.lt(until));
+        }
+        condition
+    }
+}
 
 impl Store {
-    /// The enterprise's events in order (tests and, later, the audit service).
+    /// Opens an append to one enterprise's chain: a transaction holding its lock, and which of
+    /// `ids` are stored already (AU2: at-least-once delivery, stored once).
+    pub async fn audit_batch(
+        &self,
+        enterprise_id: &str,
+        ids: Vec<String>,
+    ) -> Result<AuditBatch, DomainError> {
+        let txn = self.begin().await?;
+        lock_head(&txn, enterprise_id).await?;
+        let stored = audit_event::Entity::find()
+            .select_only()
+            .column(audit_event::Column::Id)
+            .filter(audit_event::Column::Id.is_in(ids))
+            .into_tuple::<String>()
+            .all(&txn)
+            .await
+            .map_err(storage)?
+            .into_iter()
+            .collect();
+        Ok(AuditBatch {
+            txn,
+            enterprise_id: enterprise_id.to_owned(),
+            stored,
+        })
+    }
+
+    /// A page of events, newest first, strictly before sequence `before` when given.
+    pub async fn list_events(
+        &self,
+        query: &EventQuery,
+        before: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<audit_event::Model>, DomainError> {
+        let mut condition = query.condition();
+        if let Some(before) = before {
+            condition = condition.add(audit_event::Column::Seq.lt(before));
+        }
+        audit_event::Entity::find()
+            .filter(condition)
+            .order_by_desc(audit_event::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(storage)
+    }
+
+    /// A page of events, oldest first, strictly after sequence `after`.
+    pub async fn events_after(
+        &self,
+        query: &EventQuery,
+        after: i64,
+        limit: u64,
+    ) -> Result<Vec<audit_event::Model>, DomainError> {
+        audit_event::Entity::find()
+            .filter(query.condition().add(audit_event::Column::Seq.gt(after)))
+            .order_by_asc(audit_event::Column::Seq)
+            .limit(limit)
+            .all(&self.db)
+            .await
+            .map_err(storage)
+    }
+
+    /// The enterprise's events in order (tests).
     pub async fn audit_events(
         &self,
         enterprise_id: &EnterpriseId,
@@ -127,36 +360,85 @@ impl Store {
             .map_err(storage)
     }
 
-    /// Walks the chain; `None` when every link holds.
+    /// How many failures, or distinct targets, match within a window: the alert rules' counts.
+    pub async fn count_events(
+        &self,
+        db: &impl ConnectionTrait,
+        query: &EventQuery,
+        extra: Condition,
+        distinct_targets: bool,
+    ) -> Result<u64, DomainError> {
+        let select = audit_event::Entity::find().filter(query.condition().add(extra));
+        if distinct_targets {
+            let targets: Vec<String> = select
+                .select_only()
+                .column(audit_event::Column::Target)
+                .distinct()
+                .into_tuple::<String>()
+                .all(db)
+                .await
+                .map_err(storage)?;
+            return Ok(targets.len() as u64);
+        }
+        use sea_orm::PaginatorTrait;
+        select.count(db).await.map_err(storage)
+    }
+
+    /// Walks the chain from its checkpoint (or its start) in pages; `None` when every link
+    /// holds. Returns the first broken link and how many events were checked.
+    pub async fn verify_chain_from(
+        &self,
+        enterprise_id: &str,
+        start: (i64, String),
+    ) -> Result<(Option<BrokenLink>, u64), DomainError> {
+        let (mut last_seq, mut expected_prev) = start;
+        let mut checked = 0u64;
+        let query = EventQuery {
+            enterprise_id: enterprise_id.to_owned(),
+            ..EventQuery::default()
+        };
+        loop {
+            // Pages by position in the table's order, not by `seq`, so a moved event is seen
+            // where it now sits.
+            let page = self.events_after(&query, last_seq, 1000).await?;
+            if page.is_empty() {
+                return Ok((None, checked));
+            }
+            for event in page {
+                let broken = |problem| {
+                    Some(BrokenLink {
+                        seq: event.seq,
+                        event_id: event.id.clone(),
+                        problem,
+                    })
+                };
+                if event.seq != last_seq + 1 {
+                    return Ok((
+                        broken("sequence gap: an event before it is missing"),
+                        checked,
+                    ));
+                }
+                if event.prev_hash != expected_prev {
+                    return Ok((broken("does not follow the event before it"), checked));
+                }
+                if digest(&event) != event.hash {
+                    return Ok((broken("content does not match its hash"), checked));
+                }
+                checked += 1;
+                last_seq = event.seq;
+                expected_prev = event.hash.clone();
+            }
+        }
+    }
+
+    /// Walks the whole chain; `None` when every link holds.
     pub async fn verify_chain(
         &self,
         enterprise_id: &EnterpriseId,
     ) -> Result<Option<BrokenLink>, DomainError> {
-        let mut expected_prev = GENESIS.to_owned();
-        for (index, event) in self
-            .audit_events(enterprise_id)
+        Ok(self
+            .verify_chain_from(enterprise_id.as_str(), (0, GENESIS.to_owned()))
             .await?
-            .into_iter()
-            .enumerate()
-        {
-            let broken = |problem| {
-                Some(BrokenLink {
-                    seq: event.seq,
-                    event_id: event.id.clone(),
-                    problem,
-                })
-            };
-            if event.prev_hash != expected_prev {
-                return Ok(broken("does not follow the event before it"));
-            }
-            if event.seq != i64::try_from(index).unwrap_or(i64::MAX) + 1 {
-                return Ok(broken("sequence gap"));
-            }
-            if digest(&event) != event.hash {
-                return Ok(broken("content does not match its hash"));
-            }
-            expected_prev = event.hash.clone();
-        }
-        Ok(None)
+            .0)
     }
 }

@@ -7,7 +7,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Structure)]
+        vec![Box::new(M0001Structure), Box::new(M0002AuditTrail)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -366,6 +366,184 @@ impl MigrationTrait for M0001Structure {
         ] {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+struct M0002AuditTrail;
+
+impl MigrationName for M0002AuditTrail {
+    fn name(&self) -> &str {
+        "m0002_audit_trail"
+    }
+}
+
+/// AU1: the database itself refuses to change or remove audit events. Deleting is allowed only
+/// for events a retention run has archived and covered with a checkpoint, which it marks in
+/// `audit_retention_grants` inside its own transaction.
+const POSTGRES_GUARD: &str = r#"
+CREATE OR REPLACE FUNCTION praxis_audit_append_only() RETURNS trigger AS $$
+BEGIN
+  IF TG_OP = 'DELETE' AND EXISTS (
+    SELECT 1 FROM audit_retention_grants g
+    WHERE g.enterprise_id = OLD.enterprise_id AND OLD.seq <= g.up_to_seq
+  ) THEN
+    RETURN OLD;
+  END IF;
+  RAISE EXCEPTION 'audit_events is append-only' USING ERRCODE = 'insufficient_privilege';
+END
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+  FOR EACH ROW EXECUTE FUNCTION praxis_audit_append_only();
+"#;
+
+const SQLITE_GUARD: [&str; 2] = [
+    "CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events \
+     BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+    "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events \
+     WHEN NOT EXISTS (SELECT 1 FROM audit_retention_grants g \
+       WHERE g.enterprise_id = OLD.enterprise_id AND OLD.seq <= g.up_to_seq) \
+     BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+];
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002AuditTrail {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in ["ip", "user_agent", "trace_id"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("audit_events")
+                        .add_column(string(column).default(""))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        for (name, columns) in [
+            ("audit_events_by_time", &["enterprise_id", "time"][..]),
+            (
+                "audit_events_by_action",
+                &["enterprise_id", "action", "time"][..],
+            ),
+            (
+                "audit_events_by_target",
+                &["enterprise_id", "target", "time"][..],
+            ),
+            (
+                "audit_events_by_actor",
+                &["enterprise_id", "actor", "time"][..],
+            ),
+        ] {
+            let mut index = Index::create();
+            index.name(name).table("audit_events");
+            for column in columns {
+                index.col(*column);
+            }
+            manager.create_index(index.to_owned()).await?;
+        }
+        manager
+            .create_table(
+                Table::create()
+                    .table("audit_heads")
+                    .col(string("enterprise_id").primary_key())
+                    .col(big_integer("seq"))
+                    .col(string("hash"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("audit_checkpoints")
+                    .col(string("enterprise_id").primary_key())
+                    .col(big_integer("seq"))
+                    .col(string("hash"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .col(string("signature"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("audit_retention_grants")
+                    .col(string("enterprise_id").primary_key())
+                    .col(big_integer("up_to_seq"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("audit_known_networks")
+                    .col(string("user_id"))
+                    .col(string("network"))
+                    .col(timestamp_with_time_zone("first_seen"))
+                    .primary_key(Index::create().col("user_id").col("network"))
+                    .to_owned(),
+            )
+            .await?;
+        let db = manager.get_connection();
+        match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                db.execute_unprepared(POSTGRES_GUARD).await?;
+            }
+            _ => {
+                for statement in SQLITE_GUARD {
+                    db.execute_unprepared(statement).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let db = manager.get_connection();
+        match manager.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                db.execute_unprepared(
+                    "DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events; \
+                     DROP FUNCTION IF EXISTS praxis_audit_append_only()",
+                )
+                .await?;
+            }
+            _ => {
+                db.execute_unprepared("DROP TRIGGER IF EXISTS audit_events_no_update")
+                    .await?;
+                db.execute_unprepared("DROP TRIGGER IF EXISTS audit_events_no_delete")
+                    .await?;
+            }
+        }
+        for table in [
+            "audit_known_networks",
+            "audit_retention_grants",
+            "audit_checkpoints",
+            "audit_heads",
+        ] {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        for name in [
+            "audit_events_by_time",
+            "audit_events_by_action",
+            "audit_events_by_target",
+            "audit_events_by_actor",
+        ] {
+            manager
+                .drop_index(Index::drop().name(name).table("audit_events").to_owned())
+                .await?;
+        }
+        for column in ["ip", "user_agent", "trace_id"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("audit_events")
+                        .drop_column(column)
+                        .to_owned(),
+                )
                 .await?;
         }
         Ok(())

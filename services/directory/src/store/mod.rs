@@ -30,6 +30,11 @@ pub struct Store {
     revisions: tokio::sync::broadcast::Sender<(EnterpriseId, i64)>,
 }
 
+/// For domain code that runs queries inside a store transaction (the alert rules).
+pub(crate) fn storage_error(error: DbErr) -> DomainError {
+    storage(error)
+}
+
 fn storage(error: DbErr) -> DomainError {
     match error.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => DomainError::AlreadyExists("record"),
@@ -110,7 +115,7 @@ impl Store {
             return Err(DomainError::NotFound("enterprise"));
         }
         let revision = revision_of(txn, enterprise_id).await?;
-        audit::append(txn, enterprise_id, revision, audit).await?;
+        audit::append(txn, enterprise_id.as_str(), audit).await?;
         Ok(revision)
     }
 
@@ -148,7 +153,7 @@ impl Store {
             .await
             .map_err(storage)?;
         let enterprise = enterprise_from(inserted);
-        audit::append(&txn, &enterprise.id, enterprise.revision, audit).await?;
+        audit::append(&txn, enterprise.id.as_str(), audit).await?;
         self.commit(txn, &enterprise.id, enterprise.revision)
             .await?;
         Ok(enterprise)
@@ -348,7 +353,7 @@ impl Store {
         if updated.rows_affected != 1 {
             return Err(DomainError::Aborted("enterprise changed concurrently"));
         }
-        audit::append(&txn, id, current.revision + 1, audit).await?;
+        audit::append(&txn, id.as_str(), audit).await?;
         let row = enterprise::Entity::find_by_id(id.as_str())
             .one(&txn)
             .await

@@ -384,6 +384,8 @@ impl Authenticator {
             ip: Set(client.ip_text()),
             details: Set(details.to_string()),
             delivered_at: Set(None),
+            user_agent: Set(client.user_agent.chars().take(512).collect()),
+            trace_id: Set(praxis_runtime::request_context::current_trace_id()),
         };
         if let Err(error) = audit_outbox::Entity::insert(row)
             .exec_without_returning(&self.db)

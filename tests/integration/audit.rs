@@ -1,0 +1,643 @@
+//! The audit trail (AU1–AU4) through `praxis.audit.v1.AuditService`, on SQLite and PostgreSQL:
+//! appends are idempotent, the database refuses changes, VerifyChain finds the exact event
+//! that was altered, removed or moved, identity's events arrive once, alerts fire at their
+//! threshold and not below it, exports stream.
+
+use praxis_directory::domain::*;
+use praxis_proto::audit::v1 as pb;
+use praxis_proto::audit::v1::audit_service_client::AuditServiceClient;
+use praxis_store::sea_orm::ConnectionTrait;
+use praxis_tests::{Install, authed, fixture, violated_fields};
+use tonic::Code;
+
+async fn audit(install: &Install) -> AuditServiceClient<tonic::transport::Channel> {
+    AuditServiceClient::new(install.channel(install.addresses.directory).await)
+}
+
+fn now() -> prost_types::Timestamp {
+    let now = chrono::Utc::now();
+    prost_types::Timestamp {
+        seconds: now.timestamp(),
+        nanos: i32::try_from(now.timestamp_subsec_nanos()).unwrap(),
+    }
+}
+
+/// A data-access event by `user_id`: "opened patient P".
+fn read_patient(enterprise_id: &str, user_id: &str, patient: &str) -> pb::Event {
+    pb::Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        enterprise_id: enterprise_id.to_owned(),
+        time: Some(now()),
+        actor: Some(pb::Actor {
+            user_id: user_id.to_owned(),
+            ..Default::default()
+        }),
+        action: "patient.read".into(),
+        target: Some(pb::Target {
+            r#type: "patient".into(),
+            id: patient.to_owned(),
+        }),
+        outcome: pb::Outcome::Success.into(),
+        ip: "198.51.100.7".into(),
+        user_agent: "patients-service/1.0".into(),
+        trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        details: Some(praxis_proto::json::to_struct(
+            &serde_json::json!({"fields": ["name", "dob"]}),
+        )),
+        ..Default::default()
+    }
+}
+
+fn login(enterprise_id: &str, user_id: &str, ip: &str, outcome: pb::Outcome) -> pb::Event {
+    pb::Event {
+        action: "login".into(),
+        target: Some(pb::Target {
+            r#type: "user".into(),
+            id: user_id.to_owned(),
+        }),
+        outcome: outcome.into(),
+        ip: ip.to_owned(),
+        trace_id: String::new(),
+        ..read_patient(enterprise_id, user_id, "x")
+    }
+}
+
+async fn list(install: &Install, token: &str, filter: pb::EventFilter) -> Vec<pb::Event> {
+    let mut events = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = audit(install)
+            .await
+            .list_events(authed(
+                pb::ListEventsRequest {
+                    filter: Some(filter.clone()),
+                    page_size: 2,
+                    page_token: page_token.clone(),
+                },
+                token,
+            ))
+            .await
+            .expect("list")
+            .into_inner();
+        events.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return events;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
+async fn verify(install: &Install, token: &str) -> pb::VerifyChainResponse {
+    audit(install)
+        .await
+        .verify_chain(authed(pb::VerifyChainRequest::default(), token))
+        .await
+        .expect("verify")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn au1_au2_appends_are_idempotent_queryable_and_tamper_evident() {
+    for install in praxis_tests::installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let staff = acme.user(UserKind::Staff);
+        let staff_token = install.token_for(&staff.email).await;
+        let enterprise = acme.enterprise.id.0.clone();
+
+        let events: Vec<pb::Event> = ["p-1", "p-2", "p-3"]
+            .iter()
+            .map(|p| read_patient(&enterprise, &staff.id.0, p))
+            .collect();
+        let appended = audit(&install)
+            .await
+            .append_events(authed(
+                pb::AppendEventsRequest {
+                    events: events.clone(),
+                },
+                &staff_token,
+            ))
+            .await
+            .expect("append")
+            .into_inner()
+            .appended;
+        assert_eq!(appended, 3, "{b}");
+        let again = audit(&install)
+            .await
+            .append_events(authed(
+                pb::AppendEventsRequest {
+                    events: events.clone(),
+                },
+                &staff_token,
+            ))
+            .await
+            .expect("append again")
+            .into_inner()
+            .appended;
+        assert_eq!(again, 0, "{b}: the same ids are stored once");
+
+        // Someone else's name, another enterprise, or a malformed event: refused, nothing stored.
+        let mut forged = read_patient(&enterprise, &acme.user(UserKind::Manager).id.0, "p-9");
+        let status = audit(&install)
+            .await
+            .append_events(authed(
+                pb::AppendEventsRequest {
+                    events: vec![forged.clone()],
+                },
+                &staff_token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{b}");
+        forged.actor = Some(pb::Actor {
+            user_id: staff.id.0.clone(),
+            ..Default::default()
+        });
+        forged.ip = "not an address".into();
+        forged.outcome = 0;
+        let status = audit(&install)
+            .await
+            .append_events(authed(
+                pb::AppendEventsRequest {
+                    events: vec![forged],
+                },
+                &staff_token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{b}");
+        assert_eq!(
+            violated_fields(&status),
+            ["events[0].outcome", "events[0].ip"],
+            "{b}"
+        );
+
+        // Queries: by target, by action prefix, paginated without gaps or repeats.
+        let reads = list(
+            &install,
+            &admin,
+            pb::EventFilter {
+                target_type: "patient".into(),
+                target_id: "p-2".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(reads.len(), 1, "{b}");
+        assert_eq!(reads[0].id, events[1].id, "{b}");
+        assert_eq!(reads[0].trace_id, events[1].trace_id, "{b}");
+        assert_eq!(reads[0].user_agent, "patients-service/1.0", "{b}");
+        let by_staff = list(
+            &install,
+            &admin,
+            pb::EventFilter {
+                actor: Some(pb::Actor {
+                    user_id: staff.id.0.clone(),
+                    ..Default::default()
+                }),
+                action: "patient.*".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(by_staff.len(), 3, "{b}");
+        let everything = list(&install, &admin, pb::EventFilter::default()).await;
+        let mut ids: Vec<&str> = everything.iter().map(|e| e.id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), everything.len(), "{b}: no repeats across pages");
+        assert!(
+            everything.windows(2).all(|w| w[0].sequence > w[1].sequence),
+            "{b}: newest first"
+        );
+        assert!(
+            everything.iter().any(|e| e.action == "enterprise.create"),
+            "{b}: directory's own writes are in the same chain"
+        );
+
+        // Only the enterprise's admins read it.
+        let status = audit(&install)
+            .await
+            .list_events(authed(pb::ListEventsRequest::default(), &staff_token))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{b}");
+        let other = fixture(&install, "Globex").await;
+        let other_admin = install
+            .token_for(&other.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let status = audit(&install)
+            .await
+            .list_events(authed(
+                pb::ListEventsRequest {
+                    filter: Some(pb::EventFilter {
+                        enterprise_id: enterprise.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                &other_admin,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{b}");
+
+        let verified = verify(&install, &admin).await;
+        assert!(verified.intact, "{b}: {verified:?}");
+        assert_eq!(
+            verified.events_checked,
+            i64::try_from(everything.len()).unwrap(),
+            "{b}"
+        );
+
+        // The database refuses changes and removals.
+        let db = install.directory.store().connection();
+        let target = everything[everything.len() / 2].clone();
+        let update = format!(
+            "UPDATE audit_events SET target = 'patient:someone-else' WHERE id = '{}'",
+            target.id
+        );
+        let delete = format!("DELETE FROM audit_events WHERE id = '{}'", target.id);
+        assert!(
+            db.execute_unprepared(&update).await.is_err(),
+            "{b}: UPDATE refused"
+        );
+        assert!(
+            db.execute_unprepared(&delete).await.is_err(),
+            "{b}: DELETE refused"
+        );
+
+        // Past the guard: altering, moving or removing an event is found at that event.
+        praxis_tests::drop_audit_guard(db).await;
+        db.execute_unprepared(&update).await.unwrap();
+        let broken = verify(&install, &admin).await;
+        assert!(!broken.intact, "{b}");
+        assert_eq!(
+            broken.first_broken.as_ref().unwrap().event_id,
+            target.id,
+            "{b}: altered"
+        );
+        db.execute_unprepared(&format!(
+            "UPDATE audit_events SET target = '{}:{}' WHERE id = '{}'",
+            target.target.as_ref().unwrap().r#type,
+            target.target.as_ref().unwrap().id,
+            target.id
+        ))
+        .await
+        .unwrap();
+        assert!(verify(&install, &admin).await.intact, "{b}: restored");
+
+        let (first, second) = (&everything[3], &everything[2]);
+        let swap =
+            |seq: i64, id: &str| format!("UPDATE audit_events SET seq = {seq} WHERE id = '{id}'");
+        db.execute_unprepared(&swap(-1, &first.id)).await.unwrap();
+        db.execute_unprepared(&swap(first.sequence, &second.id))
+            .await
+            .unwrap();
+        db.execute_unprepared(&swap(second.sequence, &first.id))
+            .await
+            .unwrap();
+        let moved = verify(&install, &admin).await;
+        assert_eq!(
+            moved.first_broken.as_ref().unwrap().sequence,
+            first.sequence,
+            "{b}: reordered at the earlier position: {moved:?}"
+        );
+        db.execute_unprepared(&swap(-1, &first.id)).await.unwrap();
+        db.execute_unprepared(&swap(second.sequence, &second.id))
+            .await
+            .unwrap();
+        db.execute_unprepared(&swap(first.sequence, &first.id))
+            .await
+            .unwrap();
+        assert!(verify(&install, &admin).await.intact, "{b}: put back");
+
+        db.execute_unprepared(&delete).await.unwrap();
+        let gone = verify(&install, &admin).await;
+        assert_eq!(
+            gone.first_broken.as_ref().unwrap().sequence,
+            target.sequence + 1,
+            "{b}: a removed event breaks the link after it: {gone:?}"
+        );
+    }
+}
+
+/// AU2: identity's login events reach the trail, each once, even when the relay dies between
+/// delivering and marking (simulated by forgetting the marks).
+#[tokio::test]
+async fn au2_identity_events_arrive_exactly_once() {
+    for install in praxis_tests::installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let staff = acme.user(UserKind::Staff);
+        install
+            .identity
+            .seed_password(&staff.id.0, "plum orbit candle 7", false)
+            .await
+            .unwrap();
+        let mut auth = praxis_proto::identity::v1::auth_service_client::AuthServiceClient::new(
+            install.channel(install.addresses.identity).await,
+        );
+        for password in ["wrong one", "plum orbit candle 7"] {
+            let _ = auth
+                .login(praxis_proto::identity::v1::LoginRequest {
+                    email: staff.email.clone(),
+                    password: password.into(),
+                    client: None,
+                })
+                .await;
+        }
+        let logins = || {
+            list(
+                &install,
+                &admin,
+                pb::EventFilter {
+                    action: "login".into(),
+                    ..Default::default()
+                },
+            )
+        };
+        let started = std::time::Instant::now();
+        let mut delivered = logins().await;
+        while delivered.len() < 2 && started.elapsed() < std::time::Duration::from_secs(10) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            delivered = logins().await;
+        }
+        let outcomes: Vec<i32> = delivered.iter().rev().map(|e| e.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                i32::from(pb::Outcome::Failure),
+                i32::from(pb::Outcome::Success)
+            ],
+            "{b}"
+        );
+        assert_eq!(delivered[1].target.as_ref().unwrap().id, staff.id.0, "{b}");
+        assert_eq!(
+            delivered[1].actor.as_ref().unwrap().user_id,
+            staff.id.0,
+            "{b}"
+        );
+
+        // The relay "died" after delivering: every mark is lost, everything is sent again.
+        let identity_db = praxis_store::connect(&install.config.identity().service.database_url)
+            .await
+            .unwrap();
+        identity_db
+            .execute_unprepared("UPDATE audit_outbox SET delivered_at = NULL")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            use praxis_store::sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+            let pending = praxis_identity::store::audit_outbox::Entity::find()
+                .filter(praxis_identity::store::audit_outbox::Column::DeliveredAt.is_null())
+                .count(&identity_db)
+                .await
+                .unwrap();
+            if pending == 0 {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "{b}: redelivered"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(logins().await.len(), 2, "{b}: stored once");
+        assert!(verify(&install, &admin).await.intact, "{b}");
+    }
+}
+
+/// AU4: each rule fires on its scenario, once, and stays quiet just under its threshold; the
+/// alert is streamed and recorded.
+#[tokio::test]
+async fn au4_alerts_fire_at_their_threshold_and_not_below() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let enterprise = acme.enterprise.id.0.clone();
+    let admin = install
+        .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+        .await;
+    let mut policy = install
+        .directory
+        .get_enterprise(&Actor::Operator, &acme.enterprise.id)
+        .await
+        .unwrap()
+        .policy;
+    policy.audit.alerts.failed_logins_per_user = 3;
+    policy.audit.alerts.failed_logins_per_ip = 4;
+    policy.audit.alerts.patient_records_per_user = 2;
+    install
+        .directory
+        .update_enterprise(
+            &Actor::Operator,
+            &acme.enterprise.id,
+            None,
+            praxis_directory::domain::service::EnterpriseChange {
+                display_name: None,
+                min_access: None,
+                policy: Some(policy),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+    let mut watch = audit(&install)
+        .await
+        .watch_alerts(authed(pb::WatchAlertsRequest::default(), &admin))
+        .await
+        .expect("watch")
+        .into_inner();
+    let staff = acme.user(UserKind::Staff).id.0.clone();
+    let manager = acme.user(UserKind::Manager).id.0.clone();
+    let append = |events: Vec<pb::Event>| {
+        let directory = install.directory.clone();
+        async move {
+            praxis_directory::grpc::audit::append_proto(&directory, &Actor::Operator, events)
+                .await
+                .expect("append")
+        }
+    };
+    let alerts = || async {
+        list(
+            &install,
+            &admin,
+            pb::EventFilter {
+                action: "alert.raised".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .into_iter()
+        .map(|e| {
+            praxis_proto::json::from_struct(e.details.as_ref().unwrap())["rule"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect::<Vec<_>>()
+    };
+
+    // Failed logins of one user: two stay quiet, the third alerts; from several addresses so
+    // the address rule (4) stays quiet too.
+    for ip in ["192.0.2.1", "192.0.2.2"] {
+        append(vec![login(&enterprise, &staff, ip, pb::Outcome::Failure)]).await;
+    }
+    assert!(alerts().await.is_empty(), "just under the threshold");
+    append(vec![login(
+        &enterprise,
+        &staff,
+        "192.0.2.3",
+        pb::Outcome::Failure,
+    )])
+    .await;
+    assert_eq!(alerts().await, ["failed_logins_user"]);
+    let streamed = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message())
+        .await
+        .expect("streamed in time")
+        .unwrap()
+        .unwrap()
+        .alert
+        .unwrap();
+    assert_eq!(streamed.rule, "failed_logins_user");
+    assert_eq!(streamed.subject, format!("user:{staff}"));
+
+    // One address, several users: the fourth failure from it alerts.
+    for user in [&manager, &manager, &manager] {
+        append(vec![login(
+            &enterprise,
+            user,
+            "203.0.113.50",
+            pb::Outcome::Failure,
+        )])
+        .await;
+    }
+    assert_eq!(
+        alerts().await.len(),
+        2,
+        "the manager's third failure alerted for the user"
+    );
+    append(vec![login(
+        &enterprise,
+        &staff,
+        "203.0.113.50",
+        pb::Outcome::Failure,
+    )])
+    .await;
+    let raised = alerts().await;
+    assert!(
+        raised.contains(&"failed_logins_ip".to_owned()),
+        "{raised:?}"
+    );
+
+    // Patient records: two distinct are fine (re-reading one does not count), a third alerts.
+    let before = alerts().await.len();
+    for patient in ["p-1", "p-2", "p-1"] {
+        append(vec![read_patient(&enterprise, &manager, patient)]).await;
+    }
+    assert_eq!(
+        alerts().await.len(),
+        before,
+        "two distinct records is the limit"
+    );
+    append(vec![read_patient(&enterprise, &manager, "p-3")]).await;
+    assert_eq!(alerts().await[0], "bulk_patient_access");
+
+    // New networks: the first login sets the baseline, the same /24 is known, another is news.
+    let before = alerts().await.len();
+    for ip in ["198.51.100.10", "198.51.100.99"] {
+        append(vec![login(&enterprise, &staff, ip, pb::Outcome::Success)]).await;
+    }
+    assert_eq!(alerts().await.len(), before);
+    append(vec![login(
+        &enterprise,
+        &staff,
+        "203.0.113.9",
+        pb::Outcome::Success,
+    )])
+    .await;
+    assert_eq!(alerts().await[0], "new_network");
+
+    // Any break-glass use.
+    let mut glass = read_patient(&enterprise, &manager, "p-7");
+    glass.action = "break_glass.invoke".into();
+    append(vec![glass]).await;
+    assert_eq!(alerts().await[0], "break_glass");
+    assert!(verify(&install, &admin).await.intact);
+}
+
+/// AU3: exports stream the filtered trail as JSON lines or CSV, oldest first.
+#[tokio::test]
+async fn au3_exports_stream_json_lines_and_csv() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let enterprise = acme.enterprise.id.0.clone();
+    let admin = install
+        .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+        .await;
+    let staff = acme.user(UserKind::Staff).id.0.clone();
+    let events: Vec<pb::Event> = (0..250)
+        .map(|i| read_patient(&enterprise, &staff, &format!("p-{i}")))
+        .collect();
+    praxis_directory::grpc::audit::append_proto(&install.directory, &Actor::Operator, events)
+        .await
+        .unwrap();
+    let export = |format: pb::ExportFormat| {
+        let install = &install;
+        let admin = admin.clone();
+        async move {
+            let mut stream = audit(install)
+                .await
+                .export_events(authed(
+                    pb::ExportEventsRequest {
+                        filter: Some(pb::EventFilter {
+                            action: "patient.read".into(),
+                            ..Default::default()
+                        }),
+                        format: format.into(),
+                    },
+                    &admin,
+                ))
+                .await
+                .expect("export")
+                .into_inner();
+            let mut bytes = Vec::new();
+            while let Some(chunk) = stream.message().await.unwrap() {
+                bytes.extend(chunk.chunk);
+            }
+            String::from_utf8(bytes).unwrap()
+        }
+    };
+    let lines = export(pb::ExportFormat::JsonLines).await;
+    let rows: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 250);
+    assert_eq!(rows[0]["target"], "patient:p-0");
+    assert_eq!(rows[249]["target"], "patient:p-249");
+    assert!(
+        rows.windows(2)
+            .all(|w| w[0]["sequence"].as_i64() < w[1]["sequence"].as_i64())
+    );
+    let csv = export(pb::ExportFormat::Csv).await;
+    let mut csv_lines = csv.lines();
+    assert!(
+        csv_lines
+            .next()
+            .unwrap()
+            .starts_with("id,enterprise_id,sequence,time,actor")
+    );
+    assert_eq!(csv_lines.count(), 250);
+    assert!(
+        csv.contains("\"{\"\"fields\"\":[\"\"name\"\",\"\"dob\"\"]}\""),
+        "details quoted"
+    );
+}
