@@ -641,3 +641,136 @@ async fn au3_exports_stream_json_lines_and_csv() {
         "details quoted"
     );
 }
+
+/// AU3: retention archives old events, removes them behind a signed checkpoint, and
+/// VerifyChain still proves what remains; a forged checkpoint is found.
+#[tokio::test]
+async fn au3_retention_archives_then_removes_behind_a_signed_checkpoint() {
+    for install in praxis_tests::installs().await {
+        let b = &install.backend;
+        let acme = fixture(&install, "Acme").await;
+        let enterprise = acme.enterprise.id.0.clone();
+        let admin = install
+            .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let mut policy = install
+            .directory
+            .get_enterprise(&Actor::Operator, &acme.enterprise.id)
+            .await
+            .unwrap()
+            .policy;
+        policy.audit.retention_days = 30;
+        install
+            .directory
+            .update_enterprise(
+                &Actor::Operator,
+                &acme.enterprise.id,
+                None,
+                praxis_directory::domain::service::EnterpriseChange {
+                    display_name: None,
+                    min_access: None,
+                    policy: Some(policy),
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        let staff = acme.user(UserKind::Staff).id.0.clone();
+        let reads = (0..5)
+            .map(|i| read_patient(&enterprise, &staff, &format!("p-{i}")))
+            .collect();
+        praxis_directory::grpc::audit::append_proto(&install.directory, &Actor::Operator, reads)
+            .await
+            .unwrap();
+        let before = list(&install, &admin, pb::EventFilter::default()).await;
+
+        // Nothing is old yet.
+        assert!(
+            install
+                .directory
+                .apply_audit_retention(chrono::Utc::now())
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b}"
+        );
+        // Forty days on, all of it is.
+        let later = chrono::Utc::now() + chrono::Duration::days(40);
+        let runs = install
+            .directory
+            .apply_audit_retention(later)
+            .await
+            .unwrap();
+        let run = runs
+            .iter()
+            .find(|run| run.enterprise_id == acme.enterprise.id)
+            .expect("acme retained");
+        assert_eq!(run.archived, before.len() as u64, "{b}");
+        let archived: Vec<serde_json::Value> = std::fs::read_to_string(&run.archive)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(archived.len(), before.len(), "{b}");
+        assert!(
+            archived
+                .windows(2)
+                .all(|w| w[1]["previous_hash"] == w[0]["hash"]),
+            "{b}: the archive is the chain itself"
+        );
+        assert!(
+            list(&install, &admin, pb::EventFilter::default())
+                .await
+                .is_empty(),
+            "{b}: removed"
+        );
+        let verified = verify(&install, &admin).await;
+        assert!(verified.intact, "{b}: {verified:?}");
+        let checkpoint = verified.checkpoint.expect("checkpoint");
+        assert_eq!(checkpoint.sequence, run.checkpoint_seq, "{b}");
+        assert_eq!(
+            Some(checkpoint.hash.as_str()),
+            archived.last().unwrap()["hash"].as_str(),
+            "{b}"
+        );
+
+        // The chain goes on from the checkpoint.
+        praxis_directory::grpc::audit::append_proto(
+            &install.directory,
+            &Actor::Operator,
+            vec![read_patient(&enterprise, &staff, "p-9")],
+        )
+        .await
+        .unwrap();
+        let verified = verify(&install, &admin).await;
+        assert!(
+            verified.intact && verified.events_checked == 1,
+            "{b}: {verified:?}"
+        );
+        let remaining = list(&install, &admin, pb::EventFilter::default()).await;
+        assert_eq!(remaining[0].sequence, checkpoint.sequence + 1, "{b}");
+
+        // Outside a retention run the database still refuses deletions.
+        let db = install.directory.store().connection();
+        assert!(
+            db.execute_unprepared(&format!(
+                "DELETE FROM audit_events WHERE enterprise_id = '{enterprise}'"
+            ))
+            .await
+            .is_err(),
+            "{b}"
+        );
+        // A checkpoint moved by hand no longer carries a valid signature.
+        db.execute_unprepared(&format!(
+            "UPDATE audit_checkpoints SET seq = seq - 1 WHERE enterprise_id = '{enterprise}'"
+        ))
+        .await
+        .unwrap();
+        let forged = verify(&install, &admin).await;
+        assert!(!forged.intact, "{b}");
+        assert!(
+            forged.first_broken.unwrap().problem.contains("signature"),
+            "{b}"
+        );
+    }
+}

@@ -70,8 +70,21 @@ pub async fn migrate(database_url: &str) -> Result<(), StartError> {
 }
 
 impl DirectoryService {
+    /// Audit retention (AU3): the checkpoint key (from `settings`, else `default_key_file`,
+    /// created on first start) and where archives go.
+    pub fn with_audit(
+        mut self,
+        settings: &domain::retention::AuditSettings,
+        default_key_file: &std::path::Path,
+    ) -> Result<Self, StartError> {
+        let key = domain::retention::CheckpointKey::from_settings(settings, default_key_file)?;
+        self.directory = self.directory.with_audit(key, settings.archive_dir.clone());
+        Ok(self)
+    }
+
     /// Background work until `shutdown`: revision announcements on the cache's pub/sub, the
-    /// outbox relay to `notifier`, and the hourly inactivity sweep (D19).
+    /// outbox relay to `notifier`, alert announcements, and the hourly audit retention (AU3)
+    /// and inactivity sweep (D19).
     pub fn spawn_workers(
         &self,
         notifier: Arc<dyn domain::notifier::Notifier>,
@@ -154,6 +167,22 @@ impl DirectoryService {
             let directory = self.directory.clone();
             tokio::spawn(async move {
                 loop {
+                    match directory.apply_audit_retention(chrono::Utc::now()).await {
+                        Ok(runs) => {
+                            for run in runs {
+                                tracing::info!(
+                                    enterprise = %run.enterprise_id,
+                                    archived = run.archived,
+                                    checkpoint = run.checkpoint_seq,
+                                    archive = %run.archive.display(),
+                                    "audit events archived and removed behind a checkpoint"
+                                );
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "audit retention failed; retrying next round")
+                        }
+                    }
                     match directory.disable_inactive_users(chrono::Utc::now()).await {
                         Ok(0) => {}
                         Ok(disabled) => tracing::info!(

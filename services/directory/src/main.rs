@@ -22,8 +22,16 @@ async fn main() -> anyhow::Result<()> {
     }
     let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&config.auth)?);
     let cache = praxis_cache::open(&config.cache_url)?;
+    let audit: praxis_directory::domain::retention::AuditFileConfig =
+        praxis_runtime::config::load(args.config.as_deref())?;
     let service = praxis_directory::open(&config, cache)
         .await
+        .and_then(|service| {
+            service.with_audit(
+                &audit.audit,
+                std::path::Path::new(".praxis/audit-checkpoint.key"),
+            )
+        })
         .map_err(|e| anyhow::anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await?;
     let shutdown = CancellationToken::new();

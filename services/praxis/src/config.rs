@@ -21,6 +21,8 @@ pub struct PraxisConfig {
     pub smtp: Option<praxis_runtime::notify::SmtpConfig>,
     /// Where SMS sign-in codes go out (an HTTP webhook); the log sink when unset.
     pub sms: Option<praxis_runtime::notify::SmsConfig>,
+    /// Audit retention: archives and the checkpoint key (under `data_dir` when unset).
+    pub audit: praxis_directory::domain::retention::AuditSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +69,7 @@ impl Default for PraxisConfig {
             },
             smtp: None,
             sms: None,
+            audit: Default::default(),
         }
     }
 }

@@ -80,7 +80,13 @@ pub async fn start_with(
     // Identity writes the JWK Set the others verify callers with; it reads accounts from the
     // directory, so the directory opens first.
     let directory_config = config.directory();
-    let directory = praxis_directory::open(&directory_config, cache.clone()).await?;
+    let mut audit = config.audit.clone();
+    audit
+        .archive_dir
+        .get_or_insert_with(|| config.data_dir.join("audit-archive"));
+    let directory = praxis_directory::open(&directory_config, cache.clone())
+        .await?
+        .with_audit(&audit, &config.data_dir.join("audit-checkpoint.key"))?;
     let identity_config = config.identity();
     let accounts = Arc::new(inprocess::DirectoryAccounts(directory.directory.clone()));
     let identity = Arc::new(

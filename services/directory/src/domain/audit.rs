@@ -4,7 +4,7 @@
 use super::policy::AlertRules;
 use super::users::{IDENTITY_SERVICE_SUBJECT, SERVICE_KIND};
 use super::*;
-use crate::store::audit::{self as chain, AuditEntry, BrokenLink, EventQuery};
+use crate::store::audit::{AuditEntry, BrokenLink, EventQuery};
 use crate::store::entities::{audit_event, audit_network};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::ActiveValue::Set;
@@ -219,16 +219,30 @@ impl Directory {
         may_read(actor, enterprise_id)
     }
 
-    /// Walks the enterprise's chain (AU1) and reports the first broken link.
+    /// Walks the enterprise's chain (AU1) from its retention checkpoint, if any, and reports
+    /// the first broken link, how many events held, and the checkpoint it started from.
     pub async fn verify_audit_chain(
         &self,
         actor: &Actor,
         enterprise_id: &str,
-    ) -> Result<(Option<BrokenLink>, u64), DomainError> {
+    ) -> Result<
+        (
+            Option<BrokenLink>,
+            u64,
+            Option<super::retention::Checkpoint>,
+        ),
+        DomainError,
+    > {
         may_read(actor, enterprise_id)?;
-        self.store
-            .verify_chain_from(enterprise_id, (0, chain::GENESIS.to_owned()))
-            .await
+        let (seq, hash, checkpoint) = match self.chain_start(enterprise_id).await? {
+            Ok(start) => start,
+            Err(broken) => return Ok((Some(broken), 0, None)),
+        };
+        let (broken, checked) = self
+            .store
+            .verify_chain_from(enterprise_id, (seq, hash))
+            .await?;
+        Ok((broken, checked, checkpoint))
     }
 
     /// May `actor` watch the enterprise's alerts.

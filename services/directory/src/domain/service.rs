@@ -44,6 +44,10 @@ pub struct Directory {
     pub(super) settings: std::sync::Arc<DirectorySettings>,
     /// Alerts raised by appended events, after their commit (AU4).
     pub(super) alerts: tokio::sync::broadcast::Sender<super::audit::Alert>,
+    /// Signs retention checkpoints (AU3); required to verify a chain that has one.
+    pub(super) audit_key: Option<super::retention::CheckpointKey>,
+    /// Where retention archives removed events; retention runs only when set.
+    pub(super) audit_archive: Option<std::path::PathBuf>,
 }
 
 pub(super) fn display_name(field: &'static str, value: &str) -> Result<String, DomainError> {
@@ -107,11 +111,24 @@ impl Directory {
             store,
             settings: std::sync::Arc::new(settings),
             alerts: tokio::sync::broadcast::channel(1024).0,
+            audit_key: None,
+            audit_archive: None,
         }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// With retention (AU3): the checkpoint key and where archives go.
+    pub fn with_audit(
+        mut self,
+        key: super::retention::CheckpointKey,
+        archive: Option<std::path::PathBuf>,
+    ) -> Self {
+        self.audit_key = Some(key);
+        self.audit_archive = archive;
+        self
     }
 
     /// Alerts as they are raised, after the events that raised them are committed.

@@ -264,7 +264,7 @@ fn query_in(filter: Option<pb::EventFilter>, actor: &Actor) -> Result<EventQuery
 }
 
 /// One export row: JSON for lines, the same fields flattened for CSV.
-fn export_json(event: &audit_event::Model) -> serde_json::Value {
+pub(crate) fn export_json(event: &audit_event::Model) -> serde_json::Value {
     serde_json::json!({
         "id": event.id,
         "enterprise_id": event.enterprise_id,
@@ -456,7 +456,7 @@ impl AuditService for AuditApi {
             ("", Actor::Caller(caller)) => caller.enterprise_id.clone(),
             (id, _) => id.to_owned(),
         };
-        let (broken, checked) = self
+        let (broken, checked, checkpoint) = self
             .directory
             .verify_audit_chain(&actor, &enterprise_id)
             .await?;
@@ -468,7 +468,11 @@ impl AuditService for AuditApi {
                 event_id: link.event_id,
                 problem: link.problem.to_owned(),
             }),
-            checkpoint: None,
+            checkpoint: checkpoint.map(|c| pb::Checkpoint {
+                sequence: c.seq,
+                hash: c.hash,
+                create_time: Some(timestamp(c.created_at)),
+            }),
         }))
     }
 

@@ -4,7 +4,7 @@
 //! them breaks the chain where it happened; the database refuses UPDATE and DELETE on the table
 //! (migration m0002) except for what a retention run has archived.
 
-use super::entities::{audit_event, audit_head};
+use super::entities::{audit_checkpoint, audit_event, audit_head, audit_retention_grant};
 use super::{Store, storage};
 use crate::domain::*;
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
@@ -429,6 +429,98 @@ impl Store {
                 expected_prev = event.hash.clone();
             }
         }
+    }
+
+    pub async fn audit_checkpoint(
+        &self,
+        enterprise_id: &str,
+    ) -> Result<Option<crate::domain::retention::Checkpoint>, DomainError> {
+        Ok(audit_checkpoint::Entity::find_by_id(enterprise_id)
+            .one(&self.db)
+            .await
+            .map_err(storage)?
+            .map(|row| crate::domain::retention::Checkpoint {
+                enterprise_id: row.enterprise_id,
+                seq: row.seq,
+                hash: row.hash,
+                created_at: row.created_at,
+                signature: row.signature,
+            }))
+    }
+
+    /// The last event (sequence, hash) of the longest run after `start` whose events are all
+    /// older than `cutoff`; `None` when there is none.
+    pub async fn audit_prefix_before(
+        &self,
+        enterprise_id: &str,
+        start: i64,
+        cutoff: DateTime<Utc>,
+    ) -> Result<Option<(i64, String)>, DomainError> {
+        let in_chain = Condition::all()
+            .add(audit_event::Column::EnterpriseId.eq(enterprise_id))
+            .add(audit_event::Column::Seq.gt(start));
+        let first_recent = audit_event::Entity::find()
+            .filter(in_chain.clone().add(audit_event::Column::Time.gte(cutoff)))
+            .order_by_asc(audit_event::Column::Seq)
+            .limit(1)
+            .one(&self.db)
+            .await
+            .map_err(storage)?;
+        let mut last = audit_event::Entity::find().filter(in_chain);
+        if let Some(recent) = first_recent {
+            last = last.filter(audit_event::Column::Seq.lt(recent.seq));
+        }
+        Ok(last
+            .order_by_desc(audit_event::Column::Seq)
+            .limit(1)
+            .one(&self.db)
+            .await
+            .map_err(storage)?
+            .map(|event| (event.seq, event.hash)))
+    }
+
+    /// Removes the events the checkpoint covers and stores it, in one transaction: the grant
+    /// that lets the database guard allow these deletions exists only inside it.
+    pub async fn remove_behind_checkpoint(
+        &self,
+        checkpoint: &crate::domain::retention::Checkpoint,
+    ) -> Result<u64, DomainError> {
+        let txn = self.begin().await?;
+        lock_head(&txn, &checkpoint.enterprise_id).await?;
+        audit_retention_grant::Entity::insert(audit_retention_grant::ActiveModel {
+            enterprise_id: Set(checkpoint.enterprise_id.clone()),
+            up_to_seq: Set(checkpoint.seq),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .map_err(storage)?;
+        let removed = audit_event::Entity::delete_many()
+            .filter(audit_event::Column::EnterpriseId.eq(checkpoint.enterprise_id.as_str()))
+            .filter(audit_event::Column::Seq.lte(checkpoint.seq))
+            .exec(&txn)
+            .await
+            .map_err(storage)?
+            .rows_affected;
+        audit_checkpoint::Entity::delete_by_id(checkpoint.enterprise_id.as_str())
+            .exec(&txn)
+            .await
+            .map_err(storage)?;
+        audit_checkpoint::Entity::insert(audit_checkpoint::ActiveModel {
+            enterprise_id: Set(checkpoint.enterprise_id.clone()),
+            seq: Set(checkpoint.seq),
+            hash: Set(checkpoint.hash.clone()),
+            created_at: Set(checkpoint.created_at),
+            signature: Set(checkpoint.signature.clone()),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .map_err(storage)?;
+        audit_retention_grant::Entity::delete_by_id(checkpoint.enterprise_id.as_str())
+            .exec(&txn)
+            .await
+            .map_err(storage)?;
+        txn.commit().await.map_err(storage)?;
+        Ok(removed)
     }
 
     /// Walks the whole chain; `None` when every link holds.

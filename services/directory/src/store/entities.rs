@@ -270,6 +270,46 @@ pub mod audit_head {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod audit_checkpoint {
+    use sea_orm::entity::prelude::*;
+
+    /// Where an enterprise's chain starts after retention removed older events (AU3).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_checkpoints")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub enterprise_id: String,
+        pub seq: i64,
+        pub hash: String,
+        pub created_at: DateTimeUtc,
+        pub signature: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod audit_retention_grant {
+    use sea_orm::entity::prelude::*;
+
+    /// Present only inside a retention run's transaction: the database guard lets it delete
+    /// events up to `up_to_seq`.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_retention_grants")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub enterprise_id: String,
+        pub up_to_seq: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod audit_network {
     use sea_orm::entity::prelude::*;
 
