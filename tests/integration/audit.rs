@@ -774,3 +774,108 @@ async fn au3_retention_archives_then_removes_behind_a_signed_checkpoint() {
         );
     }
 }
+
+/// AU2: authz records denied Checks and custom-policy changes in its outbox, and they reach
+/// the trail; allowed Checks are not recorded.
+#[tokio::test]
+async fn au2_denied_checks_and_policy_changes_reach_the_trail() {
+    use praxis_proto::authz::v1 as authz;
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let admin = install
+        .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+        .await;
+    let staff = acme.user(UserKind::Staff);
+    let staff_token = install.token_for(&staff.email).await;
+    let mut checks = authz::authz_service_client::AuthzServiceClient::new(
+        install.channel(install.addresses.authz).await,
+    );
+    let ask = |permission: &str, kind: &str| authz::CheckRequest {
+        principal: Some(authz::Principal {
+            user_id: staff.id.0.clone(),
+        }),
+        permission: permission.to_owned(),
+        resource: Some(authz::Resource {
+            r#type: kind.to_owned(),
+            id: format!("{kind}-1"),
+            enterprise_id: acme.enterprise.id.0.clone(),
+            practice_id: acme.practices[0].id.0.clone(),
+            ..Default::default()
+        }),
+        min_revision: 0,
+        context: None,
+    };
+    let denied = checks
+        .check(authed(ask("settings:edit", "setting"), &staff_token))
+        .await
+        .expect("check")
+        .into_inner();
+    assert_eq!(denied.decision, i32::from(authz::Decision::Deny));
+    let allowed = checks
+        .check(authed(
+            ask("appointments:read", "appointment"),
+            &staff_token,
+        ))
+        .await
+        .expect("check")
+        .into_inner();
+    assert_eq!(allowed.decision, i32::from(authz::Decision::Allow));
+    authz::policy_service_client::PolicyServiceClient::new(
+        install.channel(install.addresses.authz).await,
+    )
+    .put_policy(authed(
+        authz::PutPolicyRequest {
+            policy: Some(authz::Policy {
+                id: "no-exports".into(),
+                enterprise_id: acme.enterprise.id.0.clone(),
+                description: "Nobody exports.".into(),
+                text:
+                    "forbid (principal, action == Praxis::Action::\"patients:export\", resource);"
+                        .into(),
+                ..Default::default()
+            }),
+        },
+        &admin,
+    ))
+    .await
+    .expect("policy");
+
+    let started = std::time::Instant::now();
+    let (denials, changes) = loop {
+        let denials = list(
+            &install,
+            &admin,
+            pb::EventFilter {
+                action: "authz.check".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let changes = list(
+            &install,
+            &admin,
+            pb::EventFilter {
+                action: "policy.*".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        if (!denials.is_empty() && !changes.is_empty())
+            || started.elapsed() > std::time::Duration::from_secs(10)
+        {
+            break (denials, changes);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(denials.len(), 1, "only the denial: {denials:?}");
+    assert_eq!(denials[0].outcome, i32::from(pb::Outcome::Denied));
+    assert_eq!(denials[0].target.as_ref().unwrap().id, "setting-1");
+    let details = praxis_proto::json::from_struct(denials[0].details.as_ref().unwrap());
+    assert_eq!(details["permission"], "settings:edit");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].action, "policy.put");
+    assert_eq!(
+        changes[0].actor.as_ref().unwrap().user_id,
+        acme.user(UserKind::EnterpriseAdmin).id.0
+    );
+}

@@ -63,7 +63,7 @@ pub async fn standalone_authz_with(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let host = service.host(verifier, std::time::Duration::from_secs(1));
-    service.spawn_workers(shutdown.clone());
+    service.spawn_workers(shutdown.clone(), None);
     let snapshots = service.snapshots();
     tokio::spawn(async move {
         let _keep = dir;

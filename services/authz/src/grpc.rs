@@ -22,6 +22,8 @@ pub struct AuthzApi {
     pub model: Arc<Model>,
     pub snapshots: Arc<Snapshots>,
     pub books: Arc<Books>,
+    /// Denied Checks go to the audit outbox here.
+    pub db: sea_orm::DatabaseConnection,
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -163,6 +165,37 @@ fn answer(evaluation: &Evaluation) -> pb::CheckResponse {
 }
 
 impl AuthzApi {
+    /// A denied Check is recorded (AU2) before it is answered: no denial goes unrecorded.
+    async fn record_denial(
+        &self,
+        caller: &Caller,
+        enterprise_id: &str,
+        check: &Validated,
+        evaluation: &Evaluation,
+    ) -> Result<(), Status> {
+        let resource = &check.input.resource;
+        let record = crate::audit::Record {
+            enterprise_id: enterprise_id.to_owned(),
+            actor: caller.user_id.clone(),
+            action: "authz.check",
+            target: format!("{}:{}", resource.kind, resource.id),
+            outcome: "DENIED",
+            ip: check.input.ip.clone(),
+            details: serde_json::json!({
+                "principal": check.principal_id,
+                "permission": check.input.permission,
+                "reasons": evaluation.reasons,
+                "revision": evaluation.revision,
+            }),
+        };
+        crate::audit::write(&self.db, record)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "denied check not recorded");
+                Status::unavailable("the denial could not be recorded; try again")
+            })
+    }
+
     async fn decide(
         &self,
         caller: &Caller,
@@ -201,6 +234,10 @@ impl AuthzApi {
             permission = %check.input.permission,
             "check"
         );
+        if !evaluation.allow && !explain {
+            self.record_denial(caller, &principal.enterprise_id, &check, &evaluation)
+                .await?;
+        }
         Ok(evaluation)
     }
 }
@@ -394,6 +431,15 @@ impl PolicyService for PolicyApi {
                 &policy.description,
                 &policy.text,
                 etag,
+                crate::audit::Record {
+                    enterprise_id: policy.enterprise_id.clone(),
+                    actor: caller.user_id.clone(),
+                    action: "policy.put",
+                    target: format!("policy:{}", policy.id),
+                    outcome: "SUCCESS",
+                    ip: None,
+                    details: serde_json::json!({"description": policy.description}),
+                },
             )
             .await
             .map_err(store_status)?;
@@ -448,7 +494,20 @@ impl PolicyService for PolicyApi {
         let etag = parse_etag("etag", &body.etag)?;
         reach(&caller, &body.enterprise_id, true)?;
         self.store
-            .delete(&body.enterprise_id, &body.policy_id, etag)
+            .delete(
+                &body.enterprise_id,
+                &body.policy_id,
+                etag,
+                crate::audit::Record {
+                    enterprise_id: body.enterprise_id.clone(),
+                    actor: caller.user_id.clone(),
+                    action: "policy.delete",
+                    target: format!("policy:{}", body.policy_id),
+                    outcome: "SUCCESS",
+                    ip: None,
+                    details: serde_json::json!({}),
+                },
+            )
             .await
             .map_err(store_status)?;
         self.books.invalidate(&body.enterprise_id);

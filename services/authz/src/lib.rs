@@ -3,6 +3,7 @@
 //! binary a gRPC client.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod book;
 pub mod engine;
 pub mod migrations;
@@ -117,6 +118,7 @@ pub async fn open(
             model: model.clone(),
             snapshots,
             books: books.clone(),
+            db: db.clone(),
         },
         policies: grpc::PolicyApi {
             model,
@@ -143,8 +145,38 @@ impl AuthzService {
     }
 
     /// Follows directory's revision announcements until `shutdown`.
-    pub fn spawn_workers(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(self.api.snapshots.clone().follow(shutdown))
+    /// Follows directory's revisions; with a `sink`, also relays the audit outbox to it.
+    pub fn spawn_workers(
+        &self,
+        shutdown: CancellationToken,
+        sink: Option<Arc<dyn audit::AuditSink>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let follower = tokio::spawn(self.api.snapshots.clone().follow(shutdown.clone()));
+        let Some(sink) = sink else {
+            tracing::warn!(
+                "authz has no audit trail to deliver to yet; its events wait in the outbox"
+            );
+            return follower;
+        };
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::ZERO;
+            loop {
+                match audit::relay_once(&db, sink.as_ref()).await {
+                    Ok(_) => backoff = Duration::ZERO,
+                    Err(error) => {
+                        backoff =
+                            (backoff * 2).clamp(Duration::from_secs(1), Duration::from_secs(30));
+                        tracing::warn!(%error, retry_in = ?backoff, "authz audit events not delivered yet");
+                    }
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff.max(Duration::from_millis(500))) => {}
+                }
+            }
+            let _ = follower.await;
+        })
     }
 
     /// The principal cache, for fault drills in tests.

@@ -50,7 +50,7 @@ async fn run(args: ServiceArgs, config: praxis_authz::AuthzConfig) -> anyhow::Re
         shutdown.clone(),
     )
     .await?;
-    let follower = service.spawn_workers(shutdown.clone());
+    let follower = service.spawn_workers(shutdown.clone(), None);
     let host = service.host(verifier, Duration::from_secs(config.service.drain_seconds));
     host.serve(listener, shutdown).await?;
     follower.abort();

@@ -7,7 +7,7 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001CustomPolicies)]
+        vec![Box::new(M0001CustomPolicies), Box::new(M0002AuditOutbox)]
     }
 
     fn migration_table_name() -> DynIden {
@@ -60,6 +60,54 @@ impl MigrationTrait for M0001CustomPolicies {
             .await?;
         manager
             .drop_table(Table::drop().table("custom_policies").to_owned())
+            .await
+    }
+}
+
+struct M0002AuditOutbox;
+
+impl MigrationName for M0002AuditOutbox {
+    fn name(&self) -> &str {
+        "m0002_audit_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002AuditOutbox {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("audit_outbox")
+                    .col(string("id").primary_key())
+                    .col(timestamp_with_time_zone("at"))
+                    .col(string("enterprise_id"))
+                    .col(string("actor"))
+                    .col(string("action"))
+                    .col(string("target"))
+                    .col(string("outcome"))
+                    .col(string("ip"))
+                    .col(string("trace_id"))
+                    .col(text("details"))
+                    .col(timestamp_with_time_zone_null("delivered_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("audit_outbox_pending")
+                    .table("audit_outbox")
+                    .col("delivered_at")
+                    .col("id")
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table("audit_outbox").to_owned())
             .await
     }
 }

@@ -142,6 +142,7 @@ impl PolicyStore {
         description: &str,
         text: &str,
         expected_version: Option<i64>,
+        record: crate::audit::Record,
     ) -> Result<StoredPolicy, StoreError> {
         let txn = self.db.begin().await?;
         let existing = custom_policy::Entity::find_by_id((enterprise_id.to_owned(), id.to_owned()))
@@ -168,6 +169,9 @@ impl PolicyStore {
                 .await?
         };
         bump(&txn, enterprise_id).await?;
+        let mut record = record;
+        record.details["version"] = version.into();
+        crate::audit::write(&txn, record).await?;
         txn.commit().await?;
         Ok(saved.into())
     }
@@ -177,6 +181,7 @@ impl PolicyStore {
         enterprise_id: &str,
         id: &str,
         expected_version: Option<i64>,
+        record: crate::audit::Record,
     ) -> Result<(), StoreError> {
         let txn = self.db.begin().await?;
         let existing = custom_policy::Entity::find_by_id((enterprise_id.to_owned(), id.to_owned()))
@@ -190,6 +195,7 @@ impl PolicyStore {
             .exec(&txn)
             .await?;
         bump(&txn, enterprise_id).await?;
+        crate::audit::write(&txn, record).await?;
         txn.commit().await?;
         Ok(())
     }

@@ -117,3 +117,16 @@ impl Accounts for DirectoryAccounts {
             .map_err(|status| AccountsError(format!("{:?} {}", status.code(), status.message())))
     }
 }
+
+/// Authz's audit relay delivering to the directory in this process.
+pub struct DirectoryAudit(pub Directory);
+
+#[async_trait::async_trait]
+impl praxis_authz::audit::AuditSink for DirectoryAudit {
+    async fn append(&self, events: Vec<praxis_proto::audit::v1::Event>) -> Result<(), String> {
+        praxis_directory::grpc::audit::append_proto(&self.0, &Actor::Operator, events)
+            .await
+            .map(|_| ())
+            .map_err(|status| format!("{:?} {}", status.code(), status.message()))
+    }
+}

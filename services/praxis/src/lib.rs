@@ -135,7 +135,12 @@ pub async fn start_with(
     let token = shutdown.clone();
     tasks.spawn(async move { identity.serve_http(identity_http_listener, token).await });
 
-    let follower = authz.spawn_workers(shutdown.clone());
+    let follower = authz.spawn_workers(
+        shutdown.clone(),
+        Some(Arc::new(inprocess::DirectoryAudit(
+            directory.directory.clone(),
+        ))),
+    );
     tasks.spawn(async move { follower.await.map_err(|error| error.into()) });
     for worker in directory.spawn_workers(notifier, shutdown.clone()) {
         tasks.spawn(async move { worker.await.map_err(|error| error.into()) });
