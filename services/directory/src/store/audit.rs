@@ -159,7 +159,19 @@ pub(crate) async fn append(
     enterprise_id: &str,
     entry: &AuditEntry,
 ) -> Result<audit_event::Model, DomainError> {
-    let (seq, prev_hash) = lock_head(txn, enterprise_id).await?;
+    let head = lock_head(txn, enterprise_id).await?;
+    let event = insert_after(txn, enterprise_id, head, entry).await?;
+    set_head(txn, enterprise_id, &event).await?;
+    Ok(event)
+}
+
+/// Stores `entry` as the event after `head` (sequence, hash); the caller holds the chain lock.
+async fn insert_after(
+    txn: &DatabaseTransaction,
+    enterprise_id: &str,
+    (seq, prev_hash): (i64, String),
+    entry: &AuditEntry,
+) -> Result<audit_event::Model, DomainError> {
     let mut event = audit_event::Model {
         id: entry
             .id
@@ -188,20 +200,31 @@ pub(crate) async fn append(
         .exec_without_returning(txn)
         .await
         .map_err(storage)?;
+    Ok(event)
+}
+
+async fn set_head(
+    txn: &DatabaseTransaction,
+    enterprise_id: &str,
+    last: &audit_event::Model,
+) -> Result<(), DomainError> {
     audit_head::Entity::update_many()
-        .col_expr(audit_head::Column::Seq, Expr::value(event.seq))
-        .col_expr(audit_head::Column::Hash, Expr::value(event.hash.clone()))
+        .col_expr(audit_head::Column::Seq, Expr::value(last.seq))
+        .col_expr(audit_head::Column::Hash, Expr::value(last.hash.clone()))
         .filter(audit_head::Column::EnterpriseId.eq(enterprise_id))
         .exec(txn)
         .await
         .map_err(storage)?;
-    Ok(event)
+    Ok(())
 }
 
-/// Appends to one enterprise's chain inside one transaction; nothing is stored until `commit`.
+/// Appends to one enterprise's chain inside one transaction that holds its lock; the head moves
+/// in memory and is written once, at `commit`. Nothing is stored until then.
 pub struct AuditBatch {
     txn: DatabaseTransaction,
     enterprise_id: String,
+    head: (i64, String),
+    last: Option<audit_event::Model>,
     stored: std::collections::HashSet<String>,
 }
 
@@ -216,9 +239,10 @@ impl AuditBatch {
         {
             return Ok(None);
         }
-        append(&self.txn, &self.enterprise_id, entry)
-            .await
-            .map(Some)
+        let event = insert_after(&self.txn, &self.enterprise_id, self.head.clone(), entry).await?;
+        self.head = (event.seq, event.hash.clone());
+        self.last = Some(event.clone());
+        Ok(Some(event))
     }
 
     /// The batch's transaction, for reads that must see what it appended.
@@ -227,6 +251,9 @@ impl AuditBatch {
     }
 
     pub async fn commit(self) -> Result<(), DomainError> {
+        if let Some(last) = &self.last {
+            set_head(&self.txn, &self.enterprise_id, last).await?;
+        }
         self.txn.commit().await.map_err(storage)
     }
 }
@@ -293,7 +320,7 @@ impl Store {
         ids: Vec<String>,
     ) -> Result<AuditBatch, DomainError> {
         let txn = self.begin().await?;
-        lock_head(&txn, enterprise_id).await?;
+        let head = lock_head(&txn, enterprise_id).await?;
         let stored = audit_event::Entity::find()
             .select_only()
             .column(audit_event::Column::Id)
@@ -307,6 +334,8 @@ impl Store {
         Ok(AuditBatch {
             txn,
             enterprise_id: enterprise_id.to_owned(),
+            head,
+            last: None,
             stored,
         })
     }
@@ -360,28 +389,38 @@ impl Store {
             .map_err(storage)
     }
 
-    /// How many failures, or distinct targets, match within a window: the alert rules' counts.
+    /// How many events, or distinct targets, match, counting no further than `cap`: the alert
+    /// rules only need to know whether a threshold is reached, and a capped count costs the
+    /// same however busy the window is.
     pub async fn count_events(
         &self,
         db: &impl ConnectionTrait,
         query: &EventQuery,
         extra: Condition,
         distinct_targets: bool,
+        cap: u64,
     ) -> Result<u64, DomainError> {
-        let select = audit_event::Entity::find().filter(query.condition().add(extra));
-        if distinct_targets {
-            let targets: Vec<String> = select
-                .select_only()
+        let select = audit_event::Entity::find()
+            .filter(query.condition().add(extra))
+            .select_only();
+        let found: Vec<String> = if distinct_targets {
+            select
                 .column(audit_event::Column::Target)
                 .distinct()
+                .limit(cap)
                 .into_tuple::<String>()
                 .all(db)
                 .await
-                .map_err(storage)?;
-            return Ok(targets.len() as u64);
+        } else {
+            select
+                .column(audit_event::Column::Id)
+                .limit(cap)
+                .into_tuple::<String>()
+                .all(db)
+                .await
         }
-        use sea_orm::PaginatorTrait;
-        select.count(db).await.map_err(storage)
+        .map_err(storage)?;
+        Ok(found.len() as u64)
     }
 
     /// Walks the chain from its checkpoint (or its start) in pages; `None` when every link

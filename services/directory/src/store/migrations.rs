@@ -435,6 +435,12 @@ impl MigrationTrait for M0002AuditTrail {
                 "audit_events_by_actor",
                 &["enterprise_id", "actor", "time"][..],
             ),
+            // The bulk-access rule: has this user read this record within the window, and how
+            // many records have they read.
+            (
+                "audit_events_by_actor_target",
+                &["enterprise_id", "actor", "target", "time"][..],
+            ),
         ] {
             let mut index = Index::create();
             index.name(name).table("audit_events");
@@ -531,6 +537,7 @@ impl MigrationTrait for M0002AuditTrail {
             "audit_events_by_action",
             "audit_events_by_target",
             "audit_events_by_actor",
+            "audit_events_by_actor_target",
         ] {
             manager
                 .drop_index(Index::drop().name(name).table("audit_events").to_owned())
