@@ -161,6 +161,18 @@ def check_identity_env(objects, label, expect_sms_and_passkeys):
     print(f"{label}: identity gets the SMS gateway from its Secret and the passkey relying party")
 
 
+def check_directory_audit(objects, label, expect_archive):
+    pod = by_kind(objects, "Deployment")["praxis-directory"]["spec"]["template"]["spec"]
+    env = {item["name"]: item for item in pod["containers"][0].get("env", [])}
+    key = env.get("PRAXIS_AUDIT__CHECKPOINT_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    if key.get("key") != "audit-checkpoint-key":
+        fail(f"{label}: directory has no audit checkpoint key from a Secret (it cannot write one to a read-only disk)")
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
+    if expect_archive != bool(claims) or expect_archive != ("PRAXIS_AUDIT__ARCHIVE_DIR" in env):
+        fail(f"{label}: audit archive volume {claims} does not match the values")
+    print(f"{label}: directory signs audit checkpoints with a Secret's key; archive volume {claims or 'none'}")
+
+
 def check_refused(values, label):
     chart = helm.Chart.load(str(CHART))
     try:
@@ -188,6 +200,7 @@ def main():
         check_promises(objects, label, expect_ingress=optional_parts_on)
         check_service_monitors(objects, label, expected=optional_parts_on)
         check_identity_env(objects, label, expect_sms_and_passkeys=optional_parts_on)
+        check_directory_audit(objects, label, expect_archive=optional_parts_on)
     check_refused(values_file("invalid-values.yaml"), "invalid values")
     print("chart OK")
 
