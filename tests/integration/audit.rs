@@ -879,3 +879,98 @@ async fn au2_denied_checks_and_policy_changes_reach_the_trail() {
         acme.user(UserKind::EnterpriseAdmin).id.0
     );
 }
+
+/// AU2: a standalone identity's relay, over gRPC with identity's own service token. While
+/// directory cannot be reached the events wait in the outbox; once it answers they arrive, and
+/// delivering them again stores nothing twice.
+#[tokio::test]
+async fn au2_a_standalone_identity_delivers_once_directory_answers() {
+    use praxis_identity::store::audit_outbox;
+    use praxis_store::sea_orm::{
+        ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    };
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let admin = install
+        .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+        .await;
+    let staff = acme.user(UserKind::Staff).id.0.clone();
+    // The standalone identity's own database, with three events its relay has not delivered.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/identity.db?mode=rwc", dir.path().display());
+    praxis_identity::migrate(&url).await.unwrap();
+    let db = praxis_store::connect(&url).await.unwrap();
+    for _ in 0..3 {
+        audit_outbox::Entity::insert(audit_outbox::ActiveModel {
+            id: Set(uuid::Uuid::now_v7().to_string()),
+            at: Set(chrono::Utc::now()),
+            enterprise_id: Set(acme.enterprise.id.0.clone()),
+            actor: Set(staff.clone()),
+            action: Set("login".into()),
+            target: Set(staff.clone()),
+            outcome: Set("failure".into()),
+            ip: Set("192.0.2.44".into()),
+            details: Set(r#"{"reason":"wrong password"}"#.into()),
+            delivered_at: Set(None),
+            user_agent: Set("tests".into()),
+            trace_id: Set(String::new()),
+        })
+        .exec(&db)
+        .await
+        .unwrap();
+    }
+    let pending = || {
+        audit_outbox::Entity::find()
+            .filter(audit_outbox::Column::DeliveredAt.is_null())
+            .count(&db)
+    };
+    // Signed with this install's identity keys, as the standalone identity's would be.
+    let keys = install.key_ring("praxis-identity", "praxis").await;
+    let away =
+        praxis_identity::accounts::GrpcAccounts::new("http://127.0.0.1:9", keys.clone()).unwrap();
+    assert!(
+        praxis_identity::audit_relay::relay_once(&db, &away)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        pending().await.unwrap(),
+        3,
+        "they wait while directory is away"
+    );
+
+    let directory = praxis_identity::accounts::GrpcAccounts::new(
+        &format!("http://{}", install.addresses.directory),
+        keys,
+    )
+    .unwrap();
+    assert_eq!(
+        praxis_identity::audit_relay::relay_once(&db, &directory)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(pending().await.unwrap(), 0);
+    let failures = || {
+        list(
+            &install,
+            &admin,
+            pb::EventFilter {
+                action: "login".into(),
+                target_type: "user".into(),
+                target_id: staff.clone(),
+                ..Default::default()
+            },
+        )
+    };
+    assert_eq!(failures().await.len(), 3);
+    // Marks lost (the relay died after delivering): sent again, stored once.
+    db.execute_unprepared("UPDATE audit_outbox SET delivered_at = NULL")
+        .await
+        .unwrap();
+    praxis_identity::audit_relay::relay_once(&db, &directory)
+        .await
+        .unwrap();
+    assert_eq!(failures().await.len(), 3);
+    assert!(verify(&install, &admin).await.intact);
+}

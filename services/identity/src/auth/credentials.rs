@@ -106,9 +106,27 @@ impl Authenticator {
         if !self.hasher.verify(current, &credential.password_hash).await {
             self.count_failure(&account, &credential, Utc::now())
                 .await?;
+            self.audit(
+                &account.enterprise_id,
+                &caller.user_id,
+                "password.change",
+                "failure",
+                &ClientInfo::default(),
+                serde_json::json!({"reason": "wrong current password"}),
+            )
+            .await;
             return Err(AuthError::PermissionDenied("the current password is wrong"));
         }
         self.set_password(&account, new_password, false).await?;
+        self.audit(
+            &account.enterprise_id,
+            &caller.user_id,
+            "password.change",
+            "success",
+            &ClientInfo::default(),
+            serde_json::json!({}),
+        )
+        .await;
         // Other sessions were opened with the old password.
         let others: Vec<String> = sessions::alive(&self.db, &caller.user_id, Utc::now())
             .await?
@@ -136,6 +154,16 @@ impl Authenticator {
         }
         let account = self.reachable(caller, user_id).await?;
         self.set_password(&account, password, true).await?;
+        self.audit_on(
+            &account.enterprise_id,
+            &caller.user_id,
+            user_id,
+            "password.set_temporary",
+            "success",
+            &ClientInfo::default(),
+            serde_json::json!({}),
+        )
+        .await;
         let ids: Vec<String> = sessions::alive(&self.db, user_id, Utc::now())
             .await?
             .into_iter()

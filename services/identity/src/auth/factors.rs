@@ -154,6 +154,17 @@ impl Authenticator {
     }
 
     pub(super) async fn confirm_totp(&self, user_id: &str) -> Result<Vec<String>, AuthError> {
+        if let Some(account) = self.account(user_id).await? {
+            self.audit(
+                &account.enterprise_id,
+                user_id,
+                "two_factor.totp.enrolled",
+                "success",
+                &ClientInfo::default(),
+                serde_json::json!({}),
+            )
+            .await;
+        }
         let txn = self.db.begin().await?;
         totp::Entity::update_many()
             .col_expr(
@@ -218,6 +229,16 @@ impl Authenticator {
                 message: "no second factor is enrolled".to_owned(),
             });
         }
-        Self::new_recovery_codes(&self.db, &caller.user_id).await
+        let codes = Self::new_recovery_codes(&self.db, &caller.user_id).await?;
+        self.audit(
+            &caller.enterprise_id,
+            &caller.user_id,
+            "two_factor.recovery_codes.regenerated",
+            "success",
+            &ClientInfo::default(),
+            serde_json::json!({}),
+        )
+        .await;
+        Ok(codes)
     }
 }

@@ -364,10 +364,35 @@ impl Authenticator {
         Ok(())
     }
 
+    /// An event about the actor themselves (their login, their password).
     pub(crate) async fn audit(
         &self,
         enterprise_id: &str,
         actor: &str,
+        action: &str,
+        outcome: &str,
+        client: &ClientInfo,
+        details: serde_json::Value,
+    ) {
+        self.audit_on(
+            enterprise_id,
+            actor,
+            actor,
+            action,
+            outcome,
+            client,
+            details,
+        )
+        .await;
+    }
+
+    /// An event by `actor` about user `target` (an admin's action on someone else).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn audit_on(
+        &self,
+        enterprise_id: &str,
+        actor: &str,
+        target: &str,
         action: &str,
         outcome: &str,
         client: &ClientInfo,
@@ -379,7 +404,7 @@ impl Authenticator {
             enterprise_id: Set(enterprise_id.to_owned()),
             actor: Set(actor.to_owned()),
             action: Set(action.to_owned()),
-            target: Set(actor.to_owned()),
+            target: Set(target.to_owned()),
             outcome: Set(outcome.to_owned()),
             ip: Set(client.ip_text()),
             details: Set(details.to_string()),

@@ -433,15 +433,20 @@ impl Authenticator {
         {
             self.count_failure(&account, &credential, Utc::now())
                 .await?;
+            self.step_up_audit(&account, "failure", "wrong password")
+                .await;
             return Err(AuthError::PermissionDenied("wrong password"));
         }
         let mut amr = vec!["pwd".to_owned()];
         if let Some(factor) = self.confirmed_totp(&caller.user_id).await? {
             if !self.spend_totp(&factor, code).await? {
+                self.step_up_audit(&account, "failure", "wrong or missing code")
+                    .await;
                 return Err(AuthError::PermissionDenied("wrong or missing code"));
             }
             amr.push("otp".to_owned());
         }
+        self.step_up_audit(&account, "success", "").await;
         let now = Utc::now();
         session::Entity::update(session::ActiveModel {
             id: Set(row.id.clone()),
@@ -455,6 +460,18 @@ impl Authenticator {
         self.recache_sessions(std::slice::from_ref(&row.id)).await;
         let token = self.access_token(&account, &row.id, amr, now, now).await?;
         Ok((token, now + self.access_ttl))
+    }
+
+    async fn step_up_audit(&self, account: &Account, outcome: &str, reason: &str) {
+        self.audit(
+            &account.enterprise_id,
+            &account.user_id,
+            "session.reauthenticate",
+            outcome,
+            &ClientInfo::default(),
+            serde_json::json!({"reason": reason}),
+        )
+        .await;
     }
 
     /// An access token for `account` in session `session_id`, valid from `now` for the
