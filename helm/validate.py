@@ -171,6 +171,13 @@ def check_directory_audit(objects, label, expect_archive):
     if expect_archive != bool(claims) or expect_archive != ("PRAXIS_AUDIT__ARCHIVE_DIR" in env):
         fail(f"{label}: audit archive volume {claims} does not match the values")
     print(f"{label}: directory signs audit checkpoints with a Secret's key; archive volume {claims or 'none'}")
+    authz = by_kind(objects, "Deployment")["praxis-authz"]["spec"]["template"]["spec"]["containers"][0]
+    sent = {e["name"]: e for e in authz.get("env", [])}.get("PRAXIS_AUDIT_CREDENTIAL", {})
+    known = env.get("PRAXIS_AUTH__SERVICE_CREDENTIALS__AUTHZ", {})
+    ref = lambda item: item.get("valueFrom", {}).get("secretKeyRef", {})
+    if not ref(sent) or ref(sent) != ref(known):
+        fail(f"{label}: authz's audit credential and the one directory accepts are not the same Secret key")
+    print(f"{label}: authz's audit relay and directory share one service credential from a Secret")
 
 
 def check_refused(values, label):

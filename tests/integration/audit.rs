@@ -974,3 +974,83 @@ async fn au2_a_standalone_identity_delivers_once_directory_answers() {
     assert_eq!(failures().await.len(), 3);
     assert!(verify(&install, &admin).await.intact);
 }
+
+/// AU2: a standalone authz delivers its outbox with its service credential; a wrong credential
+/// is refused and the events wait.
+#[tokio::test]
+async fn au2_a_standalone_authz_delivers_with_its_service_credential() {
+    use praxis_runtime::config::ServiceSecret;
+    let secret = "authz-credential-for-tests-0123456789abcdef".to_owned();
+    let install = praxis_tests::start_configured(false, |config| {
+        config
+            .service_credentials
+            .insert("authz".into(), ServiceSecret(secret.clone()));
+    })
+    .await;
+    let acme = fixture(&install, "Acme").await;
+    let admin = install
+        .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
+        .await;
+    let staff = acme.user(UserKind::Staff).id.0.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/authz.db?mode=rwc", dir.path().display());
+    praxis_authz::migrate(&url).await.unwrap();
+    let db = praxis_store::connect(&url).await.unwrap();
+    praxis_authz::audit::write(
+        &db,
+        praxis_authz::audit::Record {
+            enterprise_id: acme.enterprise.id.0.clone(),
+            actor: staff.clone(),
+            action: "authz.check",
+            target: "setting:setting-1".into(),
+            outcome: "DENIED",
+            ip: None,
+            details: serde_json::json!({"permission": "settings:edit"}),
+        },
+    )
+    .await
+    .unwrap();
+    let directory = format!("http://{}", install.addresses.directory);
+    let forged = praxis_authz::audit::GrpcAuditSink::new(
+        &directory,
+        &ServiceSecret("not-the-credential-but-long-enough-0123456789".into()),
+    )
+    .unwrap();
+    let refused = praxis_authz::audit::relay_once(&db, &forged)
+        .await
+        .unwrap_err();
+    assert!(refused.contains("Unauthenticated"), "{refused}");
+    let sink = praxis_authz::audit::GrpcAuditSink::new(&directory, &ServiceSecret(secret)).unwrap();
+    assert_eq!(
+        praxis_authz::audit::relay_once(&db, &sink).await.unwrap(),
+        1
+    );
+    let denials = list(
+        &install,
+        &admin,
+        pb::EventFilter {
+            action: "authz.check".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(denials.len(), 1);
+    assert_eq!(denials[0].actor.as_ref().unwrap().user_id, staff);
+    assert_eq!(denials[0].outcome, i32::from(pb::Outcome::Denied));
+    // The credential is authz's audit relay and nothing more: it reads no trail.
+    let status = audit(&install)
+        .await
+        .list_events(authed(
+            pb::ListEventsRequest {
+                filter: Some(pb::EventFilter {
+                    enterprise_id: acme.enterprise.id.0.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            "authz-credential-for-tests-0123456789abcdef",
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}

@@ -94,7 +94,16 @@ pub struct TokenVerifier {
     /// Tokens already verified, by SHA-256, with their expiry: a signature is checked once per
     /// token, not once per call (Ed25519 verification costs tens of microseconds).
     verified: moka::sync::Cache<[u8; 32], (Caller, i64)>,
+    /// Service credentials by the SHA-256 of their secret.
+    services: HashMap<[u8; 32], String>,
 }
+
+/// The kind of callers that are Praxis services rather than people.
+pub const SERVICE_KIND: &str = "SERVICE";
+
+/// Shared secrets shorter than this are refused: they are the only thing between a caller and
+/// a service identity.
+pub const MIN_SERVICE_SECRET: usize = 32;
 
 const LEEWAY_SECONDS: u64 = 30;
 
@@ -136,6 +145,17 @@ impl TokenVerifier {
             (None, Some(url)) => KeySource::Url(url),
             (None, None) => return Err(crate::config::ConfigError::new("auth: no key source")),
         };
+        let mut services = HashMap::new();
+        for (name, secret) in &config.service_credentials {
+            if secret.0.len() < MIN_SERVICE_SECRET {
+                return Err(crate::config::ConfigError::new(format!(
+                    "auth.service_credentials.{name}: at least {MIN_SERVICE_SECRET} characters"
+                )));
+            }
+            use sha2::Digest;
+            let digest: [u8; 32] = sha2::Sha256::digest(secret.0.as_bytes()).into();
+            services.insert(digest, name.clone());
+        }
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[config.issuer.as_str()]);
         validation.set_audience(&[config.audience.as_str()]);
@@ -159,6 +179,7 @@ impl TokenVerifier {
                 .max_capacity(50_000)
                 .time_to_live(Duration::from_secs(300))
                 .build(),
+            services,
         })
     }
 
@@ -184,6 +205,16 @@ impl TokenVerifier {
             .map_or(0, |d| d.as_secs());
         let now = i64::try_from(now).unwrap_or(i64::MAX);
         let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(0);
+        if let Some(name) = self.services.get(&digest) {
+            return Ok(Caller {
+                user_id: format!("service:{name}"),
+                enterprise_id: String::new(),
+                session_id: "service".to_owned(),
+                kind: SERVICE_KIND.to_owned(),
+                auth_time: 0,
+                amr: vec!["svc".to_owned()],
+            });
+        }
         if let Some((caller, exp)) = self.verified.get(&digest) {
             if now <= exp + leeway {
                 return Ok(caller);
@@ -359,6 +390,41 @@ mod tests {
             auth_time: 0,
             amr: vec!["pwd".into()],
         }
+    }
+
+    #[tokio::test]
+    async fn a_service_credential_is_that_service_and_nothing_else_is() {
+        let secret = "s".repeat(40);
+        let config = AuthConfig {
+            jwks_file: Some(std::path::PathBuf::from("/nonexistent/jwks.json")),
+            service_credentials: [(
+                "authz".to_owned(),
+                crate::config::ServiceSecret(secret.clone()),
+            )]
+            .into_iter()
+            .collect(),
+            ..AuthConfig::default()
+        };
+        assert!(!format!("{config:?}").contains(&secret), "never in logs");
+        let verifier = TokenVerifier::new(&config).expect("verifier");
+        let caller = verifier.verify(&secret).await.expect("the service");
+        assert_eq!(
+            (caller.user_id.as_str(), caller.kind.as_str()),
+            ("service:authz", SERVICE_KIND)
+        );
+        assert!(caller.enterprise_id.is_empty());
+        assert!(verifier.verify(&"s".repeat(39)).await.is_err());
+        assert!(verifier.verify(&format!("{secret}x")).await.is_err());
+        let short = AuthConfig {
+            service_credentials: [(
+                "authz".to_owned(),
+                crate::config::ServiceSecret("too short".into()),
+            )]
+            .into_iter()
+            .collect(),
+            ..config
+        };
+        assert!(TokenVerifier::new(&short).is_err(), "short secrets refused");
     }
 
     #[tokio::test]

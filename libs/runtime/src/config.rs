@@ -84,6 +84,9 @@ pub struct AuthConfig {
     pub jwks_file: Option<PathBuf>,
     pub issuer: String,
     pub audience: String,
+    /// Shared secrets by which Praxis services call each other where no token is at hand
+    /// (authz's audit relay): a caller presenting one is the service `service:<name>`.
+    pub service_credentials: std::collections::BTreeMap<String, ServiceSecret>,
 }
 
 impl Default for AuthConfig {
@@ -93,7 +96,19 @@ impl Default for AuthConfig {
             jwks_file: None,
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
+            service_credentials: std::collections::BTreeMap::new(),
         }
+    }
+}
+
+/// A secret in configuration: never shown by `Debug`, so it cannot reach a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ServiceSecret(pub String);
+
+impl std::fmt::Debug for ServiceSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
     }
 }
 

@@ -83,6 +83,57 @@ pub trait AuditSink: Send + Sync {
     async fn append(&self, events: Vec<pb::Event>) -> Result<(), String>;
 }
 
+/// The directory's `AuditService` over gRPC, called with authz's service credential.
+pub struct GrpcAuditSink {
+    client: pb::audit_service_client::AuditServiceClient<
+        tonic::service::interceptor::InterceptedService<
+            tonic::transport::Channel,
+            praxis_runtime::request_context::PropagateTraceContext,
+        >,
+    >,
+    authorization: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl GrpcAuditSink {
+    /// Connects lazily: authz starts while directory is not up yet.
+    pub fn new(
+        directory_url: &str,
+        credential: &praxis_runtime::config::ServiceSecret,
+    ) -> Result<Self, String> {
+        let channel = tonic::transport::Endpoint::from_shared(directory_url.to_owned())
+            .map_err(|e| format!("directory_url: {e}"))?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .timeout(std::time::Duration::from_secs(10))
+            .connect_lazy();
+        let authorization = format!("Bearer {}", credential.0)
+            .parse()
+            .map_err(|_| "audit_credential is not a header value".to_owned())?;
+        Ok(Self {
+            client: pb::audit_service_client::AuditServiceClient::with_interceptor(
+                channel,
+                praxis_runtime::request_context::PropagateTraceContext,
+            ),
+            authorization,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditSink for GrpcAuditSink {
+    async fn append(&self, events: Vec<pb::Event>) -> Result<(), String> {
+        let mut request = tonic::Request::new(pb::AppendEventsRequest { events });
+        request
+            .metadata_mut()
+            .insert("authorization", self.authorization.clone());
+        self.client
+            .clone()
+            .append_events(request)
+            .await
+            .map(|_| ())
+            .map_err(|status| format!("directory audit: {:?} {}", status.code(), status.message()))
+    }
+}
+
 fn event(row: outbox::Model) -> pb::Event {
     let (kind, id) = row.target.split_once(':').unwrap_or(("", ""));
     let details = serde_json::from_str::<serde_json::Value>(&row.details)

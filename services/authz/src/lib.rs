@@ -51,6 +51,9 @@ pub struct AuthzConfig {
     /// Tokio worker threads; 0 = one per core, 1 = a current-thread runtime (on two cores the
     /// single-threaded shape has the lower tail latency).
     pub worker_threads: usize,
+    /// The shared secret directory knows as `auth.service_credentials.authz`: the audit relay
+    /// delivers with it. Unset, audit events wait in the outbox.
+    pub audit_credential: Option<praxis_runtime::config::ServiceSecret>,
 }
 
 /// How fresh decisions are.
@@ -78,6 +81,7 @@ impl Default for AuthzConfig {
             directory_url: "http://127.0.0.1:50051".to_owned(),
             decisions: DecisionSettings::default(),
             worker_threads: 0,
+            audit_credential: None,
         }
     }
 }

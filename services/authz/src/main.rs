@@ -50,7 +50,14 @@ async fn run(args: ServiceArgs, config: praxis_authz::AuthzConfig) -> anyhow::Re
         shutdown.clone(),
     )
     .await?;
-    let follower = service.spawn_workers(shutdown.clone(), None);
+    let sink = match &config.audit_credential {
+        Some(credential) => Some(Arc::new(
+            praxis_authz::audit::GrpcAuditSink::new(&config.directory_url, credential)
+                .map_err(|e| anyhow::anyhow!(e))?,
+        ) as Arc<dyn praxis_authz::audit::AuditSink>),
+        None => None,
+    };
+    let follower = service.spawn_workers(shutdown.clone(), sink);
     let host = service.host(verifier, Duration::from_secs(config.service.drain_seconds));
     host.serve(listener, shutdown).await?;
     follower.abort();

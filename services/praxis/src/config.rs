@@ -23,6 +23,9 @@ pub struct PraxisConfig {
     pub sms: Option<praxis_runtime::notify::SmsConfig>,
     /// Audit retention: archives and the checkpoint key (under `data_dir` when unset).
     pub audit: praxis_directory::domain::retention::AuditSettings,
+    /// Shared secrets other Praxis services call these with (`auth.service_credentials`).
+    pub service_credentials:
+        std::collections::BTreeMap<String, praxis_runtime::config::ServiceSecret>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,6 +73,7 @@ impl Default for PraxisConfig {
             smtp: None,
             sms: None,
             audit: Default::default(),
+            service_credentials: Default::default(),
         }
     }
 }
@@ -96,6 +100,7 @@ impl PraxisConfig {
             auth: AuthConfig {
                 jwks_file: Some(self.jwks_file()),
                 jwks_url: None,
+                service_credentials: self.service_credentials.clone(),
                 ..AuthConfig::default()
             },
         }

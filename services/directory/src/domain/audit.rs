@@ -54,13 +54,18 @@ fn may_read(actor: &Actor, enterprise_id: &str) -> Result<(), DomainError> {
     }
 }
 
-/// Who may append: identity (its relay, for every enterprise), the operator, and a user for
+/// The subject of authz's service credential (its audit relay).
+pub const AUTHZ_SERVICE_SUBJECT: &str = "service:authz";
+
+/// Who may append: identity and authz (their relays, for every enterprise), the operator, and a user for
 /// their own enterprise and only as themselves (a downstream service passing the user's token).
 fn may_append(actor: &Actor, event: &IncomingEvent) -> Result<(), DomainError> {
     match actor {
         Actor::Operator => Ok(()),
         Actor::Caller(caller)
-            if caller.kind == SERVICE_KIND && caller.user_id == IDENTITY_SERVICE_SUBJECT =>
+            if caller.kind == SERVICE_KIND
+                && [IDENTITY_SERVICE_SUBJECT, AUTHZ_SERVICE_SUBJECT]
+                    .contains(&caller.user_id.as_str()) =>
         {
             Ok(())
         }
