@@ -156,6 +156,23 @@ async fn au1_au2_appends_are_idempotent_queryable_and_tamper_evident() {
             user_id: staff.id.0.clone(),
             ..Default::default()
         });
+        // Nor may a caller append what Praxis records itself, even as themselves.
+        let status = audit(&install)
+            .await
+            .append_events(authed(
+                pb::AppendEventsRequest {
+                    events: vec![login(
+                        &enterprise,
+                        &staff.id.0,
+                        "192.0.2.1",
+                        pb::Outcome::Success,
+                    )],
+                },
+                &staff_token,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{b}: a forged login");
         forged.ip = "not an address".into();
         forged.outcome = 0;
         let status = audit(&install)
@@ -914,14 +931,36 @@ async fn au2_a_standalone_identity_delivers_once_directory_answers() {
             delivered_at: Set(None),
             user_agent: Set("tests".into()),
             trace_id: Set(String::new()),
+            refused: Set(String::new()),
         })
         .exec(&db)
         .await
         .unwrap();
     }
+    // And one the trail will never take (an action it refuses): it must not hold back the rest.
+    let poison = uuid::Uuid::now_v7().to_string();
+    audit_outbox::Entity::insert(audit_outbox::ActiveModel {
+        id: Set(poison.clone()),
+        at: Set(chrono::Utc::now()),
+        enterprise_id: Set(acme.enterprise.id.0.clone()),
+        actor: Set(staff.clone()),
+        action: Set("Not An Action!".into()),
+        target: Set(staff.clone()),
+        outcome: Set("failure".into()),
+        ip: Set(String::new()),
+        details: Set("{}".into()),
+        delivered_at: Set(None),
+        user_agent: Set(String::new()),
+        trace_id: Set(String::new()),
+        refused: Set(String::new()),
+    })
+    .exec(&db)
+    .await
+    .unwrap();
     let pending = || {
         audit_outbox::Entity::find()
             .filter(audit_outbox::Column::DeliveredAt.is_null())
+            .filter(audit_outbox::Column::Refused.eq(""))
             .count(&db)
     };
     // Signed with this install's identity keys, as the standalone identity's would be.
@@ -935,7 +974,7 @@ async fn au2_a_standalone_identity_delivers_once_directory_answers() {
     );
     assert_eq!(
         pending().await.unwrap(),
-        3,
+        4,
         "they wait while directory is away"
     );
 
@@ -951,6 +990,17 @@ async fn au2_a_standalone_identity_delivers_once_directory_answers() {
         3
     );
     assert_eq!(pending().await.unwrap(), 0);
+    let set_aside = audit_outbox::Entity::find_by_id(&poison)
+        .one(&db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(set_aside.delivered_at.is_none(), "kept, not dropped");
+    assert!(
+        set_aside.refused.contains("InvalidArgument"),
+        "{}",
+        set_aside.refused
+    );
     let failures = || {
         list(
             &install,
@@ -965,7 +1015,7 @@ async fn au2_a_standalone_identity_delivers_once_directory_answers() {
     };
     assert_eq!(failures().await.len(), 3);
     // Marks lost (the relay died after delivering): sent again, stored once.
-    db.execute_unprepared("UPDATE audit_outbox SET delivered_at = NULL")
+    db.execute_unprepared("UPDATE audit_outbox SET delivered_at = NULL WHERE refused = ''")
         .await
         .unwrap();
     praxis_identity::audit_relay::relay_once(&db, &directory)

@@ -108,3 +108,28 @@ mod tests {
         assert_eq!(status.message(), "internal error");
     }
 }
+
+/// Why an outbox relay could not hand over a batch: refused for good (the receiver will never
+/// take these events as they are) or not now (try again later).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl DeliveryError {
+    /// A gRPC answer: bad input, a refusal or a missing referent will not change by retrying.
+    pub fn from_status(what: &str, status: &tonic::Status) -> Self {
+        let message = format!("{what}: {:?} {}", status.code(), status.message());
+        match status.code() {
+            tonic::Code::InvalidArgument
+            | tonic::Code::PermissionDenied
+            | tonic::Code::NotFound
+            | tonic::Code::FailedPrecondition
+            | tonic::Code::OutOfRange => DeliveryError::Refused(message),
+            _ => DeliveryError::Unavailable(message),
+        }
+    }
+}

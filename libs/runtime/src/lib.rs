@@ -11,6 +11,7 @@ pub mod health;
 pub mod host;
 pub mod metrics;
 pub mod notify;
+pub mod outbox;
 pub mod request_context;
 pub mod telemetry;
 

@@ -3,6 +3,7 @@
 //! once; the trail stores each event id once.
 
 use praxis_proto::audit::v1 as pb;
+use praxis_runtime::error::DeliveryError;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -32,6 +33,8 @@ pub mod outbox {
         /// JSON object.
         pub details: String,
         pub delivered_at: Option<DateTimeUtc>,
+        /// Why the audit trail refused this event for good; empty while it is deliverable.
+        pub refused: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -70,6 +73,7 @@ pub async fn write<C: ConnectionTrait>(db: &C, record: Record) -> Result<(), DbE
         trace_id: Set(praxis_runtime::request_context::current_trace_id()),
         details: Set(record.details.to_string()),
         delivered_at: Set(None),
+        refused: Set(String::new()),
     })
     .exec_without_returning(db)
     .await?;
@@ -80,7 +84,7 @@ pub async fn write<C: ConnectionTrait>(db: &C, record: Record) -> Result<(), DbE
 /// install).
 #[async_trait::async_trait]
 pub trait AuditSink: Send + Sync {
-    async fn append(&self, events: Vec<pb::Event>) -> Result<(), String>;
+    async fn append(&self, events: Vec<pb::Event>) -> Result<(), DeliveryError>;
 }
 
 /// The directory's `AuditService` over gRPC, called with authz's service credential.
@@ -120,7 +124,7 @@ impl GrpcAuditSink {
 
 #[async_trait::async_trait]
 impl AuditSink for GrpcAuditSink {
-    async fn append(&self, events: Vec<pb::Event>) -> Result<(), String> {
+    async fn append(&self, events: Vec<pb::Event>) -> Result<(), DeliveryError> {
         let mut request = tonic::Request::new(pb::AppendEventsRequest { events });
         request
             .metadata_mut()
@@ -130,7 +134,7 @@ impl AuditSink for GrpcAuditSink {
             .append_events(request)
             .await
             .map(|_| ())
-            .map_err(|status| format!("directory audit: {:?} {}", status.code(), status.message()))
+            .map_err(|status| DeliveryError::from_status("directory audit", &status))
     }
 }
 
@@ -167,10 +171,12 @@ fn event(row: outbox::Model) -> pb::Event {
     }
 }
 
-/// Delivers one batch of undelivered events, oldest first; returns how many.
+/// Delivers one batch of undelivered events, oldest first; returns how many. Events the trail
+/// refuses for good are set aside with the reason (kept) so they do not hold back the others.
 pub async fn relay_once(db: &DatabaseConnection, sink: &dyn AuditSink) -> Result<usize, String> {
     let rows = outbox::Entity::find()
         .filter(outbox::Column::DeliveredAt.is_null())
+        .filter(outbox::Column::Refused.eq(""))
         .order_by_asc(outbox::Column::Id)
         .limit(200)
         .all(db)
@@ -179,13 +185,27 @@ pub async fn relay_once(db: &DatabaseConnection, sink: &dyn AuditSink) -> Result
     if rows.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-    sink.append(rows.into_iter().map(event).collect()).await?;
+    let batch = rows
+        .into_iter()
+        .map(|row| (row.id.clone(), event(row)))
+        .collect();
+    let handed = praxis_runtime::outbox::deliver(batch, |events| sink.append(events))
+        .await
+        .map_err(|e| e.to_string())?;
     outbox::Entity::update_many()
         .col_expr(outbox::Column::DeliveredAt, Expr::value(chrono::Utc::now()))
-        .filter(outbox::Column::Id.is_in(ids.clone()))
+        .filter(outbox::Column::Id.is_in(handed.delivered.clone()))
         .exec(db)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(ids.len())
+    for (id, reason) in &handed.refused {
+        tracing::error!(event = %id, %reason, "the audit trail refuses this event; it stays in authz's outbox, set aside");
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::Refused, Expr::value(reason.clone()))
+            .filter(outbox::Column::Id.eq(id.as_str()))
+            .exec(db)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(handed.delivered.len())
 }

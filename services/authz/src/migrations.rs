@@ -90,6 +90,7 @@ impl MigrationTrait for M0002AuditOutbox {
                     .col(string("trace_id"))
                     .col(text("details"))
                     .col(timestamp_with_time_zone_null("delivered_at"))
+                    .col(string("refused").default(""))
                     .to_owned(),
             )
             .await?;

@@ -175,7 +175,7 @@ pub trait Accounts: Send + Sync {
     async fn append_audit(
         &self,
         events: Vec<praxis_proto::audit::v1::Event>,
-    ) -> Result<(), AccountsError>;
+    ) -> Result<(), praxis_runtime::error::DeliveryError>;
 }
 
 /// The account in directory's answer; `None` when the user is missing from it.
@@ -418,21 +418,18 @@ impl Accounts for GrpcAccounts {
     async fn append_audit(
         &self,
         events: Vec<praxis_proto::audit::v1::Event>,
-    ) -> Result<(), AccountsError> {
+    ) -> Result<(), praxis_runtime::error::DeliveryError> {
         let request = self
             .request(praxis_proto::audit::v1::AppendEventsRequest { events })
-            .await?;
+            .await
+            .map_err(|e| praxis_runtime::error::DeliveryError::Unavailable(e.to_string()))?;
         self.audit
             .clone()
             .append_events(request)
             .await
             .map(|_| ())
             .map_err(|status| {
-                AccountsError(format!(
-                    "directory audit: {:?} {}",
-                    status.code(),
-                    status.message()
-                ))
+                praxis_runtime::error::DeliveryError::from_status("directory audit", &status)
             })
     }
 }
@@ -463,8 +460,10 @@ impl Accounts for NoAccounts {
     async fn append_audit(
         &self,
         _events: Vec<praxis_proto::audit::v1::Event>,
-    ) -> Result<(), AccountsError> {
-        Err(AccountsError("this tool has no audit trail".into()))
+    ) -> Result<(), praxis_runtime::error::DeliveryError> {
+        Err(praxis_runtime::error::DeliveryError::Unavailable(
+            "this tool has no audit trail".into(),
+        ))
     }
 }
 

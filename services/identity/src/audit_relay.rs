@@ -60,10 +60,13 @@ pub fn event(row: audit_outbox::Model) -> pb::Event {
     }
 }
 
-/// Delivers one batch of undelivered events; returns how many were delivered.
+/// Delivers one batch of undelivered events; returns how many were delivered. Events the trail
+/// refuses for good are set aside with the reason (kept, never dropped) so they do not hold
+/// back the others.
 pub async fn relay_once(db: &DatabaseConnection, trail: &dyn Accounts) -> Result<usize, String> {
     let rows = audit_outbox::Entity::find()
         .filter(audit_outbox::Column::DeliveredAt.is_null())
+        .filter(audit_outbox::Column::Refused.eq(""))
         .order_by_asc(audit_outbox::Column::Id)
         .limit(BATCH)
         .all(db)
@@ -72,19 +75,28 @@ pub async fn relay_once(db: &DatabaseConnection, trail: &dyn Accounts) -> Result
     if rows.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-    trail
-        .append_audit(rows.into_iter().map(event).collect())
+    let batch = rows
+        .into_iter()
+        .map(|row| (row.id.clone(), event(row)))
+        .collect();
+    let handed = praxis_runtime::outbox::deliver(batch, |events| trail.append_audit(events))
         .await
         .map_err(|e| e.to_string())?;
+    let now = chrono::Utc::now();
     audit_outbox::Entity::update_many()
-        .col_expr(
-            audit_outbox::Column::DeliveredAt,
-            Expr::value(chrono::Utc::now()),
-        )
-        .filter(audit_outbox::Column::Id.is_in(ids.clone()))
+        .col_expr(audit_outbox::Column::DeliveredAt, Expr::value(now))
+        .filter(audit_outbox::Column::Id.is_in(handed.delivered.clone()))
         .exec(db)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(ids.len())
+    for (id, reason) in &handed.refused {
+        tracing::error!(event = %id, %reason, "the audit trail refuses this event; it stays in identity's outbox, set aside");
+        audit_outbox::Entity::update_many()
+            .col_expr(audit_outbox::Column::Refused, Expr::value(reason.clone()))
+            .filter(audit_outbox::Column::Id.eq(id.as_str()))
+            .exec(db)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(handed.delivered.len())
 }

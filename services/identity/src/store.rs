@@ -178,6 +178,8 @@ pub mod audit_outbox {
         pub delivered_at: Option<DateTimeUtc>,
         pub user_agent: String,
         pub trace_id: String,
+        /// Why the audit trail refused this event for good; empty while it is deliverable.
+        pub refused: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -618,7 +620,7 @@ pub mod migrations {
     #[async_trait::async_trait]
     impl MigrationTrait for M0005AuditDelivery {
         async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-            for column in ["user_agent", "trace_id"] {
+            for column in ["user_agent", "trace_id", "refused"] {
                 manager
                     .alter_table(
                         Table::alter()
@@ -650,7 +652,7 @@ pub mod migrations {
                         .to_owned(),
                 )
                 .await?;
-            for column in ["user_agent", "trace_id"] {
+            for column in ["user_agent", "trace_id", "refused"] {
                 manager
                     .alter_table(
                         Table::alter()

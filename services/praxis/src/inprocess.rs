@@ -8,6 +8,7 @@ use praxis_directory::domain::{Actor, DomainError, EnterpriseId, UserId};
 use praxis_identity::accounts::{Account, Accounts, AccountsError};
 use praxis_proto::directory::v1 as pb;
 use praxis_runtime::Caller;
+use praxis_runtime::error::DeliveryError;
 
 pub struct DirectoryPrincipals(pub Directory);
 
@@ -110,11 +111,11 @@ impl Accounts for DirectoryAccounts {
     async fn append_audit(
         &self,
         events: Vec<praxis_proto::audit::v1::Event>,
-    ) -> Result<(), AccountsError> {
+    ) -> Result<(), DeliveryError> {
         praxis_directory::grpc::audit::append_proto(&self.0, &Actor::Operator, events)
             .await
             .map(|_| ())
-            .map_err(|status| AccountsError(format!("{:?} {}", status.code(), status.message())))
+            .map_err(|status| DeliveryError::from_status("audit", &status))
     }
 }
 
@@ -123,10 +124,13 @@ pub struct DirectoryAudit(pub Directory);
 
 #[async_trait::async_trait]
 impl praxis_authz::audit::AuditSink for DirectoryAudit {
-    async fn append(&self, events: Vec<praxis_proto::audit::v1::Event>) -> Result<(), String> {
+    async fn append(
+        &self,
+        events: Vec<praxis_proto::audit::v1::Event>,
+    ) -> Result<(), DeliveryError> {
         praxis_directory::grpc::audit::append_proto(&self.0, &Actor::Operator, events)
             .await
             .map(|_| ())
-            .map_err(|status| format!("{:?} {}", status.code(), status.message()))
+            .map_err(|status| DeliveryError::from_status("audit", &status))
     }
 }

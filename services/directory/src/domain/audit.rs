@@ -69,6 +69,9 @@ fn may_append(actor: &Actor, event: &IncomingEvent) -> Result<(), DomainError> {
         {
             Ok(())
         }
+        Actor::Caller(_) if reserved(&event.entry.action) => Err(DomainError::PermissionDenied(
+            "this action is recorded by Praxis itself, not appended by callers",
+        )),
         Actor::Caller(caller)
             if caller.kind != SERVICE_KIND
                 && caller.kind != PLATFORM_ADMIN_KIND
@@ -81,6 +84,37 @@ fn may_append(actor: &Actor, event: &IncomingEvent) -> Result<(), DomainError> {
             "events may be appended only for your own enterprise and as yourself",
         )),
     }
+}
+
+/// Actions Praxis's own services record: a downstream caller appending one could forge a login,
+/// a policy change or an alert.
+fn reserved(action: &str) -> bool {
+    const PRAXIS: [&str; 22] = [
+        "login",
+        "session",
+        "password",
+        "two_factor",
+        "throttle",
+        "user",
+        "alert",
+        "authz",
+        "policy",
+        "enterprise",
+        "email_domain",
+        "practice",
+        "line",
+        "resource",
+        "person",
+        "role",
+        "binding",
+        "invitation",
+        "access_review",
+        "account",
+        "audit",
+        "system",
+    ];
+    let first = action.split(['.', ':']).next().unwrap_or_default();
+    PRAXIS.contains(&first)
 }
 
 /// The network an address belongs to for the new-network rule: its /24 or /64.
@@ -461,6 +495,27 @@ mod tests {
             Some("198.51.100.0/24")
         );
         assert_eq!(network_of("not an address"), None);
+    }
+
+    #[test]
+    fn callers_cannot_append_what_praxis_records_itself() {
+        for action in [
+            "login",
+            "login.second_factor",
+            "alert.raised",
+            "policy.put",
+            "authz.check",
+        ] {
+            assert!(reserved(action), "{action}");
+        }
+        for action in [
+            "patient.read",
+            "patients.export",
+            "break_glass.invoke",
+            "chart:open",
+        ] {
+            assert!(!reserved(action), "{action}");
+        }
     }
 
     #[test]

@@ -411,6 +411,7 @@ impl Authenticator {
             delivered_at: Set(None),
             user_agent: Set(client.user_agent.chars().take(512).collect()),
             trace_id: Set(praxis_runtime::request_context::current_trace_id()),
+            refused: Set(String::new()),
         };
         if let Err(error) = audit_outbox::Entity::insert(row)
             .exec_without_returning(&self.db)
