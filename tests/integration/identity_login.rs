@@ -898,6 +898,34 @@ async fn i4_step_up_and_password_change() {
             .await
             .expect("new password"),
     );
+
+    // Each of these is in identity's audit outbox with its outcome (AU2).
+    let db = praxis_store::connect(&install.config.identity().service.database_url)
+        .await
+        .unwrap();
+    use praxis_store::sea_orm::EntityTrait;
+    let recorded: Vec<(String, String)> = praxis_identity::store::audit_outbox::Entity::find()
+        .all(&db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.actor == staff.id.0)
+        .map(|e| (e.action, e.outcome))
+        .collect();
+    for wanted in [
+        ("session.reauthenticate", "failure"),
+        ("session.reauthenticate", "success"),
+        ("password.change", "failure"),
+        ("password.change", "success"),
+        ("session.end", "success"),
+    ] {
+        assert!(
+            recorded
+                .iter()
+                .any(|(action, outcome)| (action.as_str(), outcome.as_str()) == wanted),
+            "{wanted:?} in {recorded:?}"
+        );
+    }
 }
 
 /// A standalone identity (another replica, same database and key) reads accounts from the

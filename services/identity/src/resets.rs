@@ -3,7 +3,7 @@
 //! The message is written in the same transaction as the token and relayed to the notifier
 //! afterwards, at least once.
 
-use crate::auth::{AuthError, Authenticator, ClientInfo};
+use crate::auth::{AuditNote, AuthError, Authenticator, ClientInfo};
 use crate::sessions;
 use crate::store::{notification_outbox, reset_token, session};
 use base64::Engine;
@@ -210,7 +210,16 @@ impl Authenticator {
             .filter(|a| a.active)
             .ok_or(INVALID)?;
         // Checked before the token is spent, so a refused password leaves the link usable.
-        self.set_password(&account, new_password, false).await?;
+        let note = AuditNote::by(
+            &account.enterprise_id,
+            &account.user_id,
+            "password.reset",
+            "success",
+            &client,
+            serde_json::json!({}),
+        );
+        self.set_password(&account, new_password, false, Some(note))
+            .await?;
         let spent = reset_token::Entity::update_many()
             .col_expr(reset_token::Column::UsedAt, Expr::value(now))
             .filter(reset_token::Column::TokenHash.eq(&hash))
@@ -228,16 +237,16 @@ impl Authenticator {
             .into_iter()
             .map(|s| s.id)
             .collect();
-        self.end_sessions(&open, "password reset", now).await?;
-        self.audit(
+        let note = AuditNote::by(
             &account.enterprise_id,
             &account.user_id,
-            "password.reset",
+            "session.end",
             "success",
             &client,
-            serde_json::json!({"sessions_ended": open.len()}),
-        )
-        .await;
+            serde_json::json!({"sessions": open, "reason": "password reset"}),
+        );
+        self.end_sessions(&open, "password reset", now, Some(note))
+            .await?;
         Ok(())
     }
 
@@ -277,16 +286,16 @@ impl Authenticator {
             .map_err(unavailable)?
             .filter(|spent| *spent == user_id)
             .ok_or(INVALID)?;
-        self.set_password(&account, password, false).await?;
-        self.audit(
+        let note = AuditNote::by(
             &account.enterprise_id,
             &account.user_id,
             "user.activate",
             "success",
             &client,
             serde_json::json!({}),
-        )
-        .await;
+        );
+        self.set_password(&account, password, false, Some(note))
+            .await?;
         Ok(())
     }
 

@@ -3,12 +3,14 @@
 use super::*;
 
 impl Authenticator {
-    /// Sets `account`'s password after checking the policy and history.
+    /// Sets `account`'s password after checking the policy and history; `note` is recorded in
+    /// the same transaction.
     pub(crate) async fn set_password(
         &self,
         account: &Account,
         password: &str,
         must_change: bool,
+        note: Option<AuditNote>,
     ) -> Result<(), AuthError> {
         let problems = passwords::problems(password, &account.password, &account.email);
         if !problems.is_empty() {
@@ -81,6 +83,9 @@ impl Authenticator {
             .exec_without_returning(&txn)
             .await?;
         }
+        if let Some(note) = note {
+            note.write(&txn).await?;
+        }
         txn.commit().await?;
         Ok(())
     }
@@ -117,16 +122,16 @@ impl Authenticator {
             .await;
             return Err(AuthError::PermissionDenied("the current password is wrong"));
         }
-        self.set_password(&account, new_password, false).await?;
-        self.audit(
+        let note = AuditNote::by(
             &account.enterprise_id,
             &caller.user_id,
             "password.change",
             "success",
             &ClientInfo::default(),
             serde_json::json!({}),
-        )
-        .await;
+        );
+        self.set_password(&account, new_password, false, Some(note))
+            .await?;
         // Other sessions were opened with the old password.
         let others: Vec<String> = sessions::alive(&self.db, &caller.user_id, Utc::now())
             .await?
@@ -153,17 +158,17 @@ impl Authenticator {
             ));
         }
         let account = self.reachable(caller, user_id).await?;
-        self.set_password(&account, password, true).await?;
-        self.audit_on(
+        let note = AuditNote::by(
             &account.enterprise_id,
             &caller.user_id,
-            user_id,
             "password.set_temporary",
             "success",
             &ClientInfo::default(),
             serde_json::json!({}),
         )
-        .await;
+        .on(user_id);
+        self.set_password(&account, password, true, Some(note))
+            .await?;
         let ids: Vec<String> = sessions::alive(&self.db, user_id, Utc::now())
             .await?
             .into_iter()
@@ -186,7 +191,8 @@ impl Authenticator {
             .account(user_id)
             .await?
             .ok_or(AuthError::NotFound("user"))?;
-        self.set_password(&account, password, must_change).await
+        self.set_password(&account, password, must_change, None)
+            .await
     }
 
     /// Seeds a password only for a user who has none (demo data, run on every start).
@@ -214,6 +220,7 @@ impl Authenticator {
             ));
         }
         let account = self.reachable(caller, user_id).await?;
+        let txn = self.db.begin().await?;
         credential::Entity::update_many()
             .col_expr(
                 credential::Column::FailedAttempts,
@@ -224,17 +231,20 @@ impl Authenticator {
                 sea_orm::sea_query::Expr::value(Option::<DateTime<Utc>>::None),
             )
             .filter(credential::Column::UserId.eq(user_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
-        self.audit(
+        AuditNote::by(
             &account.enterprise_id,
             &caller.user_id,
             "user.unlock",
             "success",
             &ClientInfo::default(),
-            serde_json::json!({"user_id": user_id}),
+            serde_json::json!({}),
         )
-        .await;
+        .on(user_id)
+        .write(&txn)
+        .await?;
+        txn.commit().await?;
         Ok(())
     }
 }

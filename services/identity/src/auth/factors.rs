@@ -153,19 +153,19 @@ impl Authenticator {
         Ok(codes)
     }
 
-    pub(super) async fn confirm_totp(&self, user_id: &str) -> Result<Vec<String>, AuthError> {
-        if let Some(account) = self.account(user_id).await? {
-            self.audit(
-                &account.enterprise_id,
-                user_id,
-                "two_factor.totp.enrolled",
-                "success",
-                &ClientInfo::default(),
-                serde_json::json!({}),
-            )
-            .await;
-        }
+    pub(super) async fn confirm_totp(&self, account: &Account) -> Result<Vec<String>, AuthError> {
+        let user_id = account.user_id.as_str();
         let txn = self.db.begin().await?;
+        AuditNote::by(
+            &account.enterprise_id,
+            user_id,
+            "two_factor.totp.enrolled",
+            "success",
+            &ClientInfo::default(),
+            serde_json::json!({}),
+        )
+        .write(&txn)
+        .await?;
         totp::Entity::update_many()
             .col_expr(
                 totp::Column::ConfirmedAt,
@@ -214,7 +214,11 @@ impl Authenticator {
                 message: "wrong or expired code".to_owned(),
             });
         }
-        self.confirm_totp(&caller.user_id).await
+        let account = self
+            .account(&caller.user_id)
+            .await?
+            .ok_or(AuthError::NotFound("user"))?;
+        self.confirm_totp(&account).await
     }
 
     pub async fn regenerate_recovery_codes(
@@ -229,8 +233,9 @@ impl Authenticator {
                 message: "no second factor is enrolled".to_owned(),
             });
         }
-        let codes = Self::new_recovery_codes(&self.db, &caller.user_id).await?;
-        self.audit(
+        let txn = self.db.begin().await?;
+        let codes = Self::new_recovery_codes(&txn, &caller.user_id).await?;
+        AuditNote::by(
             &caller.enterprise_id,
             &caller.user_id,
             "two_factor.recovery_codes.regenerated",
@@ -238,7 +243,9 @@ impl Authenticator {
             &ClientInfo::default(),
             serde_json::json!({}),
         )
-        .await;
+        .write(&txn)
+        .await?;
+        txn.commit().await?;
         Ok(codes)
     }
 }

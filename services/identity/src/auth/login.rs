@@ -285,19 +285,21 @@ impl Authenticator {
             .ok_or(AuthError::InvalidCredentials)?;
         match state.kind {
             ChallengeKind::PasswordChange => {
-                if let Err(error) = self.set_password(&account, new_password, false).await {
-                    self.retry(id, &mut state).await?;
-                    return Err(error);
-                }
-                self.audit(
+                let note = AuditNote::by(
                     &account.enterprise_id,
                     &account.user_id,
                     "password.change",
                     "success",
                     &state.client,
                     serde_json::json!({"reason": "required at login"}),
-                )
-                .await;
+                );
+                if let Err(error) = self
+                    .set_password(&account, new_password, false, Some(note))
+                    .await
+                {
+                    self.retry(id, &mut state).await?;
+                    return Err(error);
+                }
                 self.after_password(&account, state.amr.clone(), state.client.clone())
                     .await
             }
@@ -337,7 +339,7 @@ impl Authenticator {
                     self.retry(id, &mut state).await?;
                     return Err(AuthError::Unauthenticated("wrong code"));
                 }
-                let recovery_codes = self.confirm_totp(&account.user_id).await?;
+                let recovery_codes = self.confirm_totp(&account).await?;
                 let mut amr = state.amr.clone();
                 amr.push(Method::Otp.as_str().to_owned());
                 let tokens = self.open_session(&account, amr, &state.client).await?;

@@ -223,6 +223,73 @@ impl Method {
     }
 }
 
+/// An audit event identity records (AU2). Changes write theirs inside their own transaction, so
+/// a change is never committed without its event.
+pub(crate) struct AuditNote {
+    enterprise_id: String,
+    actor: String,
+    target: String,
+    action: String,
+    outcome: String,
+    client: ClientInfo,
+    details: serde_json::Value,
+}
+
+impl AuditNote {
+    /// An event about the actor themselves (their login, their password).
+    pub(crate) fn by(
+        enterprise_id: &str,
+        actor: &str,
+        action: &str,
+        outcome: &str,
+        client: &ClientInfo,
+        details: serde_json::Value,
+    ) -> Self {
+        Self {
+            enterprise_id: enterprise_id.to_owned(),
+            actor: actor.to_owned(),
+            target: actor.to_owned(),
+            action: action.to_owned(),
+            outcome: outcome.to_owned(),
+            client: client.clone(),
+            details,
+        }
+    }
+
+    /// The same event about another user (an admin's action).
+    pub(crate) fn on(mut self, target: &str) -> Self {
+        self.target = target.to_owned();
+        self
+    }
+
+    pub(crate) async fn write<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
+        audit_outbox::Entity::insert(audit_outbox::ActiveModel {
+            id: Set(uuid::Uuid::now_v7().to_string()),
+            at: Set(Utc::now()),
+            enterprise_id: Set(self.enterprise_id.clone()),
+            actor: Set(self.actor.clone()),
+            action: Set(self.action.clone()),
+            target: Set(self.target.clone()),
+            outcome: Set(self.outcome.clone()),
+            ip: Set(self.client.ip_text()),
+            details: Set(self.details.to_string()),
+            delivered_at: Set(None),
+            user_agent: Set(self.client.user_agent.chars().take(512).collect()),
+            trace_id: Set(praxis_runtime::request_context::current_trace_id()),
+            refused: Set(String::new()),
+        })
+        .exec_without_returning(db)
+        .await?;
+        tracing::info!(
+            action = %self.action,
+            outcome = %self.outcome,
+            enterprise = %self.enterprise_id,
+            "identity audit"
+        );
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Tokens {
     pub access_token: String,
@@ -364,7 +431,8 @@ impl Authenticator {
         Ok(())
     }
 
-    /// An event about the actor themselves (their login, their password).
+    /// Records an attempt (a login, a refused code): nothing else is written with it, so a
+    /// failure to record is logged rather than failing the answer.
     pub(crate) async fn audit(
         &self,
         enterprise_id: &str,
@@ -374,57 +442,10 @@ impl Authenticator {
         client: &ClientInfo,
         details: serde_json::Value,
     ) {
-        self.audit_on(
-            enterprise_id,
-            actor,
-            actor,
-            action,
-            outcome,
-            client,
-            details,
-        )
-        .await;
-    }
-
-    /// An event by `actor` about user `target` (an admin's action on someone else).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn audit_on(
-        &self,
-        enterprise_id: &str,
-        actor: &str,
-        target: &str,
-        action: &str,
-        outcome: &str,
-        client: &ClientInfo,
-        details: serde_json::Value,
-    ) {
-        let row = audit_outbox::ActiveModel {
-            id: Set(uuid::Uuid::now_v7().to_string()),
-            at: Set(Utc::now()),
-            enterprise_id: Set(enterprise_id.to_owned()),
-            actor: Set(actor.to_owned()),
-            action: Set(action.to_owned()),
-            target: Set(target.to_owned()),
-            outcome: Set(outcome.to_owned()),
-            ip: Set(client.ip_text()),
-            details: Set(details.to_string()),
-            delivered_at: Set(None),
-            user_agent: Set(client.user_agent.chars().take(512).collect()),
-            trace_id: Set(praxis_runtime::request_context::current_trace_id()),
-            refused: Set(String::new()),
-        };
-        if let Err(error) = audit_outbox::Entity::insert(row)
-            .exec_without_returning(&self.db)
-            .await
-        {
+        let note = AuditNote::by(enterprise_id, actor, action, outcome, client, details);
+        if let Err(error) = note.write(&self.db).await {
             tracing::error!(%error, action, "audit event could not be written");
         }
-        tracing::info!(
-            action,
-            outcome,
-            enterprise = enterprise_id,
-            "identity audit"
-        );
     }
 
     pub(crate) async fn account_by_email(&self, email: &str) -> Result<Option<Account>, AuthError> {

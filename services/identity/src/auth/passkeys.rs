@@ -190,8 +190,7 @@ impl Authenticator {
             .exec_without_returning(&txn)
             .await?;
         let codes = Self::first_recovery_codes(&txn, &caller.user_id).await?;
-        txn.commit().await?;
-        self.audit(
+        AuditNote::by(
             &caller.enterprise_id,
             &caller.user_id,
             "two_factor.passkey.registered",
@@ -199,7 +198,9 @@ impl Authenticator {
             &ClientInfo::default(),
             serde_json::json!({"passkey_id": row.id, "name": row.name}),
         )
-        .await;
+        .write(&txn)
+        .await?;
+        txn.commit().await?;
         Ok((row.into(), codes))
     }
 
@@ -217,15 +218,16 @@ impl Authenticator {
     pub async fn delete_passkey(&self, caller: &Caller, id: &str) -> Result<(), AuthError> {
         self.current_session(caller).await?;
         self.require_recent_authentication(caller)?;
+        let txn = self.db.begin().await?;
         let deleted = passkey::Entity::delete_many()
             .filter(passkey::Column::Id.eq(id.trim()))
             .filter(passkey::Column::UserId.eq(&caller.user_id))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if deleted.rows_affected == 0 {
             return Err(AuthError::NotFound("passkey"));
         }
-        self.audit(
+        AuditNote::by(
             &caller.enterprise_id,
             &caller.user_id,
             "two_factor.passkey.deleted",
@@ -233,7 +235,9 @@ impl Authenticator {
             &ClientInfo::default(),
             serde_json::json!({"passkey_id": id.trim()}),
         )
-        .await;
+        .write(&txn)
+        .await?;
+        txn.commit().await?;
         Ok(())
     }
 

@@ -163,8 +163,7 @@ impl Authenticator {
         .exec_without_returning(&txn)
         .await?;
         let codes = Self::first_recovery_codes(&txn, &caller.user_id).await?;
-        txn.commit().await?;
-        self.audit(
+        AuditNote::by(
             &caller.enterprise_id,
             &caller.user_id,
             "two_factor.sms.enrolled",
@@ -172,7 +171,9 @@ impl Authenticator {
             &ClientInfo::default(),
             serde_json::json!({}),
         )
-        .await;
+        .write(&txn)
+        .await?;
+        txn.commit().await?;
         Ok(codes)
     }
 

@@ -59,14 +59,21 @@ impl Authenticator {
         }
     }
 
-    /// Ends sessions `ids` (those still open) in the database, then in the cache.
+    /// Ends sessions `ids` (those still open) in the database with `note` in the same
+    /// transaction, then in the cache.
     pub(crate) async fn end_sessions(
         &self,
         ids: &[String],
         reason: &str,
         now: DateTime<Utc>,
+        note: Option<AuditNote>,
     ) -> Result<u64, AuthError> {
-        let ended = sessions::end(&self.db, ids, reason, now).await?;
+        let txn = self.db.begin().await?;
+        let ended = sessions::end(&txn, ids, reason, now).await?;
+        if let Some(note) = note {
+            note.write(&txn).await?;
+        }
+        txn.commit().await?;
         self.recache_sessions(ids).await;
         Ok(ended)
     }

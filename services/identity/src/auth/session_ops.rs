@@ -84,10 +84,7 @@ impl Authenticator {
         .exec_without_returning(&txn)
         .await?;
         let refresh_token = sessions::issue_refresh(&txn, &id, now).await?;
-        txn.commit().await?;
-        self.recache_sessions(&ending).await;
-        self.accounts.record_login(&account.user_id, now).await;
-        self.audit(
+        AuditNote::by(
             &account.enterprise_id,
             &account.user_id,
             "login",
@@ -95,7 +92,11 @@ impl Authenticator {
             client,
             serde_json::json!({"session_id": id, "amr": amr, "ended_for_limit": ending}),
         )
-        .await;
+        .write(&txn)
+        .await?;
+        txn.commit().await?;
+        self.recache_sessions(&ending).await;
+        self.accounts.record_login(&account.user_id, now).await;
         let access_token = self.access_token(account, &id, amr, now, now).await?;
         Ok(Tokens {
             access_token,
@@ -111,17 +112,21 @@ impl Authenticator {
         reason: &str,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        self.end_sessions(std::slice::from_ref(&row.id), reason, Utc::now())
-            .await?;
-        self.audit(
+        let note = AuditNote::by(
             &row.enterprise_id,
             &row.user_id,
             "session.end",
             "success",
             client,
             serde_json::json!({"session_id": row.id, "reason": reason}),
+        );
+        self.end_sessions(
+            std::slice::from_ref(&row.id),
+            reason,
+            Utc::now(),
+            Some(note),
         )
-        .await;
+        .await?;
         Ok(())
     }
 
@@ -144,7 +149,15 @@ impl Authenticator {
         }
         if let Some(reason) = sessions::dead_reason(&row, now) {
             if row.ended_at.is_none() {
-                self.end_sessions(std::slice::from_ref(&row.id), reason, now)
+                let note = AuditNote::by(
+                    &row.enterprise_id,
+                    &row.user_id,
+                    "session.end",
+                    "success",
+                    &client,
+                    serde_json::json!({"session_id": row.id, "reason": reason}),
+                );
+                self.end_sessions(std::slice::from_ref(&row.id), reason, now, Some(note))
                     .await?;
             }
             return Err(AuthError::Unauthenticated("session ended"));
@@ -336,17 +349,16 @@ impl Authenticator {
         ids: &[String],
         reason: &str,
     ) -> Result<u64, AuthError> {
-        let ended = self.end_sessions(ids, reason, Utc::now()).await?;
-        self.audit(
+        let note = AuditNote::by(
             &caller.enterprise_id,
             &caller.user_id,
             "session.end",
             "success",
             &ClientInfo::default(),
-            serde_json::json!({"user_id": user_id, "sessions": ids, "reason": reason}),
+            serde_json::json!({"sessions": ids, "reason": reason}),
         )
-        .await;
-        Ok(ended)
+        .on(user_id);
+        self.end_sessions(ids, reason, Utc::now(), Some(note)).await
     }
 
     /// D14: ends the open sessions of users who are no longer active (disabled, deleted or
@@ -382,22 +394,23 @@ impl Authenticator {
             let mine: Vec<&session::Model> =
                 open.iter().filter(|row| row.user_id == *user_id).collect();
             let ids: Vec<String> = mine.iter().map(|row| row.id.clone()).collect();
-            ended += self
-                .end_sessions(&ids, "user disabled or deleted", now)
-                .await?;
             let enterprise = mine
                 .first()
                 .map(|row| row.enterprise_id.clone())
                 .unwrap_or_default();
-            self.audit(
+            // Identity itself ends them (an empty actor is the identity service).
+            let note = AuditNote::by(
                 &enterprise,
-                user_id,
+                "",
                 "session.end",
                 "success",
                 &ClientInfo::default(),
                 serde_json::json!({"sessions": ids, "reason": "user disabled or deleted (D14)"}),
             )
-            .await;
+            .on(user_id);
+            ended += self
+                .end_sessions(&ids, "user disabled or deleted", now, Some(note))
+                .await?;
         }
         Ok(ended)
     }
@@ -446,8 +459,8 @@ impl Authenticator {
             }
             amr.push("otp".to_owned());
         }
-        self.step_up_audit(&account, "success", "").await;
         let now = Utc::now();
+        let txn = self.db.begin().await?;
         session::Entity::update(session::ActiveModel {
             id: Set(row.id.clone()),
             auth_time: Set(now),
@@ -455,8 +468,19 @@ impl Authenticator {
             last_seen_at: Set(now),
             ..Default::default()
         })
-        .exec(&self.db)
+        .exec(&txn)
         .await?;
+        AuditNote::by(
+            &account.enterprise_id,
+            &account.user_id,
+            "session.reauthenticate",
+            "success",
+            &ClientInfo::default(),
+            serde_json::json!({"session_id": row.id, "amr": amr}),
+        )
+        .write(&txn)
+        .await?;
+        txn.commit().await?;
         self.recache_sessions(std::slice::from_ref(&row.id)).await;
         let token = self.access_token(&account, &row.id, amr, now, now).await?;
         Ok((token, now + self.access_ttl))
