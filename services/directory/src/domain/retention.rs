@@ -242,7 +242,9 @@ impl Directory {
         let folder = archive_dir.join(id);
         std::fs::create_dir_all(&folder).map_err(io)?;
         let archive = folder.join(format!("{:012}-{:012}.jsonl", start_seq + 1, up_to.0));
-        let partial = archive.with_extension("jsonl.partial");
+        // Its own partial file: two replicas archiving at once each write whole files.
+        let partial =
+            archive.with_extension(format!("jsonl.{}.partial", uuid::Uuid::new_v4().simple()));
         let mut file = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io)?);
         let mut after = start_seq;
         let mut archived = 0u64;
