@@ -96,6 +96,36 @@ async fn verify(install: &Install, token: &str) -> pb::VerifyChainResponse {
         .into_inner()
 }
 
+/// Changes the enterprise's audit policy (retention, alert rules) as the operator.
+async fn set_audit_policy(
+    install: &Install,
+    enterprise: &EnterpriseId,
+    change: impl FnOnce(&mut praxis_directory::domain::policy::AuditPolicy),
+) {
+    let mut policy = install
+        .directory
+        .get_enterprise(&Actor::Operator, enterprise)
+        .await
+        .unwrap()
+        .policy;
+    change(&mut policy.audit);
+    install
+        .directory
+        .update_enterprise(
+            &Actor::Operator,
+            enterprise,
+            None,
+            praxis_directory::domain::service::EnterpriseChange {
+                display_name: None,
+                min_access: None,
+                policy: Some(policy),
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn au1_au2_appends_are_idempotent_queryable_and_tamper_evident() {
     for install in praxis_tests::installs().await {
@@ -442,30 +472,12 @@ async fn au4_alerts_fire_at_their_threshold_and_not_below() {
     let admin = install
         .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
         .await;
-    let mut policy = install
-        .directory
-        .get_enterprise(&Actor::Operator, &acme.enterprise.id)
-        .await
-        .unwrap()
-        .policy;
-    policy.audit.alerts.failed_logins_per_user = 3;
-    policy.audit.alerts.failed_logins_per_ip = 4;
-    policy.audit.alerts.patient_records_per_user = 2;
-    install
-        .directory
-        .update_enterprise(
-            &Actor::Operator,
-            &acme.enterprise.id,
-            None,
-            praxis_directory::domain::service::EnterpriseChange {
-                display_name: None,
-                min_access: None,
-                policy: Some(policy),
-            },
-            chrono::Utc::now(),
-        )
-        .await
-        .unwrap();
+    set_audit_policy(&install, &acme.enterprise.id, |audit| {
+        audit.alerts.failed_logins_per_user = 3;
+        audit.alerts.failed_logins_per_ip = 4;
+        audit.alerts.patient_records_per_user = 2;
+    })
+    .await;
     let mut watch = audit(&install)
         .await
         .watch_alerts(authed(pb::WatchAlertsRequest::default(), &admin))
@@ -670,28 +682,10 @@ async fn au3_retention_archives_then_removes_behind_a_signed_checkpoint() {
         let admin = install
             .token_for(&acme.user(UserKind::EnterpriseAdmin).email)
             .await;
-        let mut policy = install
-            .directory
-            .get_enterprise(&Actor::Operator, &acme.enterprise.id)
-            .await
-            .unwrap()
-            .policy;
-        policy.audit.retention_days = 30;
-        install
-            .directory
-            .update_enterprise(
-                &Actor::Operator,
-                &acme.enterprise.id,
-                None,
-                praxis_directory::domain::service::EnterpriseChange {
-                    display_name: None,
-                    min_access: None,
-                    policy: Some(policy),
-                },
-                chrono::Utc::now(),
-            )
-            .await
-            .unwrap();
+        set_audit_policy(&install, &acme.enterprise.id, |audit| {
+            audit.retention_days = 30
+        })
+        .await;
         let staff = acme.user(UserKind::Staff).id.0.clone();
         let reads = (0..5)
             .map(|i| read_patient(&enterprise, &staff, &format!("p-{i}")))
