@@ -1696,7 +1696,7 @@ async fn i3_sms_codes_after_the_phone_is_confirmed() {
     );
     // A recovery code still works in its place.
     let asked = challenge(login(install, &staff.email, PASSWORD).await.unwrap());
-    tokens(
+    let session = tokens(
         answer(asked.challenge_id, recovery[0].clone())
             .await
             .expect("recovery code")
@@ -1704,6 +1704,84 @@ async fn i3_sms_codes_after_the_phone_is_confirmed() {
             .step
             .unwrap(),
     );
+
+    // I4 step-up for a user whose factor is SMS: the password, then a texted code.
+    let reauthenticate = |password: &str| {
+        let request = authed(
+            pb::ReauthenticateRequest {
+                password: password.into(),
+                code: String::new(),
+            },
+            &session.access_token,
+        );
+        async move { auth(install).await.reauthenticate(request).await }
+    };
+    assert_eq!(
+        reauthenticate("wrong").await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let step_up = reauthenticate(PASSWORD)
+        .await
+        .expect("password accepted")
+        .into_inner();
+    assert!(
+        step_up.access_token.is_empty(),
+        "no token before the factor"
+    );
+    let asked = step_up.challenge.expect("a step-up challenge");
+    assert_eq!(asked.kind, i32::from(pb::ChallengeKind::StepUp));
+    assert!(
+        asked.methods.contains(&"sms".to_owned()),
+        "{:?}",
+        asked.methods
+    );
+    auth(install)
+        .await
+        .send_challenge_code(pb::SendChallengeCodeRequest {
+            challenge_id: asked.challenge_id.clone(),
+            channel: pb::CodeChannel::Sms.into(),
+        })
+        .await
+        .expect("texted");
+    let waited = std::time::Instant::now();
+    let texted = loop {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(10),
+            "texted in time"
+        );
+        let codes: Vec<String> = install
+            .notifier
+            .delivered()
+            .into_iter()
+            .filter(|n| n.topic == "identity.code" && n.recipient == "+15555550123")
+            .map(|n| {
+                serde_json::from_str::<serde_json::Value>(&n.payload).unwrap()["code"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        if codes.len() >= 2 {
+            break codes.last().unwrap().clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let fresh = tokens(
+        answer(asked.challenge_id, texted)
+            .await
+            .expect("the texted code")
+            .into_inner()
+            .step
+            .unwrap(),
+    );
+    assert_eq!(fresh.session_id, session.session_id, "the same session");
+    assert!(
+        fresh.refresh_token.is_empty(),
+        "the refresh token is unchanged"
+    );
+    let seen = introspect(install, &fresh.access_token, &fresh.access_token).await;
+    assert!(seen.active);
+    assert_eq!(seen.amr, ["pwd", "sms"]);
 }
 
 /// I4: sessions live in the cache as well as the database; an end reaches the cache at once,

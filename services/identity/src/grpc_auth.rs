@@ -1,7 +1,8 @@
 //! `praxis.identity.v1.AuthService`, `SessionService` and `TwoFactorService`.
 
 use crate::auth::{
-    AuthError, Authenticator, ChallengeKind, ClientInfo, Method, PasskeyInfo, Step, Tokens,
+    AuthError, Authenticator, Challenge, ChallengeKind, ClientInfo, Method, PasskeyInfo, Step,
+    StepUp, Tokens,
 };
 use crate::store::session;
 use chrono::{DateTime, Utc};
@@ -118,25 +119,32 @@ fn login_step(step: Step) -> pb::LoginStep {
             recovery_codes,
         },
         Step::Challenge(challenge) => pb::LoginStep {
-            outcome: Some(pb::login_step::Outcome::Challenge(pb::Challenge {
-                challenge_id: challenge.id,
-                kind: match challenge.kind {
-                    ChallengeKind::TwoFactor => pb::ChallengeKind::TwoFactor,
-                    ChallengeKind::TwoFactorEnrollment => pb::ChallengeKind::TwoFactorEnrollment,
-                    ChallengeKind::PasswordChange => pb::ChallengeKind::PasswordChange,
-                }
-                .into(),
-                expire_time: Some(timestamp(challenge.expires_at)),
-                otpauth_uri: challenge.otpauth_uri.unwrap_or_default(),
-                methods: challenge
-                    .methods
-                    .iter()
-                    .map(|m| m.as_str().to_owned())
-                    .collect(),
-                passkey_request_options: challenge.passkey_request.unwrap_or_default(),
-            })),
+            outcome: Some(pb::login_step::Outcome::Challenge(challenge_proto(
+                challenge,
+            ))),
             recovery_codes: Vec::new(),
         },
+    }
+}
+
+fn challenge_proto(challenge: Challenge) -> pb::Challenge {
+    pb::Challenge {
+        challenge_id: challenge.id,
+        kind: match challenge.kind {
+            ChallengeKind::TwoFactor => pb::ChallengeKind::TwoFactor,
+            ChallengeKind::TwoFactorEnrollment => pb::ChallengeKind::TwoFactorEnrollment,
+            ChallengeKind::PasswordChange => pb::ChallengeKind::PasswordChange,
+            ChallengeKind::StepUp => pb::ChallengeKind::StepUp,
+        }
+        .into(),
+        expire_time: Some(timestamp(challenge.expires_at)),
+        otpauth_uri: challenge.otpauth_uri.unwrap_or_default(),
+        methods: challenge
+            .methods
+            .iter()
+            .map(|m| m.as_str().to_owned())
+            .collect(),
+        passkey_request_options: challenge.passkey_request.unwrap_or_default(),
     }
 }
 
@@ -275,14 +283,21 @@ impl AuthService for AuthApi {
         if body.password.is_empty() {
             return Err(invalid_argument("password", "required"));
         }
-        let (access_token, expires_at) = self
+        let step = self
             .auth
             .reauthenticate(&caller, &body.password, &body.code)
             .await
             .map_err(status)?;
-        Ok(Response::new(pb::ReauthenticateResponse {
-            access_token,
-            access_token_expire_time: Some(timestamp(expires_at)),
+        Ok(Response::new(match step {
+            StepUp::Done(access_token, expires_at) => pb::ReauthenticateResponse {
+                access_token,
+                access_token_expire_time: Some(timestamp(expires_at)),
+                challenge: None,
+            },
+            StepUp::Challenge(challenge) => pb::ReauthenticateResponse {
+                challenge: Some(challenge_proto(challenge)),
+                ..Default::default()
+            },
         }))
     }
 

@@ -194,6 +194,36 @@ impl Authenticator {
         amr: Vec<String>,
         client: ClientInfo,
     ) -> Result<Step, AuthError> {
+        self.issue_challenge(account, kind, amr, client, None)
+            .await
+            .map(Step::Challenge)
+    }
+
+    /// A step-up challenge for `session_id` (see `reauthenticate`).
+    pub(super) async fn challenge_for_session(
+        &self,
+        account: &Account,
+        amr: Vec<String>,
+        session_id: &str,
+    ) -> Result<Challenge, AuthError> {
+        self.issue_challenge(
+            account,
+            ChallengeKind::StepUp,
+            amr,
+            ClientInfo::default(),
+            Some(session_id),
+        )
+        .await
+    }
+
+    async fn issue_challenge(
+        &self,
+        account: &Account,
+        kind: ChallengeKind,
+        amr: Vec<String>,
+        client: ClientInfo,
+        session_id: Option<&str>,
+    ) -> Result<Challenge, AuthError> {
         let now = Utc::now();
         let otpauth_uri = match kind {
             ChallengeKind::TwoFactorEnrollment => Some(self.pending_totp(account).await?),
@@ -201,7 +231,7 @@ impl Authenticator {
         };
         // Every second-factor challenge can be answered by a code sent to the user's email.
         let methods = match kind {
-            ChallengeKind::TwoFactor => {
+            ChallengeKind::TwoFactor | ChallengeKind::StepUp => {
                 let mut methods = self.enrolled_methods(&account.user_id).await?;
                 methods.push(Method::Email);
                 methods
@@ -227,16 +257,17 @@ impl Authenticator {
             code_method: None,
             codes_sent: 0,
             passkey,
+            session_id: session_id.map(str::to_owned),
         };
         self.put_challenge(&id, &state).await?;
-        Ok(Step::Challenge(Challenge {
+        Ok(Challenge {
             id,
             kind,
             expires_at: state.expires_at,
             otpauth_uri,
             methods,
             passkey_request,
-        }))
+        })
     }
 
     pub(super) async fn put_challenge(
@@ -328,6 +359,47 @@ impl Authenticator {
                     recovery_codes: Vec::new(),
                 })
             }
+            ChallengeKind::StepUp => {
+                let (ok, method) = self
+                    .answer_second_factor(&state, code, passkey_assertion)
+                    .await?;
+                if !ok {
+                    self.audit(
+                        &account.enterprise_id,
+                        &account.user_id,
+                        "session.reauthenticate",
+                        "failure",
+                        &state.client,
+                        serde_json::json!({"reason": "wrong, reused or expired answer", "method": method.as_str()}),
+                    )
+                    .await;
+                    self.retry(id, &mut state).await?;
+                    return Err(AuthError::Unauthenticated("wrong code"));
+                }
+                // The session must still be alive and the user's.
+                let row = match &state.session_id {
+                    Some(session_id) => self.session(session_id).await?,
+                    None => None,
+                }
+                .filter(|row| {
+                    row.user_id == account.user_id
+                        && sessions::dead_reason(row, Utc::now()).is_none()
+                })
+                .ok_or(AuthError::Unauthenticated("session ended"))?;
+                let mut amr = state.amr.clone();
+                amr.push(method.as_str().to_owned());
+                let (access_token, access_expires_at) = self.step_up(&account, &row, amr).await?;
+                Ok(Step::Done {
+                    tokens: Tokens {
+                        access_token,
+                        access_expires_at,
+                        // The session's refresh token is unchanged.
+                        refresh_token: String::new(),
+                        session_id: row.id,
+                    },
+                    recovery_codes: Vec::new(),
+                })
+            }
             ChallengeKind::TwoFactorEnrollment => {
                 let row = totp::Entity::find_by_id(&account.user_id)
                     .one(&self.db)
@@ -411,7 +483,7 @@ impl Authenticator {
         if state.expires_at <= Utc::now() {
             return Err(UNKNOWN);
         }
-        if state.kind != ChallengeKind::TwoFactor {
+        if !matches!(state.kind, ChallengeKind::TwoFactor | ChallengeKind::StepUp) {
             self.put_challenge(id, &state).await?;
             return Err(AuthError::Precondition {
                 reason: "NOT_A_TWO_FACTOR_CHALLENGE",

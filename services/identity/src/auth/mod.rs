@@ -174,6 +174,15 @@ pub enum ChallengeKind {
     TwoFactor,
     TwoFactorEnrollment,
     PasswordChange,
+    /// A second factor for `Reauthenticate` (I4), for the session it names.
+    StepUp,
+}
+
+/// Where a step-up stands: done (a token with a fresh `auth_time`) or waiting for a factor.
+#[derive(Debug, Clone)]
+pub enum StepUp {
+    Done(String, DateTime<Utc>),
+    Challenge(Challenge),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,6 +207,9 @@ struct ChallengeState {
     /// The WebAuthn ceremony waiting for a passkey's answer.
     #[serde(default)]
     passkey: Option<webauthn_rs::prelude::PasskeyAuthentication>,
+    /// For a step-up: the session it refreshes.
+    #[serde(default)]
+    session_id: Option<String>,
 }
 
 /// A way to answer a second-factor challenge; its name is what `amr` says after it.

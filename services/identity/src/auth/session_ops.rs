@@ -422,7 +422,7 @@ impl Authenticator {
         caller: &Caller,
         password: &str,
         code: &str,
-    ) -> Result<(String, DateTime<Utc>), AuthError> {
+    ) -> Result<StepUp, AuthError> {
         let row = self.current_session(caller).await?;
         let account = self
             .account(&caller.user_id)
@@ -451,14 +451,35 @@ impl Authenticator {
             return Err(AuthError::PermissionDenied("wrong password"));
         }
         let mut amr = vec!["pwd".to_owned()];
-        if let Some(factor) = self.confirmed_totp(&caller.user_id).await? {
-            if !self.spend_totp(&factor, code).await? {
-                self.step_up_audit(&account, "failure", "wrong or missing code")
-                    .await;
-                return Err(AuthError::PermissionDenied("wrong or missing code"));
+        let factor = self.confirmed_totp(&caller.user_id).await?;
+        match factor {
+            Some(factor) if !code.trim().is_empty() => {
+                if !self.spend_totp(&factor, code).await? {
+                    self.step_up_audit(&account, "failure", "wrong code").await;
+                    return Err(AuthError::PermissionDenied("wrong or missing code"));
+                }
+                amr.push("otp".to_owned());
             }
-            amr.push("otp".to_owned());
+            // Any other second factor (a passkey, SMS, or TOTP without a code given) is asked
+            // for through a challenge, as at login.
+            _ if !self.enrolled_methods(&caller.user_id).await?.is_empty() => {
+                let step = self.challenge_for_session(&account, amr, &row.id).await?;
+                return Ok(StepUp::Challenge(step));
+            }
+            _ => {}
         }
+        let (token, expires_at) = self.step_up(&account, &row, amr).await?;
+        Ok(StepUp::Done(token, expires_at))
+    }
+
+    /// A fresh `auth_time` for the session (I4): recorded with its audit event, then an access
+    /// token that carries it.
+    pub(super) async fn step_up(
+        &self,
+        account: &Account,
+        row: &session::Model,
+        amr: Vec<String>,
+    ) -> Result<(String, DateTime<Utc>), AuthError> {
         let now = Utc::now();
         let txn = self.db.begin().await?;
         session::Entity::update(session::ActiveModel {
@@ -482,7 +503,7 @@ impl Authenticator {
         .await?;
         txn.commit().await?;
         self.recache_sessions(std::slice::from_ref(&row.id)).await;
-        let token = self.access_token(&account, &row.id, amr, now, now).await?;
+        let token = self.access_token(account, &row.id, amr, now, now).await?;
         Ok((token, now + self.access_ttl))
     }
 
