@@ -3,6 +3,7 @@
 //! health probe. Each service owns its own database; nothing here knows any service's tables.
 #![forbid(unsafe_code)]
 
+pub mod outbox;
 pub mod testing;
 
 use futures::future::BoxFuture;

@@ -5,7 +5,6 @@
 use praxis_proto::audit::v1 as pb;
 use praxis_runtime::error::DeliveryError;
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -192,20 +191,17 @@ pub async fn relay_once(db: &DatabaseConnection, sink: &dyn AuditSink) -> Result
     let handed = praxis_runtime::outbox::deliver(batch, |events| sink.append(events))
         .await
         .map_err(|e| e.to_string())?;
-    outbox::Entity::update_many()
-        .col_expr(outbox::Column::DeliveredAt, Expr::value(chrono::Utc::now()))
-        .filter(outbox::Column::Id.is_in(handed.delivered.clone()))
-        .exec(db)
-        .await
-        .map_err(|e| e.to_string())?;
-    for (id, reason) in &handed.refused {
-        tracing::error!(event = %id, %reason, "the audit trail refuses this event; it stays in authz's outbox, set aside");
-        outbox::Entity::update_many()
-            .col_expr(outbox::Column::Refused, Expr::value(reason.clone()))
-            .filter(outbox::Column::Id.eq(id.as_str()))
-            .exec(db)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    praxis_store::outbox::settle::<outbox::Entity>(
+        db,
+        praxis_store::outbox::OutboxColumns {
+            id: outbox::Column::Id,
+            delivered_at: outbox::Column::DeliveredAt,
+            refused: outbox::Column::Refused,
+        },
+        &handed,
+        "authz audit",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(handed.delivered.len())
 }

@@ -6,7 +6,6 @@
 use crate::accounts::Accounts;
 use crate::store::audit_outbox;
 use praxis_proto::audit::v1 as pb;
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 /// Events per delivery.
@@ -82,21 +81,17 @@ pub async fn relay_once(db: &DatabaseConnection, trail: &dyn Accounts) -> Result
     let handed = praxis_runtime::outbox::deliver(batch, |events| trail.append_audit(events))
         .await
         .map_err(|e| e.to_string())?;
-    let now = chrono::Utc::now();
-    audit_outbox::Entity::update_many()
-        .col_expr(audit_outbox::Column::DeliveredAt, Expr::value(now))
-        .filter(audit_outbox::Column::Id.is_in(handed.delivered.clone()))
-        .exec(db)
-        .await
-        .map_err(|e| e.to_string())?;
-    for (id, reason) in &handed.refused {
-        tracing::error!(event = %id, %reason, "the audit trail refuses this event; it stays in identity's outbox, set aside");
-        audit_outbox::Entity::update_many()
-            .col_expr(audit_outbox::Column::Refused, Expr::value(reason.clone()))
-            .filter(audit_outbox::Column::Id.eq(id.as_str()))
-            .exec(db)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    praxis_store::outbox::settle::<audit_outbox::Entity>(
+        db,
+        praxis_store::outbox::OutboxColumns {
+            id: audit_outbox::Column::Id,
+            delivered_at: audit_outbox::Column::DeliveredAt,
+            refused: audit_outbox::Column::Refused,
+        },
+        &handed,
+        "identity audit",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(handed.delivered.len())
 }

@@ -142,9 +142,10 @@ impl Authenticator {
         amr: Vec<String>,
         client: ClientInfo,
     ) -> Result<Step, AuthError> {
-        if !self.enrolled_methods(&account.user_id).await?.is_empty() {
+        let factors = self.enrolled_methods(&account.user_id).await?;
+        if !factors.is_empty() {
             return self
-                .challenge(account, ChallengeKind::TwoFactor, amr, client)
+                .two_factor_challenge(account, factors, amr, client)
                 .await;
         }
         if account.two_factor_required {
@@ -156,8 +157,9 @@ impl Authenticator {
             .device_is_new(&account.user_id, &client.device_id)
             .await?
         {
+            // No factor of their own: the emailed code alone.
             return self
-                .challenge(account, ChallengeKind::TwoFactor, amr, client)
+                .two_factor_challenge(account, Vec::new(), amr, client)
                 .await;
         }
         let tokens = self.open_session(account, amr, &client).await?;
@@ -194,21 +196,43 @@ impl Authenticator {
         amr: Vec<String>,
         client: ClientInfo,
     ) -> Result<Step, AuthError> {
-        self.issue_challenge(account, kind, amr, client, None)
+        self.issue_challenge(account, kind, Vec::new(), amr, client, None)
             .await
             .map(Step::Challenge)
+    }
+
+    /// A 2FA challenge answerable by `factors` (the user's enrolled ones) or an emailed code.
+    async fn two_factor_challenge(
+        &self,
+        account: &Account,
+        factors: Vec<Method>,
+        amr: Vec<String>,
+        client: ClientInfo,
+    ) -> Result<Step, AuthError> {
+        self.issue_challenge(
+            account,
+            ChallengeKind::TwoFactor,
+            factors,
+            amr,
+            client,
+            None,
+        )
+        .await
+        .map(Step::Challenge)
     }
 
     /// A step-up challenge for `session_id` (see `reauthenticate`).
     pub(super) async fn challenge_for_session(
         &self,
         account: &Account,
+        factors: Vec<Method>,
         amr: Vec<String>,
         session_id: &str,
     ) -> Result<Challenge, AuthError> {
         self.issue_challenge(
             account,
             ChallengeKind::StepUp,
+            factors,
             amr,
             ClientInfo::default(),
             Some(session_id),
@@ -220,6 +244,7 @@ impl Authenticator {
         &self,
         account: &Account,
         kind: ChallengeKind,
+        factors: Vec<Method>,
         amr: Vec<String>,
         client: ClientInfo,
         session_id: Option<&str>,
@@ -232,7 +257,7 @@ impl Authenticator {
         // Every second-factor challenge can be answered by a code sent to the user's email.
         let methods = match kind {
             ChallengeKind::TwoFactor | ChallengeKind::StepUp => {
-                let mut methods = self.enrolled_methods(&account.user_id).await?;
+                let mut methods = factors;
                 methods.push(Method::Email);
                 methods
             }

@@ -452,21 +452,22 @@ impl Authenticator {
         }
         let mut amr = vec!["pwd".to_owned()];
         let factor = self.confirmed_totp(&caller.user_id).await?;
-        match factor {
-            Some(factor) if !code.trim().is_empty() => {
-                if !self.spend_totp(&factor, code).await? {
-                    self.step_up_audit(&account, "failure", "wrong code").await;
-                    return Err(AuthError::PermissionDenied("wrong or missing code"));
-                }
-                amr.push("otp".to_owned());
+        if let Some(factor) = factor.filter(|_| !code.trim().is_empty()) {
+            if !self.spend_totp(&factor, code).await? {
+                self.step_up_audit(&account, "failure", "wrong code").await;
+                return Err(AuthError::PermissionDenied("wrong or missing code"));
             }
+            amr.push("otp".to_owned());
+        } else {
             // Any other second factor (a passkey, SMS, or TOTP without a code given) is asked
             // for through a challenge, as at login.
-            _ if !self.enrolled_methods(&caller.user_id).await?.is_empty() => {
-                let step = self.challenge_for_session(&account, amr, &row.id).await?;
+            let factors = self.enrolled_methods(&caller.user_id).await?;
+            if !factors.is_empty() {
+                let step = self
+                    .challenge_for_session(&account, factors, amr, &row.id)
+                    .await?;
                 return Ok(StepUp::Challenge(step));
             }
-            _ => {}
         }
         let (token, expires_at) = self.step_up(&account, &row, amr).await?;
         Ok(StepUp::Done(token, expires_at))
