@@ -105,6 +105,7 @@ async fn bind(
         valid_until: None,
         weekly_window: None,
         created_at: chrono::Utc::now(),
+        source: None,
     };
     shape(&mut binding);
     let (binding, revision) = install

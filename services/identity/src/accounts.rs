@@ -88,6 +88,9 @@ pub struct Account {
     pub session: SessionRules,
     pub two_factor_required: bool,
     pub network: Vec<NetworkRule>,
+    /// I6: the enterprise logs its users in only through SSO.
+    #[serde(default)]
+    pub sso_required: bool,
 }
 
 impl Account {
@@ -146,6 +149,40 @@ pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
 #[error("accounts unavailable: {0}")]
 pub struct AccountsError(pub String);
 
+/// Why directory did not provision a user (I6).
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// Directory's rules said no (a domain not the enterprise's, a deleted user, no mapping);
+    /// the message says which.
+    #[error("{0}")]
+    Refused(String),
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ProvisionError {
+    pub fn from_status(status: &tonic::Status) -> Self {
+        match status.code() {
+            tonic::Code::FailedPrecondition
+            | tonic::Code::InvalidArgument
+            | tonic::Code::NotFound
+            | tonic::Code::PermissionDenied
+            | tonic::Code::AlreadyExists => {
+                let reason = tonic_types::StatusExt::get_error_details(status)
+                    .error_info()
+                    .map(|info| info.reason.clone())
+                    .unwrap_or_default();
+                ProvisionError::Refused(if reason.is_empty() {
+                    status.message().to_owned()
+                } else {
+                    format!("{reason}: {}", status.message())
+                })
+            }
+            _ => ProvisionError::Unavailable(format!("{:?} {}", status.code(), status.message())),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 pub trait Accounts: Send + Sync {
     async fn by_email(&self, email: &str) -> Result<Option<Account>, AccountsError>;
@@ -176,6 +213,11 @@ pub trait Accounts: Send + Sync {
         &self,
         events: Vec<praxis_proto::audit::v1::Event>,
     ) -> Result<(), praxis_runtime::error::DeliveryError>;
+    /// Creates or updates the user an SSO login names (I6); the account as it is afterwards.
+    async fn provision(
+        &self,
+        request: directory::ProvisionUserRequest,
+    ) -> Result<Account, ProvisionError>;
 }
 
 /// The account in directory's answer; `None` when the user is missing from it.
@@ -241,6 +283,7 @@ pub fn from_proto(answer: directory::GetAccountResponse) -> Option<Account> {
             bind_to_device: session.bind_to_device,
         },
         two_factor_required: policy.two_factor.is_some_and(|t| t.required),
+        sso_required: policy.sso.is_some_and(|s| s.required),
         network: policy
             .ip_allowlists
             .into_iter()
@@ -432,6 +475,26 @@ impl Accounts for GrpcAccounts {
                 praxis_runtime::error::DeliveryError::from_status("directory audit", &status)
             })
     }
+    async fn provision(
+        &self,
+        request: directory::ProvisionUserRequest,
+    ) -> Result<Account, ProvisionError> {
+        let request = self
+            .request(request)
+            .await
+            .map_err(|e| ProvisionError::Unavailable(e.to_string()))?;
+        let answer = self
+            .client
+            .clone()
+            .provision_user(request)
+            .await
+            .map_err(|status| ProvisionError::from_status(&status))?
+            .into_inner();
+        answer
+            .account
+            .and_then(from_proto)
+            .ok_or_else(|| ProvisionError::Unavailable("directory answered no account".into()))
+    }
 }
 
 /// For tools that only sign (the `praxis token` command): every lookup is unavailable.
@@ -465,6 +528,14 @@ impl Accounts for NoAccounts {
             "this tool has no audit trail".into(),
         ))
     }
+    async fn provision(
+        &self,
+        _request: directory::ProvisionUserRequest,
+    ) -> Result<Account, ProvisionError> {
+        Err(ProvisionError::Unavailable(
+            "this tool has no account source".into(),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -483,6 +554,7 @@ mod tests {
             session: SessionRules::default(),
             two_factor_required: false,
             network,
+            sso_required: false,
         }
     }
 

@@ -59,7 +59,7 @@ fn status(error: AuthError) -> Status {
     }
 }
 
-fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+pub(crate) fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: time.timestamp(),
         nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
@@ -100,7 +100,7 @@ impl AuthApi {
     }
 }
 
-fn tokens(tokens: Tokens) -> pb::Tokens {
+pub(crate) fn tokens(tokens: Tokens) -> pb::Tokens {
     pb::Tokens {
         access_token: tokens.access_token,
         access_token_expire_time: Some(timestamp(tokens.access_expires_at)),

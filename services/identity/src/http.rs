@@ -1,30 +1,50 @@
-//! Identity's HTTP endpoints: what a browser or a JWT library reaches without gRPC.
+//! Identity's HTTP endpoints: what a browser or a JWT library reaches without gRPC — the JWK
+//! Set and the browser side of SSO (I6).
 
+use crate::auth::ClientInfo;
 use crate::keys::KeyRing;
+use crate::sso::{Sso, SsoError, oidc::CallbackParams};
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+struct Http {
+    keys: KeyRing,
+    sso: Arc<Sso>,
+}
+
+/// The browser's device id, kept in a cookie so SSO logins count devices like password logins.
+const DEVICE_COOKIE: &str = "praxis_device";
 
 pub async fn serve(
     keys: KeyRing,
+    sso: Arc<Sso>,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), crate::StartError> {
     let router = Router::new()
         .route("/.well-known/jwks.json", get(jwks))
-        .with_state(keys);
+        .route("/sso/{connection}/start", get(start))
+        .route("/sso/{connection}/callback", get(callback))
+        .with_state(Http { keys, sso });
     tracing::info!(address = %listener.local_addr()?, "serving identity HTTP");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await?;
     Ok(())
 }
 
-async fn jwks(State(keys): State<KeyRing>) -> Response {
-    match keys.jwks(chrono::Utc::now()).await {
+async fn jwks(State(http): State<Http>) -> Response {
+    match http.keys.jwks(chrono::Utc::now()).await {
         Ok(set) => (
             [
                 (header::CACHE_CONTROL, "public, max-age=300"),
@@ -36,6 +56,174 @@ async fn jwks(State(keys): State<KeyRing>) -> Response {
         Err(error) => {
             tracing::error!(%error, "cannot read signing keys");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+fn client_info(sso: &Sso, headers: &HeaderMap, peer: SocketAddr) -> ClientInfo {
+    let forwarded = sso
+        .trust_forwarded_for()
+        .then(|| {
+            headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|ip| ip.trim().parse().ok())
+        })
+        .flatten();
+    ClientInfo {
+        device_id: cookie(headers, DEVICE_COOKIE).unwrap_or_default(),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        ip: Some(forwarded.unwrap_or_else(|| peer.ip())),
+    }
+}
+
+/// A page saying why a login failed; the reason is one identity chose to show.
+fn failure(error: &SsoError) -> Response {
+    let (status, message) = match error {
+        SsoError::Refused(message) => (StatusCode::FORBIDDEN, message.clone()),
+        SsoError::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
+        SsoError::Unavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a service this login needs is unavailable; try again shortly".to_owned(),
+        ),
+        SsoError::Invalid { .. } | SsoError::Precondition { .. } => {
+            (StatusCode::BAD_REQUEST, error.to_string())
+        }
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "sign-in failed".to_owned(),
+        ),
+    };
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;");
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign-in failed</title></head>\
+         <body><h1>Sign-in failed</h1><p id=\"reason\">{escaped}</p></body></html>"
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn see_other(location: &str, set_cookie: Option<String>) -> Response {
+    let mut response =
+        (StatusCode::SEE_OTHER, [(header::CACHE_CONTROL, "no-store")]).into_response();
+    let headers = response.headers_mut();
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            headers.insert(header::LOCATION, value);
+        }
+        Err(_) => return failure(&SsoError::Internal("redirect is not a header value".into())),
+    }
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StartParams {
+    #[serde(default)]
+    return_to: String,
+}
+
+async fn start(
+    State(http): State<Http>,
+    Path(connection_id): Path<String>,
+    Query(params): Query<StartParams>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let client = client_info(&http.sso, &headers, peer);
+    let connection = match http.sso.usable_connection(&connection_id).await {
+        Ok(connection) => connection,
+        Err(error) => return failure(&error),
+    };
+    let started = match connection.protocol() {
+        "oidc" => http.sso.oidc_start(&connection, &params.return_to).await,
+        _ => Err(SsoError::Refused(
+            "this connection's protocol has no browser login yet".into(),
+        )),
+    };
+    match started {
+        Ok(location) => {
+            let device = cookie(&headers, DEVICE_COOKIE).is_none().then(|| {
+                format!(
+                    "{DEVICE_COOKIE}={}; Path=/sso; Max-Age=31536000; HttpOnly; SameSite=Lax",
+                    crate::sso::random_token()
+                )
+            });
+            see_other(&location, device)
+        }
+        Err(error) => {
+            http.sso
+                .audit_refusal(Some(&connection), &error.to_string(), &client)
+                .await;
+            failure(&error)
+        }
+    }
+}
+
+async fn callback(
+    State(http): State<Http>,
+    Path(connection_id): Path<String>,
+    Query(params): Query<CallbackParams>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let client = client_info(&http.sso, &headers, peer);
+    let connection = match http.sso.usable_connection(&connection_id).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            http.sso
+                .audit_refusal(None, &error.to_string(), &client)
+                .await;
+            return failure(&error);
+        }
+    };
+    match http
+        .sso
+        .oidc_callback(&connection, params, client.clone())
+        .await
+    {
+        Ok(redirect) => see_other(&redirect.0, None),
+        Err(error) => {
+            tracing::info!(connection = %connection.id, %error, "SSO login refused");
+            http.sso
+                .audit_refusal(Some(&connection), &error.to_string(), &client)
+                .await;
+            failure(&error)
         }
     }
 }

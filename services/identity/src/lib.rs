@@ -11,16 +11,19 @@ pub mod passwords;
 pub mod resets;
 pub mod secrets;
 pub mod sessions;
+pub mod sso;
 pub mod store;
 pub mod totp;
 
 mod grpc;
 mod grpc_auth;
+mod grpc_sso;
 mod http;
 
 use praxis_cache::{Cache, CacheProbe};
 use praxis_proto::identity::v1::auth_service_server::AuthServiceServer;
 use praxis_proto::identity::v1::session_service_server::SessionServiceServer;
+use praxis_proto::identity::v1::sso_service_server::SsoServiceServer;
 use praxis_proto::identity::v1::token_service_server::TokenServiceServer;
 use praxis_proto::identity::v1::two_factor_service_server::TwoFactorServiceServer;
 use praxis_runtime::config::ServiceConfig;
@@ -48,7 +51,7 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 pub struct IdentityConfig {
     #[serde(flatten)]
     pub service: ServiceConfig,
-    /// Address of the HTTP endpoints (JWKS; SSO callbacks later).
+    /// Address of the HTTP endpoints (JWKS, SSO).
     pub http_listen: String,
     /// Where to write the JWK Set for services that read it from a file (one-process installs).
     pub jwks_out: Option<PathBuf>,
@@ -64,6 +67,8 @@ pub struct IdentityConfig {
     pub login: auth::AuthSettings,
     /// The directory's gRPC address, where a standalone identity reads accounts.
     pub directory_url: String,
+    /// Single sign-on (I6): identity's public URL and where logins may return to.
+    pub sso: sso::SsoSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,6 +101,7 @@ impl Default for IdentityConfig {
             encryption: EncryptionConfig::default(),
             login: auth::AuthSettings::default(),
             directory_url: "http://127.0.0.1:50051".to_owned(),
+            sso: sso::SsoSettings::default(),
         }
     }
 }
@@ -141,6 +147,7 @@ pub struct IdentityService {
     pub keys: KeyRing,
     key_rotation: Option<chrono::Duration>,
     pub auth: Arc<auth::Authenticator>,
+    pub sso: Arc<sso::Sso>,
     db: DatabaseConnection,
     cache: Arc<dyn Cache>,
     jwks_out: Option<PathBuf>,
@@ -185,7 +192,15 @@ pub async fn open(
         settings: config.login.clone(),
         access_ttl: chrono::Duration::seconds(config.access_token_seconds),
     })?);
+    let sso = Arc::new(sso::Sso::new(
+        db.clone(),
+        cache.clone(),
+        config.sealer()?,
+        auth.clone(),
+        config.sso.clone(),
+    )?);
     let service = IdentityService {
+        sso,
         key_rotation: (config.key_rotation_days > 0)
             .then(|| chrono::Duration::days(config.key_rotation_days)),
         keys,
@@ -224,19 +239,27 @@ impl IdentityService {
             auth: self.auth.clone(),
             verifier: verifier.clone(),
         };
+        let sso = grpc_sso::SsoApi {
+            sso: self.sso.clone(),
+        };
         let routes = Routes::new(TokenServiceServer::new(api))
             .add_service(AuthServiceServer::new(auth.clone()))
             .add_service(SessionServiceServer::new(auth.clone()))
-            .add_service(TwoFactorServiceServer::new(auth));
+            .add_service(TwoFactorServiceServer::new(auth))
+            .add_service(SsoServiceServer::new(sso));
         let names = vec![
             <TokenServiceServer<grpc::TokenApi> as NamedService>::NAME,
             <AuthServiceServer<grpc_auth::AuthApi> as NamedService>::NAME,
             <SessionServiceServer<grpc_auth::AuthApi> as NamedService>::NAME,
             <TwoFactorServiceServer<grpc_auth::AuthApi> as NamedService>::NAME,
+            <SsoServiceServer<grpc_sso::SsoApi> as NamedService>::NAME,
         ];
         let mut host = ServiceHost::new("identity", routes, names, verifier)
             .public_method(grpc::GET_JWKS_PATH);
-        for method in grpc_auth::PUBLIC_METHODS {
+        for method in grpc_auth::PUBLIC_METHODS
+            .iter()
+            .chain(&grpc_sso::PUBLIC_METHODS)
+        {
             host = host.public_method(method);
         }
         host.probe(Arc::new(DatabaseProbe(self.db.clone())))
@@ -362,7 +385,7 @@ impl IdentityService {
         listener: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), StartError> {
-        http::serve(self.keys.clone(), listener, shutdown).await
+        http::serve(self.keys.clone(), self.sso.clone(), listener, shutdown).await
     }
 }
 

@@ -280,6 +280,37 @@ pub mod passkey {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod sso_connection {
+    use sea_orm::entity::prelude::*;
+
+    /// An enterprise's identity provider (I6).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sso_connections")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub enterprise_id: String,
+        pub display_name: String,
+        pub enabled: bool,
+        /// `oidc` or `saml`.
+        pub protocol: String,
+        /// JSON array of lowercase email domains.
+        pub domains: String,
+        /// The protocol settings, mapping and rules as JSON (`sso::ConnectionSettings`); no secrets.
+        pub settings: String,
+        /// The OIDC client secret or the SAML SP key, sealed (I9).
+        pub sealed_secret: Option<Vec<u8>>,
+        pub version: i64,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod migrations {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
@@ -294,6 +325,7 @@ pub mod migrations {
                 Box::new(M0003ResetsAndNotifications),
                 Box::new(M0004PhonesAndPasskeys),
                 Box::new(M0005AuditDelivery),
+                Box::new(M0006SsoConnections),
             ]
         }
 
@@ -663,6 +695,53 @@ pub mod migrations {
                     .await?;
             }
             Ok(())
+        }
+    }
+
+    struct M0006SsoConnections;
+
+    impl MigrationName for M0006SsoConnections {
+        fn name(&self) -> &str {
+            "m0006_sso_connections"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0006SsoConnections {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table("sso_connections")
+                        .col(string("id").primary_key())
+                        .col(string("enterprise_id"))
+                        .col(string("display_name"))
+                        .col(boolean("enabled"))
+                        .col(string("protocol"))
+                        .col(text("domains"))
+                        .col(text("settings"))
+                        .col(binary_null("sealed_secret"))
+                        .col(big_integer("version"))
+                        .col(timestamp_with_time_zone("created_at"))
+                        .col(timestamp_with_time_zone("updated_at"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("sso_connections_by_enterprise")
+                        .table("sso_connections")
+                        .col("enterprise_id")
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table("sso_connections").to_owned())
+                .await
         }
     }
 }

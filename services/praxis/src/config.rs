@@ -46,6 +46,9 @@ pub struct IdentityEndpoint {
     /// Lockout, throttling and challenge settings.
     #[serde(default)]
     pub login: praxis_identity::auth::AuthSettings,
+    /// Single sign-on: identity's public URL and the origins logins may return to.
+    #[serde(default)]
+    pub sso: praxis_identity::sso::SsoSettings,
 }
 
 impl Default for PraxisConfig {
@@ -65,6 +68,7 @@ impl Default for PraxisConfig {
                 database_url: None,
                 encryption_key: None,
                 login: praxis_identity::auth::AuthSettings::default(),
+                sso: praxis_identity::sso::SsoSettings::default(),
             },
             authz: Endpoint {
                 listen: praxis_authz::DEFAULT_LISTEN.to_owned(),
@@ -126,6 +130,7 @@ impl PraxisConfig {
                 key_file: self.data_dir.join("identity-secrets.key"),
             },
             login: self.identity.login.clone(),
+            sso: self.identity.sso.clone(),
             ..praxis_identity::IdentityConfig::default()
         }
     }

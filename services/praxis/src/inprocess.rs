@@ -5,7 +5,7 @@ use praxis_authz::principals::{LookupError, PrincipalSource};
 use praxis_directory::Directory;
 use praxis_directory::domain::users::AccountKey;
 use praxis_directory::domain::{Actor, DomainError, EnterpriseId, UserId};
-use praxis_identity::accounts::{Account, Accounts, AccountsError};
+use praxis_identity::accounts::{Account, Accounts, AccountsError, ProvisionError};
 use praxis_proto::directory::v1 as pb;
 use praxis_runtime::Caller;
 use praxis_runtime::error::DeliveryError;
@@ -116,6 +116,19 @@ impl Accounts for DirectoryAccounts {
             .await
             .map(|_| ())
             .map_err(|status| DeliveryError::from_status("audit", &status))
+    }
+
+    async fn provision(
+        &self,
+        request: pb::ProvisionUserRequest,
+    ) -> Result<Account, ProvisionError> {
+        let answer = praxis_directory::grpc::provision_proto(&self.0, &Actor::Operator, request)
+            .await
+            .map_err(|status| ProvisionError::from_status(&status))?;
+        answer
+            .account
+            .and_then(praxis_identity::accounts::from_proto)
+            .ok_or_else(|| ProvisionError::Unavailable("directory answered no account".into()))
     }
 }
 

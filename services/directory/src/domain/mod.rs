@@ -10,6 +10,7 @@ pub mod model;
 pub mod notifier;
 pub mod persons;
 pub mod policy;
+pub mod provisioning;
 pub mod retention;
 pub mod review;
 pub mod roles;

@@ -100,6 +100,8 @@ pub struct EnterprisePolicy {
     pub inactivity_limit_days: u32,
     pub ip_allowlists: Vec<IpAllowlist>,
     pub audit: AuditPolicy,
+    /// I6: users log in only through the enterprise's SSO connections.
+    pub sso_required: bool,
 }
 
 /// Retention and alert rules of the audit trail (AU3, AU4).

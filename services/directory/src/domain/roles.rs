@@ -119,6 +119,8 @@ pub struct RoleBinding {
     pub valid_until: Option<DateTime<Utc>>,
     pub weekly_window: Option<WeeklyWindow>,
     pub created_at: DateTime<Utc>,
+    /// Set when a connector (an SSO connection, `sso:<id>`) manages the binding; admins' are `None`.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -236,7 +238,7 @@ impl Directory {
         Ok(role)
     }
 
-    async fn role_in(
+    pub(super) async fn role_in(
         &self,
         enterprise_id: &EnterpriseId,
         id: &RoleId,

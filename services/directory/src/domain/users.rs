@@ -350,7 +350,7 @@ impl Directory {
     /// Memberships as `kind` must hold them: none for enterprise-level kinds (D8); at least one
     /// for practice-level kinds; STAFF name at least one line of the practice (D6); MANAGER and
     /// ADVANCED_STAFF name none, holding every line (D7); resource filters of the same practice.
-    async fn checked_memberships(
+    pub(super) async fn checked_memberships(
         &self,
         enterprise_id: &EnterpriseId,
         kind: UserKind,
@@ -907,7 +907,7 @@ pub struct AccountView {
     pub role_ids: Vec<super::roles::RoleId>,
 }
 
-fn identity_only(actor: &Actor) -> Result<(), DomainError> {
+pub(super) fn identity_only(actor: &Actor) -> Result<(), DomainError> {
     match actor {
         Actor::Operator => Ok(()),
         Actor::Caller(caller)

@@ -1,8 +1,10 @@
 //! `praxis.directory.v1.AccountService`: identity reads who may log in.
 
 use super::actor;
+use crate::domain::provisioning::Provision;
+use crate::domain::roles::RoleId;
 use crate::domain::users::{AccountKey, AccountView};
-use crate::domain::{Directory, UserId};
+use crate::domain::{Directory, EnterpriseId, PracticeId, UserId};
 use praxis_proto::directory::v1 as pb;
 use praxis_proto::directory::v1::account_service_server::AccountService;
 use praxis_runtime::error::invalid_argument;
@@ -71,4 +73,58 @@ impl AccountService for AccountApi {
             None => Err(Status::not_found("invitation unknown, used or expired")),
         }
     }
+
+    async fn provision_user(
+        &self,
+        request: Request<pb::ProvisionUserRequest>,
+    ) -> Result<Response<pb::ProvisionUserResponse>, Status> {
+        let actor = actor(&request)?;
+        provision_proto(&self.directory, &actor, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+}
+
+/// ProvisionUser on the wire form; the one-process install calls it directly.
+pub async fn provision_proto(
+    directory: &Directory,
+    actor: &crate::domain::Actor,
+    body: pb::ProvisionUserRequest,
+) -> Result<pb::ProvisionUserResponse, Status> {
+    let enterprise_id = super::required("enterprise_id", &body.enterprise_id)?;
+    let kind = super::convert::user_kind(body.kind)
+        .map_err(|()| invalid_argument("kind", "not a user kind"))?;
+    let roles = body
+        .roles
+        .into_iter()
+        .map(|role| {
+            let practice = role.practice_id.trim();
+            (
+                RoleId(role.role_id.trim().to_owned()),
+                (!practice.is_empty()).then(|| PracticeId(practice.to_owned())),
+            )
+        })
+        .collect();
+    let provision = Provision {
+        enterprise_id: EnterpriseId(enterprise_id.to_owned()),
+        email: body.email,
+        given_name: body.given_name,
+        family_name: body.family_name,
+        kind,
+        memberships: body
+            .memberships
+            .into_iter()
+            .map(super::convert::membership)
+            .collect(),
+        roles,
+        source: body.source,
+    };
+    let provisioned = directory
+        .provision_user(actor, provision, chrono::Utc::now())
+        .await?;
+    Ok(pb::ProvisionUserResponse {
+        account: Some(account_proto(provisioned.account)),
+        created: provisioned.created,
+        revision: provisioned.revision,
+    })
 }

@@ -66,6 +66,8 @@ impl EnterpriseService for EnterpriseApi {
             "policy.two_factor",
             "policy.inactivity_limit_days",
             "policy.ip_allowlists",
+            "policy.audit",
+            "policy.sso",
         ];
         let paths = mask_paths(body.update_mask, &allowed)?;
         let paths: Vec<&str> = paths.iter().map(String::as_str).collect();

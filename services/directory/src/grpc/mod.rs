@@ -12,7 +12,7 @@ mod practices;
 mod roles;
 mod users;
 
-pub use accounts::{AccountApi, account_proto};
+pub use accounts::{AccountApi, account_proto, provision_proto};
 pub use audit::AuditApi;
 pub use email_domains::EmailDomainApi;
 pub use enterprises::EnterpriseApi;

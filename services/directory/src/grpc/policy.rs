@@ -90,6 +90,9 @@ pub fn to_proto(policy: EnterprisePolicy) -> pb::EnterprisePolicy {
             })
             .collect(),
         audit: Some(audit_out(policy.audit)),
+        sso: Some(pb::SsoPolicy {
+            required: policy.sso_required,
+        }),
     }
 }
 
@@ -210,6 +213,9 @@ pub fn merge(
             });
         }
         policy.ip_allowlists = lists;
+    }
+    if has("policy.sso") {
+        policy.sso_required = wanted.sso.unwrap_or_default().required;
     }
     if has("policy.audit") {
         let a = wanted.audit.unwrap_or_default();

@@ -397,6 +397,7 @@ impl RoleBindingService for RoleBindingApi {
             valid_until: time_from("binding.valid_until", binding.valid_until)?,
             weekly_window,
             created_at: chrono::Utc::now(),
+            source: None,
         };
         let (binding, revision) = self
             .directory

@@ -373,6 +373,8 @@ pub mod role_binding {
         /// JSON of the weekly window, if any.
         pub weekly_window: Option<String>,
         pub created_at: DateTimeUtc,
+        /// Who manages the binding when not an admin, e.g. `sso:<connection>` (I6).
+        pub source: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

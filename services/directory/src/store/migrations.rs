@@ -7,7 +7,11 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Structure), Box::new(M0002AuditTrail)]
+        vec![
+            Box::new(M0001Structure),
+            Box::new(M0002AuditTrail),
+            Box::new(M0003BindingSource),
+        ]
     }
 
     fn migration_table_name() -> DynIden {
@@ -554,5 +558,28 @@ impl MigrationTrait for M0002AuditTrail {
                 .await?;
         }
         Ok(())
+    }
+}
+
+struct M0003BindingSource;
+
+impl MigrationName for M0003BindingSource {
+    fn name(&self) -> &str {
+        "m0003_binding_source"
+    }
+}
+
+/// I6: role bindings an SSO connection made are its to remove when the mapping stops giving them.
+#[async_trait::async_trait]
+impl MigrationTrait for M0003BindingSource {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table("role_bindings")
+                    .add_column(string_null("source"))
+                    .to_owned(),
+            )
+            .await
     }
 }

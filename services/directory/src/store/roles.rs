@@ -47,6 +47,7 @@ fn binding_from(row: role_binding::Model) -> Result<RoleBinding, DomainError> {
         valid_until: row.valid_until,
         weekly_window,
         created_at: row.created_at,
+        source: row.source,
     })
 }
 
@@ -231,6 +232,7 @@ impl Store {
             valid_until: Set(binding.valid_until),
             weekly_window: Set(window),
             created_at: Set(binding.created_at),
+            source: Set(binding.source.clone()),
         };
         role_binding::Entity::insert(row)
             .exec_without_returning(&txn)

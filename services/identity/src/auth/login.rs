@@ -73,6 +73,21 @@ impl Authenticator {
             .exec(&self.db)
             .await?;
         }
+        if account.sso_required {
+            self.audit(
+                &account.enterprise_id,
+                &account.user_id,
+                "login",
+                "refused",
+                &client,
+                serde_json::json!({"reason": "the enterprise requires SSO (I6)"}),
+            )
+            .await;
+            return Err(AuthError::Precondition {
+                reason: "SSO_REQUIRED",
+                message: "this enterprise logs in through its identity provider; use SSO".into(),
+            });
+        }
         if !account.network_allows(client.ip) {
             self.audit(
                 &account.enterprise_id,

@@ -106,6 +106,22 @@ impl Authenticator {
         })
     }
 
+    /// A session for someone an identity provider vouched for (I6); the account is read again,
+    /// so a user disabled since the provider's answer gets nothing.
+    pub(crate) async fn open_sso_session(
+        &self,
+        user_id: &str,
+        amr: Vec<String>,
+        client: &ClientInfo,
+    ) -> Result<Tokens, AuthError> {
+        let account = self
+            .account(user_id)
+            .await?
+            .filter(|a| a.active)
+            .ok_or(AuthError::Unauthenticated("user disabled"))?;
+        self.open_session(&account, amr, client).await
+    }
+
     pub(super) async fn end_with_audit(
         &self,
         row: &session::Model,
