@@ -14,4 +14,5 @@ mod identity_login;
 mod identity_passkeys;
 mod migrations;
 mod notify_smtp;
+mod sso_oidc;
 mod trace_context;

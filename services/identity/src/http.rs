@@ -28,6 +28,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), crate::StartError> {
+    sso.bound_to(listener.local_addr()?);
     let router = Router::new()
         .route("/.well-known/jwks.json", get(jwks))
         .route("/sso/{connection}/start", get(start))

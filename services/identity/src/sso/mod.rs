@@ -27,7 +27,8 @@ use std::time::Duration;
 #[serde(default)]
 pub struct SsoSettings {
     /// Identity's HTTP address as browsers and identity providers reach it; callbacks are
-    /// built on it (`{public_url}/sso/{connection}/callback`).
+    /// built on it (`{public_url}/sso/{connection}/callback`). Empty: `http://` and the address
+    /// the HTTP listener is bound to (development).
     pub public_url: String,
     /// Origins (`scheme://host[:port]`) a finished login may return to. Anything else is
     /// refused, so identity is no open redirector.
@@ -39,7 +40,7 @@ pub struct SsoSettings {
 impl Default for SsoSettings {
     fn default() -> Self {
         Self {
-            public_url: "http://127.0.0.1:8080".to_owned(),
+            public_url: String::new(),
             return_origins: vec![
                 "http://localhost:3000".to_owned(),
                 "http://127.0.0.1:3000".to_owned(),
@@ -119,6 +120,8 @@ pub struct Sso {
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) settings: SsoSettings,
     pub(crate) oidc: oidc::Discovery,
+    /// `http://<listener address>`, for an empty `public_url`.
+    bound_url: std::sync::OnceLock<String>,
 }
 
 const CODE_SECONDS: u64 = 60;
@@ -147,6 +150,7 @@ impl Sso {
     ) -> Result<Self, SsoError> {
         Ok(Self {
             oidc: oidc::Discovery::new()?,
+            bound_url: std::sync::OnceLock::new(),
             db,
             cache,
             sealer,
@@ -163,18 +167,26 @@ impl Sso {
         self.auth.settings().trust_forwarded_for
     }
 
+    /// Records where the HTTP listener is, for an empty `public_url`.
+    pub fn bound_to(&self, address: std::net::SocketAddr) {
+        let _ = self.bound_url.set(format!("http://{address}"));
+    }
+
+    pub fn public_url(&self) -> String {
+        let configured = self.settings.public_url.trim().trim_end_matches('/');
+        if configured.is_empty() {
+            self.bound_url.get().cloned().unwrap_or_default()
+        } else {
+            configured.to_owned()
+        }
+    }
+
     pub fn callback_url(&self, connection_id: &str) -> String {
-        format!(
-            "{}/sso/{connection_id}/callback",
-            self.settings.public_url.trim_end_matches('/')
-        )
+        format!("{}/sso/{connection_id}/callback", self.public_url())
     }
 
     pub fn acs_url(&self, connection_id: &str) -> String {
-        format!(
-            "{}/sso/{connection_id}/acs",
-            self.settings.public_url.trim_end_matches('/')
-        )
+        format!("{}/sso/{connection_id}/acs", self.public_url())
     }
 
     /// `return_to` if its origin is allowlisted; nothing else is ever redirected to.
