@@ -14,5 +14,6 @@ mod identity_login;
 mod identity_passkeys;
 mod migrations;
 mod notify_smtp;
+mod sso_browser;
 mod sso_oidc;
 mod trace_context;
