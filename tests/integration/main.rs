@@ -16,4 +16,5 @@ mod migrations;
 mod notify_smtp;
 mod sso_browser;
 mod sso_oidc;
+mod sso_saml;
 mod trace_context;

@@ -134,9 +134,11 @@ impl SsoApi {
             (_, Some(saml)) => Some(pb::sso_connection::Protocol::Saml(pb::SamlSettings {
                 idp_metadata_xml: saml.idp_metadata_xml.clone(),
                 idp_entity_id: saml.idp_entity_id.clone(),
-                sp_entity_id: saml.sp_entity_id.clone(),
+                sp_entity_id: self.sso.sp_entity_id(connection),
                 allow_idp_initiated: saml.allow_idp_initiated,
                 clock_skew_seconds: i32::try_from(saml.clock_skew_seconds).unwrap_or(0),
+                allow_rsa_sha1: saml.allow_rsa_sha1,
+                sp_certificate: crate::sso::saml::certificate_pem(&saml.sp_certificate),
             })),
             (Some(oidc), None) => Some(pb::sso_connection::Protocol::Oidc(pb::OidcSettings {
                 issuer: oidc.issuer.clone(),
@@ -223,6 +225,10 @@ impl SsoApi {
                         problems.add("connection.oidc.client_id", "required");
                     }
                     let secret = oidc.client_secret.trim();
+                    if settings.saml.is_some() {
+                        // The sealed secret was the SAML SP key.
+                        connection.sealed_secret = None;
+                    }
                     if !secret.is_empty() {
                         connection.sealed_secret = Some(self.sso.sealer.seal(
                             secret.as_bytes(),
@@ -254,17 +260,36 @@ impl SsoApi {
                         saml.clock_skew_seconds,
                         &mut problems,
                     );
-                    match crate::sso::saml_metadata_entity_id(&saml.idp_metadata_xml) {
+                    match crate::sso::saml::read_idp_metadata(&saml.idp_metadata_xml) {
                         Ok(idp_entity_id) => {
+                            // A connection that becomes SAML gets its own SP key pair.
+                            let sp_certificate = match &settings.saml {
+                                Some(old) if connection.sealed_secret.is_some() => {
+                                    old.sp_certificate.clone()
+                                }
+                                _ => {
+                                    let (key, certificate) = crate::sso::saml::new_sp_keys(
+                                        &format!("praxis-sp-{}", connection.id),
+                                    )
+                                    .map_err(|e| praxis_runtime::error::internal("identity", &e))?;
+                                    connection.sealed_secret =
+                                        Some(self.sso.sealer.seal(
+                                            &key,
+                                            &connections::secret_context(&connection.id),
+                                        ));
+                                    certificate
+                                }
+                            };
                             settings.saml = Some(SamlConfig {
                                 idp_metadata_xml: saml.idp_metadata_xml,
                                 idp_entity_id,
                                 sp_entity_id: saml.sp_entity_id.trim().to_owned(),
                                 allow_idp_initiated: saml.allow_idp_initiated,
                                 clock_skew_seconds: skew,
+                                allow_rsa_sha1: saml.allow_rsa_sha1,
+                                sp_certificate,
                             });
                             settings.oidc = None;
-                            connection.sealed_secret = None;
                         }
                         Err(message) => problems.add("connection.saml.idp_metadata_xml", message),
                     }

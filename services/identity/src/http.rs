@@ -33,6 +33,8 @@ pub async fn serve(
         .route("/.well-known/jwks.json", get(jwks))
         .route("/sso/{connection}/start", get(start))
         .route("/sso/{connection}/callback", get(callback))
+        .route("/sso/{connection}/acs", axum::routing::post(acs))
+        .route("/sso/{connection}/metadata", get(metadata))
         .with_state(Http { keys, sso });
     tracing::info!(address = %listener.local_addr()?, "serving identity HTTP");
     axum::serve(
@@ -172,10 +174,8 @@ async fn start(
         Err(error) => return failure(&error),
     };
     let started = match connection.protocol() {
-        "oidc" => http.sso.oidc_start(&connection, &params.return_to).await,
-        _ => Err(SsoError::Refused(
-            "this connection's protocol has no browser login yet".into(),
-        )),
+        "saml" => http.sso.saml_start(&connection, &params.return_to).await,
+        _ => http.sso.oidc_start(&connection, &params.return_to).await,
     };
     match started {
         Ok(location) => {
@@ -226,5 +226,67 @@ async fn callback(
                 .await;
             failure(&error)
         }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct AcsForm {
+    #[serde(rename = "SAMLResponse", default)]
+    saml_response: String,
+    #[serde(rename = "RelayState", default)]
+    relay_state: String,
+}
+
+async fn acs(
+    State(http): State<Http>,
+    Path(connection_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<AcsForm>,
+) -> Response {
+    let client = client_info(&http.sso, &headers, peer);
+    let connection = match http.sso.usable_connection(&connection_id).await {
+        Ok(connection) => connection,
+        Err(error) => {
+            http.sso
+                .audit_refusal(None, &error.to_string(), &client)
+                .await;
+            return failure(&error);
+        }
+    };
+    let answered = http
+        .sso
+        .saml_acs(
+            &connection,
+            &form.saml_response,
+            &form.relay_state,
+            client.clone(),
+        )
+        .await;
+    match answered {
+        Ok(redirect) => see_other(&redirect.0, None),
+        Err(error) => {
+            tracing::info!(connection = %connection.id, %error, "SAML login refused");
+            http.sso
+                .audit_refusal(Some(&connection), &error.to_string(), &client)
+                .await;
+            failure(&error)
+        }
+    }
+}
+
+async fn metadata(State(http): State<Http>, Path(connection_id): Path<String>) -> Response {
+    let connection = match crate::sso::connections::get(http.sso.db(), &connection_id).await {
+        Ok(Some(connection)) if connection.settings.saml.is_some() => connection,
+        Ok(_) => return failure(&SsoError::NotFound("SAML connection")),
+        Err(error) => return failure(&error),
+    };
+    match http.sso.saml_metadata(&connection) {
+        Ok(xml) => (
+            [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+            xml,
+        )
+            .into_response(),
+        Err(error) => failure(&error),
     }
 }

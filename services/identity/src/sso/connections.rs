@@ -28,6 +28,9 @@ pub struct SamlConfig {
     pub sp_entity_id: String,
     pub allow_idp_initiated: bool,
     pub clock_skew_seconds: u32,
+    pub allow_rsa_sha1: bool,
+    /// The service provider's certificate, DER in base64; its key is the sealed secret.
+    pub sp_certificate: String,
 }
 
 /// Claim or attribute names; empty = the usual ones.
@@ -78,7 +81,7 @@ pub struct Connection {
     pub enabled: bool,
     pub domains: Vec<String>,
     pub settings: ConnectionSettings,
-    /// The OIDC client secret, sealed.
+    /// The OIDC client secret, or the SAML service provider's private key (PEM), sealed.
     pub sealed_secret: Option<Vec<u8>>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
@@ -98,7 +101,7 @@ impl Connection {
         format!("\"{}\"", self.version)
     }
 
-    /// The plain OIDC client secret.
+    /// The plain OIDC client secret, or the SAML SP key's PEM.
     pub fn client_secret(&self, sealer: &Sealer) -> Result<Option<String>, SsoError> {
         self.sealed_secret
             .as_deref()

@@ -8,6 +8,7 @@
 pub mod connections;
 pub mod mapping;
 pub mod oidc;
+pub mod saml;
 
 use crate::accounts::ProvisionError;
 use crate::auth::{AuthError, Authenticator, ClientInfo, Tokens};
@@ -161,6 +162,10 @@ impl Sso {
 
     pub fn settings(&self) -> &SsoSettings {
         &self.settings
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
     }
 
     pub fn trust_forwarded_for(&self) -> bool {
@@ -376,9 +381,4 @@ impl Sso {
 pub struct Discovered {
     pub connection_id: Option<String>,
     pub sso_required: bool,
-}
-
-/// The entity id in an identity provider's SAML metadata.
-pub fn saml_metadata_entity_id(_xml: &str) -> Result<String, String> {
-    Err("SAML connections are not available in this version".to_owned())
 }

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""SAML responses for the SP tests, made by pysaml2 in the IdP role (the peer in
+../shared/peers/saml/idp.py, whose key is in IDP_KEY_DIR), good and hostile.
+
+    saml_forge.py IDP_PY MODE ACS_URL SP_ENTITY_ID EMAIL IN_RESPONSE_TO [OTHER_KEY_DIR] [EVIL_EMAIL]
+
+MODE: good (RSA-SHA256), sha1, unsigned, other-key (signed by the key in OTHER_KEY_DIR), xsw
+(an unsigned assertion for EVIL_EMAIL wrapped in beside the signed one), expired, audience
+(for another SP), destination (for another ACS). Prints the Response, base64."""
+import base64, datetime, importlib.util, re, sys, warnings
+
+warnings.filterwarnings("ignore")
+from saml2 import class_name
+from saml2.s_utils import sid
+from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NameID
+from saml2.samlp import response_from_string
+from saml2.sigver import pre_signature_part, signed_instance_factory
+from saml2.xmldsig import SIG_RSA_SHA1, SIG_RSA_SHA256, DIGEST_SHA1, DIGEST_SHA256
+
+idp_py, mode, acs, sp_entity, email, in_response_to = sys.argv[1:7]
+other_key_dir = sys.argv[7] if len(sys.argv) > 7 else ""
+evil_email = sys.argv[8] if len(sys.argv) > 8 else "mallory@acme-health.test"
+
+spec = importlib.util.spec_from_file_location("idp", idp_py)
+idp = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(idp)
+
+audience = "http://elsewhere.test/sp/metadata" if mode == "audience" else sp_entity
+destination = "http://127.0.0.1:9/sso/elsewhere/acs" if mode == "destination" else acs
+server = idp.server(audience, destination)
+made = server.create_authn_response(
+    identity=idp.USERS.get(email, {"email": [email]}), in_response_to=in_response_to or None,
+    destination=destination, sp_entity_id=audience,
+    name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email),
+    authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
+    sign_response=False, sign_assertion=False)
+response = made if not isinstance(made, str) else response_from_string(made)
+assertion = response.assertion[0] if isinstance(response.assertion, list) else response.assertion
+
+if mode == "expired":
+    def ago(minutes):
+        t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=minutes)
+        return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    response.issue_instant = assertion.issue_instant = ago(30)
+    assertion.conditions.not_before = ago(31)
+    assertion.conditions.not_on_or_after = ago(20)
+    for confirmation in assertion.subject.subject_confirmation:
+        confirmation.subject_confirmation_data.not_on_or_after = ago(20)
+
+security = server.sec
+if mode == "other-key":
+    import os
+    os.environ["IDP_KEY_DIR"] = other_key_dir
+    spec2 = importlib.util.spec_from_file_location("idp_other", idp_py)
+    other = importlib.util.module_from_spec(spec2)
+    spec2.loader.exec_module(other)
+    security = other.server(audience, destination).sec
+
+if mode == "unsigned":
+    xml = str(response)
+else:
+    sign_alg, digest_alg = (SIG_RSA_SHA1, DIGEST_SHA1) if mode == "sha1" else (SIG_RSA_SHA256, DIGEST_SHA256)
+    assertion.signature = pre_signature_part(assertion.id, security.my_cert, 2, sign_alg=sign_alg, digest_alg=digest_alg)
+    to_sign = [(class_name(assertion), assertion.id)]
+    if mode != "xsw":
+        response.signature = pre_signature_part(response.id, security.my_cert, 1, sign_alg=sign_alg, digest_alg=digest_alg)
+        to_sign.append((class_name(response), response.id))
+    xml = signed_instance_factory(response, security, to_sign)
+    if not isinstance(xml, str):
+        xml = str(xml)
+
+if mode == "xsw":
+    # The signed assertion stays; an unsigned copy naming someone else goes in front of it.
+    match = re.search(r"<(\w+:)?Assertion\b.*?</(\w+:)?Assertion>", xml, re.S)
+    signed = match.group(0)
+    evil = re.sub(r"<(\w+:)?Signature\b.*?</(\w+:)?Signature>", "", signed, flags=re.S)
+    evil = evil.replace(email, evil_email).replace(assertion.id, sid())
+    xml = xml[: match.start()] + evil + xml[match.start():]
+
+print(base64.b64encode(xml.encode()).decode())
