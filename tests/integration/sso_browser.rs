@@ -290,3 +290,101 @@ async fn i6_oidc_login_through_oidc_provider_in_chromium() {
     drop(provider);
     install.stop().await;
 }
+
+#[tokio::test]
+async fn i6_saml_login_through_pysaml2_in_chromium() {
+    let (Some(chromium), Some(python), Some(idp_py)) = (
+        peer_env("PRAXIS_TEST_CHROMIUM"),
+        peer_env("PRAXIS_TEST_SAML_PYTHON"),
+        peer_env("PRAXIS_TEST_SAML_IDP"),
+    ) else {
+        return;
+    };
+    let (app, _app) = app_server().await;
+    let install = praxis_tests::start_configured(false, |config| {
+        config.identity.sso.return_origins = vec![app.clone()];
+    })
+    .await;
+    let clinic = fixture(&install, "Acme Health").await;
+    install
+        .directory
+        .add_email_domain(
+            &Actor::Operator,
+            &clinic.enterprise.id,
+            PEER_DOMAIN,
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("domain");
+    let admin_token = install
+        .token_for(&clinic.user(UserKind::EnterpriseAdmin).email)
+        .await;
+    let keys = crate::sso_saml::IdpKeys::new();
+    let port = free_port();
+    let metadata = crate::sso_saml::idp_metadata(&python, &idp_py, &keys.idp(), port);
+    let mut wanted =
+        crate::sso_saml::saml_connection(&clinic.enterprise.id.0, &metadata, &clinic.practices[0]);
+    // pysaml2 signs this peer's responses with RSA-SHA1.
+    if let Some(pb::sso_connection::Protocol::Saml(saml)) = &mut wanted.protocol {
+        saml.allow_rsa_sha1 = true;
+    }
+    let connection = SsoServiceClient::new(install.channel(install.addresses.identity).await)
+        .create_connection(authed(
+            pb::CreateConnectionRequest {
+                connection: Some(wanted),
+            },
+            &admin_token,
+        ))
+        .await
+        .expect("connection")
+        .into_inner()
+        .connection
+        .expect("connection");
+    // The IdP knows Praxis by the metadata Praxis serves.
+    let sp_metadata = reqwest::get(format!(
+        "http://{}/sso/{}/metadata",
+        install.addresses.identity_http, connection.id
+    ))
+    .await
+    .expect("metadata")
+    .text()
+    .await
+    .expect("xml");
+    let sp_file = keys.dir.path().join("sp-metadata.xml");
+    std::fs::write(&sp_file, sp_metadata).expect("write");
+    let _idp = Peer(
+        Command::new(&python)
+            .arg(&idp_py)
+            .arg("serve")
+            .arg(port.to_string())
+            .env("IDP_KEY_DIR", keys.idp())
+            .env("IDP_PORT", port.to_string())
+            .env("SP_METADATA", &sp_file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("idp.py serve"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the IdP did not listen"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let start = format!(
+        "http://{}/sso/{}/start?return_to={}",
+        install.addresses.identity_http,
+        connection.id,
+        url::form_urlencoded::byte_serialize(format!("{app}/after-login").as_bytes())
+            .collect::<String>()
+    );
+    let landed = browse(&chromium, &start, &format!("{app}/after-login"), "").await;
+    complete(&install, &landed, "saml").await;
+    assert_eq!(
+        provisioned(&install, "alice@acme-health.test").await,
+        (UserKind::Manager, vec!["builtin-manager".to_owned()])
+    );
+    install.stop().await;
+}
