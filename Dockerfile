@@ -6,6 +6,10 @@
 #   docker build --target praxis    -t praxis:0.1.0 .        (all three in one process)
 
 FROM rust:1.95-bookworm AS build
+# samael (SAML) links libxmlsec1 and generates its bindings with libclang.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libxmlsec1-dev libxml2-dev libssl-dev libclang-dev pkg-config \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
@@ -14,10 +18,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && mkdir /out \
  && cp target/release/praxis target/release/praxis-directory target/release/praxis-identity target/release/praxis-authz /out/
 
-# Minimal runtime: CA roots for outgoing TLS, an unprivileged user, nothing else.
+# Minimal runtime: CA roots for outgoing TLS, the XML security libraries SAML verifies with,
+# an unprivileged user, nothing else.
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libxmlsec1 libxmlsec1-openssl libxml2 libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 praxis \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin praxis

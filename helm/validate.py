@@ -158,7 +158,14 @@ def check_identity_env(objects, label, expect_sms_and_passkeys):
         fail(f"{label}: passkey origins are not a JSON list identity can read: {origins!r}")
     if env.get("PRAXIS_LOGIN__WEBAUTHN__ALLOW_ANY_PORT", {}).get("value") != "false":
         fail(f"{label}: a production relying party must not accept any port")
-    print(f"{label}: identity gets the SMS gateway from its Secret and the passkey relying party")
+    public_url = env.get("PRAXIS_SSO__PUBLIC_URL", {}).get("value", "")
+    if not public_url.startswith("https://"):
+        fail(f"{label}: SSO callbacks must be built on identity's public HTTPS URL, not {public_url!r}")
+    returns = json.loads(env.get("PRAXIS_SSO__RETURN_ORIGINS", {}).get("value", "null") or "null")
+    if not isinstance(returns, list) or not returns:
+        fail(f"{label}: SSO return origins are not a JSON list identity can read: {returns!r}")
+    print(f"{label}: identity gets the SMS gateway from its Secret, the passkey relying party, "
+          f"and SSO's public URL {public_url} with its return origins")
 
 
 def check_directory_audit(objects, label, expect_archive):
