@@ -166,6 +166,13 @@ impl Saml {
         self.connection.callback_url.clone()
     }
 
+    fn sp_certificate(&self) -> String {
+        match &self.connection.protocol {
+            Some(pb::sso_connection::Protocol::Saml(saml)) => saml.sp_certificate.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn sp_entity(&self) -> String {
         match &self.connection.protocol {
             Some(pb::sso_connection::Protocol::Saml(saml)) => saml.sp_entity_id.clone(),
@@ -225,6 +232,7 @@ impl Saml {
             .arg(format!("mallory@{PEER_DOMAIN}"))
             .env("IDP_KEY_DIR", self.keys.idp())
             .env("IDP_PORT", self.idp_port.to_string())
+            .env("SP_CERT", self.sp_certificate())
             .output()
             .expect("saml_forge.py");
         assert!(
@@ -324,6 +332,31 @@ async fn i6_saml_login_provisions_and_every_forgery_is_refused() {
     let (status, body) = refusal(saml.post(&good, &relay).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("used RelayState"), "{body}");
+
+    // An assertion encrypted to the certificate in our metadata is decrypted with our key.
+    let (relay, id) = saml.start().await;
+    let encrypted = saml.forge("encrypted", &alice, &id);
+    let xml = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &encrypted)
+            .expect("base64"),
+    )
+    .expect("utf-8");
+    assert!(
+        xml.contains("EncryptedAssertion") && !xml.contains(&alice),
+        "not encrypted"
+    );
+    let answer = saml.post(&encrypted, &relay).await;
+    assert_eq!(
+        answer.status(),
+        StatusCode::SEE_OTHER,
+        "{:?}",
+        answer.text().await
+    );
+    let landed = answer.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    complete(&saml.install, &landed, "saml").await;
 
     // Forgeries, each for someone new, each with a fresh request.
     let cases = [

@@ -6,8 +6,9 @@
 
 MODE: good (RSA-SHA256), sha1, unsigned, other-key (signed by the key in OTHER_KEY_DIR), xsw
 (an unsigned assertion for EVIL_EMAIL wrapped in beside the signed one), expired, audience
-(for another SP), destination (for another ACS). Prints the Response, base64."""
-import base64, datetime, importlib.util, re, sys, warnings
+(for another SP), destination (for another ACS), encrypted (signed, then the assertion encrypted
+to the certificate in the SP_CERT environment variable, PEM). Prints the Response, base64."""
+import base64, datetime, importlib.util, os, re, sys, warnings
 
 warnings.filterwarnings("ignore")
 from saml2 import class_name
@@ -28,6 +29,35 @@ spec.loader.exec_module(idp)
 audience = "http://elsewhere.test/sp/metadata" if mode == "audience" else sp_entity
 destination = "http://127.0.0.1:9/sso/elsewhere/acs" if mode == "destination" else acs
 server = idp.server(audience, destination)
+if mode == "encrypted":
+    import os
+    import saml2.sigver as sigver
+    # pysaml2 defaults to 3DES session keys, which today's xmlsec1 refuses; AES-128-CBC instead.
+    aes = "http://www.w3.org/2001/04/xmlenc#aes128-cbc"
+    sigver.pre_encryption_part.__kwdefaults__["msg_enc"] = aes
+    sigver.CryptoBackendXmlSec1.encrypt_assertion.__defaults__ = ("aes-128", None, None)
+    sigver.SecurityContext.encrypt_assertion.__defaults__ = ("aes-128", None)
+    sp_cert = "".join(l for l in os.environ["SP_CERT"].split() if "-----" not in l and l not in ("BEGIN", "END", "CERTIFICATE-----"))
+    made = server.create_authn_response(
+        identity=idp.USERS.get(email, {"email": [email]}), in_response_to=in_response_to or None,
+        destination=destination, sp_entity_id=audience,
+        name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email),
+        authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"},
+        sign_response=False, sign_assertion=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256,
+        encrypt_assertion=True, encrypt_cert_assertion=sp_cert)
+    xml = str(made)
+    # The KeyInfo inside EncryptedData declares the XML-DSig namespace itself, as Okta and ADFS
+    # write it (samael reads it only that way); then the Response is signed over the result.
+    xml = re.sub(r"<(\w+):KeyInfo>", lambda m: f'<{m.group(1)}:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">', xml, count=1)
+    response_id = re.search(r'<\w+:Response [^>]*\bID="([^"]+)"', xml).group(1)
+    template = str(pre_signature_part(response_id, server.sec.my_cert, 1, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256))
+    template = re.sub(r"^<\?xml[^>]*\?>", "", template)
+    issuer_end = xml.index(":Issuer>") + len(":Issuer>")
+    xml = xml[:issuer_end] + template + xml[issuer_end:]
+    from saml2.samlp import Response
+    xml = server.sec.sign_statement(xml, class_name(Response()), node_id=response_id)
+    print(base64.b64encode(xml.encode()).decode())
+    sys.exit(0)
 made = server.create_authn_response(
     identity=idp.USERS.get(email, {"email": [email]}), in_response_to=in_response_to or None,
     destination=destination, sp_entity_id=audience,
