@@ -246,6 +246,48 @@ impl Saml {
             .to_owned()
     }
 
+    /// A LogoutRequest for `email`, signed for the Redirect binding: the query string.
+    fn forge_logout(&self, mode: &str, email: &str) -> String {
+        let slo = self.acs().replace("/acs", "/slo");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/saml_forge.py");
+        let output = Command::new(&self.python)
+            .arg(script)
+            .arg(&self.idp_py)
+            .arg(mode)
+            .arg(slo)
+            .arg(self.sp_entity())
+            .arg(email)
+            .arg("")
+            .env("IDP_KEY_DIR", self.keys.idp())
+            .env("IDP_PORT", self.idp_port.to_string())
+            .output()
+            .expect("saml_forge.py");
+        assert!(
+            output.status.success(),
+            "saml_forge.py {mode}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
+    async fn active(&self, tokens: &pb::Tokens) -> bool {
+        praxis_proto::identity::v1::auth_service_client::AuthServiceClient::new(
+            self.install.channel(self.install.addresses.identity).await,
+        )
+        .introspect(authed(
+            pb::IntrospectRequest {
+                access_token: tokens.access_token.clone(),
+            },
+            &tokens.access_token,
+        ))
+        .await
+        .map(|answer| answer.into_inner().active)
+        .unwrap_or(false)
+    }
+
     async fn post(&self, response: &str, relay_state: &str) -> reqwest::Response {
         browser()
             .post(self.acs())
@@ -323,7 +365,7 @@ async fn i6_saml_login_provisions_and_every_forgery_is_refused() {
         .expect("location")
         .to_owned();
     assert!(landed.starts_with(&saml.return_to));
-    complete(&saml.install, &landed, "saml").await;
+    let first_session = complete(&saml.install, &landed, "saml").await;
     assert_eq!(
         provisioned(&saml.install, &alice).await,
         (UserKind::Manager, vec!["builtin-manager".to_owned()])
@@ -356,7 +398,35 @@ async fn i6_saml_login_provisions_and_every_forgery_is_refused() {
         .to_str()
         .expect("location")
         .to_owned();
-    complete(&saml.install, &landed, "saml").await;
+    let second_session = complete(&saml.install, &landed, "saml").await;
+
+    // Single logout from the IdP: a tampered or SHA-1-signed request changes nothing; a good one
+    // ends both of alice's SAML sessions, once.
+    let slo = |query: String| {
+        let url = saml.http(&format!("/sso/{}/slo?{query}", saml.connection.id));
+        async move { browser().get(url).send().await.expect("slo") }
+    };
+    for (mode, reason) in [
+        ("logout-tampered", "does not verify"),
+        ("logout-sha1", "algorithm is not accepted"),
+    ] {
+        let (status, body) = refusal(slo(saml.forge_logout(mode, &alice)).await).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{mode}: {body}");
+        assert!(body.contains(reason), "{mode}: {body}");
+    }
+    assert!(
+        saml.active(&first_session).await,
+        "a refused logout ended a session"
+    );
+    let query = saml.forge_logout("logout", &alice);
+    let (status, body) = refusal(slo(query.clone()).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("2 sessions ended"), "{body}");
+    assert!(!saml.active(&first_session).await);
+    assert!(!saml.active(&second_session).await);
+    let (status, body) = refusal(slo(query).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("replayed"), "{body}");
 
     // Forgeries, each for someone new, each with a fresh request.
     let cases = [

@@ -29,6 +29,21 @@ spec.loader.exec_module(idp)
 audience = "http://elsewhere.test/sp/metadata" if mode == "audience" else sp_entity
 destination = "http://127.0.0.1:9/sso/elsewhere/acs" if mode == "destination" else acs
 server = idp.server(audience, destination)
+if mode in ("logout", "logout-tampered", "logout-sha1"):
+    # ACS_URL is the SP's SLO URL here, EMAIL the NameID; prints the signed Redirect query.
+    from saml2 import BINDING_HTTP_REDIRECT
+    request_id, request = server.create_logout_request(
+        destination=acs, issuer_entity_id=sp_entity,
+        name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=email), sign=False)
+    info = server.apply_binding(
+        BINDING_HTTP_REDIRECT, str(request), destination=acs, relay_state="after-logout",
+        sign=True, sigalg=SIG_RSA_SHA1 if mode == "logout-sha1" else SIG_RSA_SHA256)
+    location = dict(info["headers"])["Location"]
+    query = location.split("?", 1)[1]
+    if mode == "logout-tampered":
+        query = query.replace("RelayState=after-logout", "RelayState=somewhere-else")
+    print(query)
+    sys.exit(0)
 if mode == "encrypted":
     import os
     import saml2.sigver as sigver

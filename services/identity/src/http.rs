@@ -35,6 +35,7 @@ pub async fn serve(
         .route("/sso/{connection}/callback", get(callback))
         .route("/sso/{connection}/acs", axum::routing::post(acs))
         .route("/sso/{connection}/metadata", get(metadata))
+        .route("/sso/{connection}/slo", get(single_logout))
         .with_state(Http { keys, sso });
     tracing::info!(address = %listener.local_addr()?, "serving identity HTTP");
     axum::serve(
@@ -288,5 +289,45 @@ async fn metadata(State(http): State<Http>, Path(connection_id): Path<String>) -
         )
             .into_response(),
         Err(error) => failure(&error),
+    }
+}
+
+async fn single_logout(
+    State(http): State<Http>,
+    Path(connection_id): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    let client = client_info(&http.sso, &headers, peer);
+    let connection = match http.sso.usable_connection(&connection_id).await {
+        Ok(connection) if connection.settings.saml.is_some() => connection,
+        Ok(_) => return failure(&SsoError::NotFound("SAML connection")),
+        Err(error) => return failure(&error),
+    };
+    let query = uri.query().unwrap_or_default();
+    match http.sso.saml_logout(&connection, query, client.clone()).await {
+        Ok(done) => match done.redirect {
+            Some(location) => see_other(&location, None),
+            None => (
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (header::CACHE_CONTROL, "no-store"),
+                ],
+                format!(
+                    "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signed out</title></head>\
+                     <body><h1>Signed out</h1><p id=\"ended\">{} sessions ended</p></body></html>",
+                    done.ended
+                ),
+            )
+                .into_response(),
+        },
+        Err(error) => {
+            tracing::info!(connection = %connection.id, %error, "SAML logout refused");
+            http.sso
+                .audit_refusal(Some(&connection), &error.to_string(), &client)
+                .await;
+            failure(&error)
+        }
     }
 }

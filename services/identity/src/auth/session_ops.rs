@@ -122,6 +122,36 @@ impl Authenticator {
         self.open_session(&account, amr, client).await
     }
 
+    /// Single logout (I6): ends the user's live sessions whose `amr` names `method` (`saml`).
+    pub(crate) async fn end_sso_sessions(
+        &self,
+        account: &Account,
+        method: &str,
+        client: &ClientInfo,
+    ) -> Result<Vec<String>, AuthError> {
+        let now = Utc::now();
+        let ids: Vec<String> = sessions::alive(&self.db, &account.user_id, now)
+            .await?
+            .into_iter()
+            .filter(|row| {
+                serde_json::from_str::<Vec<String>>(&row.amr)
+                    .is_ok_and(|amr| amr.iter().any(|m| m == method))
+            })
+            .map(|row| row.id)
+            .collect();
+        let note = AuditNote::by(
+            &account.enterprise_id,
+            &account.user_id,
+            "session.end",
+            "success",
+            client,
+            serde_json::json!({"session_ids": ids, "reason": "single logout from the identity provider"}),
+        );
+        self.end_sessions(&ids, "single logout", now, Some(note))
+            .await?;
+        Ok(ids)
+    }
+
     pub(super) async fn end_with_audit(
         &self,
         row: &session::Model,

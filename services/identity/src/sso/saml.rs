@@ -11,7 +11,7 @@ use super::{Pending, Redirect, Sso, SsoError};
 use crate::auth::ClientInfo;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer};
+use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, UrlVerifier};
 use samael::metadata::EntityDescriptor;
 use samael::service_provider::{ServiceProvider, ServiceProviderBuilder};
 use samael::traits::ToXml;
@@ -377,5 +377,189 @@ impl Sso {
             &return_to,
         )
         .await
+    }
+}
+
+/// Redirect-binding signature algorithms a LogoutRequest may use (samael verifies these two).
+const LOGOUT_SIG_ALGS: [&str; 2] = [
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+];
+
+/// What single logout did: where to send the browser (the IdP's SLO endpoint with our
+/// LogoutResponse), or nothing when the IdP has none.
+pub struct LoggedOut {
+    pub redirect: Option<String>,
+    pub ended: usize,
+}
+
+fn logout_response(request_id: &str, destination: &str, issuer: &str) -> String {
+    let escape = |v: &str| {
+        v.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    format!(
+        "<samlp:LogoutResponse xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" \
+         xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"id-{}\" Version=\"2.0\" \
+         IssueInstant=\"{}\" Destination=\"{}\" InResponseTo=\"{}\"><saml:Issuer>{}</saml:Issuer>\
+         <samlp:Status><samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/>\
+         </samlp:Status></samlp:LogoutResponse>",
+        super::random_token().replace(['-', '_'], ""),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        escape(destination),
+        escape(request_id),
+        escape(issuer),
+    )
+}
+
+impl Sso {
+    /// IdP-initiated single logout over the HTTP-Redirect binding: the LogoutRequest must be
+    /// signed (RSA or ECDSA with SHA-256) by the IdP's metadata certificate, come from its
+    /// entity id, be addressed to us, be fresh and be new; then the named user's SAML sessions
+    /// end, and the browser goes back to the IdP with a signed LogoutResponse.
+    pub async fn saml_logout(
+        &self,
+        connection: &Connection,
+        raw_query: &str,
+        client: ClientInfo,
+    ) -> Result<LoggedOut, SsoError> {
+        let refused = |message: &str| Err(SsoError::Refused(message.to_owned()));
+        let config = config(connection)?;
+        let params: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(raw_query.as_bytes())
+                .into_owned()
+                .collect();
+        let (Some(request), Some(sig_alg), Some(_)) = (
+            params.get("SAMLRequest"),
+            params.get("SigAlg"),
+            params.get("Signature"),
+        ) else {
+            return refused("a signed LogoutRequest (SAMLRequest, SigAlg, Signature) is required");
+        };
+        // samael's verifier knows only these; anything else is refused before it is reached.
+        if !LOGOUT_SIG_ALGS.contains(&sig_alg.as_str()) {
+            return refused("the LogoutRequest's signature algorithm is not accepted");
+        }
+        let skew = chrono::Duration::seconds(i64::from(if config.clock_skew_seconds == 0 {
+            DEFAULT_SKEW_SECONDS
+        } else {
+            config.clock_skew_seconds
+        }));
+        let (request_id, name_id, slo_location, sp_key) = {
+            let sp = self.service_provider(connection)?;
+            let url = url::Url::parse(&format!("http://praxis.invalid/slo?{raw_query}"))
+                .map_err(|_| SsoError::Refused("the query is not a URL query".into()))?;
+            let certificates = sp.idp_signing_certs().ok().flatten().unwrap_or_default();
+            let verified = certificates.iter().any(|certificate| {
+                UrlVerifier::from_x509(certificate)
+                    .and_then(|verifier| verifier.verify_signed_request_url(&url))
+                    .unwrap_or(false)
+            });
+            if !verified {
+                return refused("the LogoutRequest's signature does not verify");
+            }
+            let deflated = STANDARD
+                .decode(request.split_whitespace().collect::<String>())
+                .map_err(|_| SsoError::Refused("SAMLRequest is not base64".into()))?;
+            let mut xml = String::new();
+            // At most 1 MiB inflated: a deflate bomb stops there.
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(
+                    flate2::read::DeflateDecoder::new(deflated.as_slice()),
+                    1 << 20,
+                ),
+                &mut xml,
+            )
+            .map_err(|_| SsoError::Refused("SAMLRequest is not a deflated request".into()))?;
+            let logout: samael::schema::LogoutRequest = xml
+                .parse()
+                .map_err(|_| SsoError::Refused("SAMLRequest is not a LogoutRequest".into()))?;
+            let issuer = logout.issuer.as_ref().and_then(|i| i.value.clone());
+            if issuer.as_deref() != Some(config.idp_entity_id.as_str()) {
+                return refused("the LogoutRequest comes from another issuer");
+            }
+            if logout
+                .destination
+                .as_deref()
+                .is_some_and(|d| d != self.slo_url(&connection.id))
+            {
+                return refused("the LogoutRequest is addressed elsewhere");
+            }
+            let now = chrono::Utc::now();
+            match logout.issue_instant {
+                Some(at) if at <= now + skew && at + skew + chrono::Duration::minutes(5) >= now => {
+                }
+                _ => return refused("the LogoutRequest is not fresh"),
+            }
+            let Some(request_id) = logout.id.clone() else {
+                return refused("the LogoutRequest has no ID");
+            };
+            let name_id = logout
+                .name_id
+                .as_ref()
+                .map(|n| n.value.trim().to_ascii_lowercase())
+                .unwrap_or_default();
+            (
+                request_id,
+                name_id,
+                sp.slo_binding_location(REDIRECT_BINDING),
+                sp.key.clone(),
+            )
+        };
+        let first_use = self
+            .cache
+            .set_if_absent(
+                &replay_key(&connection.id, &format!("logout:{request_id}")),
+                b"1",
+                Duration::from_secs(900),
+            )
+            .await
+            .map_err(|e| SsoError::Unavailable(e.to_string()))?;
+        if !first_use {
+            return refused("LogoutRequest replayed");
+        }
+        let account = self
+            .auth
+            .account_by_email(&name_id)
+            .await?
+            .filter(|a| a.enterprise_id == connection.enterprise_id);
+        let ended = match &account {
+            Some(account) => self.auth.end_sso_sessions(account, "saml", &client).await?,
+            None => Vec::new(),
+        };
+        let redirect = match (slo_location, sp_key) {
+            (Some(location), Some(key)) => {
+                let xml = logout_response(&request_id, &location, &self.sp_entity_id(connection));
+                let mut deflated = Vec::new();
+                {
+                    use std::io::Write;
+                    let mut encoder = flate2::write::DeflateEncoder::new(
+                        &mut deflated,
+                        flate2::Compression::default(),
+                    );
+                    encoder
+                        .write_all(xml.as_bytes())
+                        .and_then(|()| encoder.finish().map(|_| ()))
+                        .map_err(|e| SsoError::Internal(format!("LogoutResponse: {e}")))?;
+                }
+                let mut url = url::Url::parse(&location)
+                    .map_err(|e| SsoError::Internal(format!("IdP SLO location: {e}")))?;
+                url.query_pairs_mut()
+                    .append_pair("SAMLResponse", &STANDARD.encode(&deflated));
+                if let Some(relay) = params.get("RelayState") {
+                    url.query_pairs_mut().append_pair("RelayState", relay);
+                }
+                let signed = samael::crypto::sign_url(url, &key)
+                    .map_err(|e| SsoError::Internal(format!("LogoutResponse signature: {e}")))?;
+                Some(signed.to_string())
+            }
+            _ => None,
+        };
+        Ok(LoggedOut {
+            redirect,
+            ended: ended.len(),
+        })
     }
 }
