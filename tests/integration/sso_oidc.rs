@@ -756,6 +756,31 @@ async fn i6_connections_are_validated_and_belong_to_their_enterprise() {
     ] {
         assert!(fields.iter().any(|f| f == field), "{field} in {fields:?}");
     }
+    // A domain the enterprise has not allowlisted would send others' people to this IdP.
+    let foreign = client
+        .create_connection(authed(
+            pb::CreateConnectionRequest {
+                connection: Some(pb::SsoConnection {
+                    enterprise_id: sso.fixture.enterprise.id.0.clone(),
+                    display_name: "Foreign".into(),
+                    domains: vec!["big-hospital.test".into()],
+                    protocol: Some(pb::sso_connection::Protocol::Oidc(pb::OidcSettings {
+                        issuer: sso.idp.issuer.clone(),
+                        client_id: "x".into(),
+                        client_secret: "y".into(),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }),
+            },
+            &sso.admin_token,
+        ))
+        .await
+        .expect_err("foreign domain");
+    assert_eq!(
+        praxis_tests::violated_fields(&foreign),
+        ["connection.domains[0]"]
+    );
     // Another enterprise's admin sees nothing; a staff member may not manage.
     let other = fixture(&install, "Other Clinic").await;
     let stranger = install

@@ -434,6 +434,7 @@ async fn i6_saml_login_provisions_and_every_forgery_is_refused() {
         ("sha1", "must be signed"),
         ("unsigned", "must be signed"),
         ("other-key", "must be signed"),
+        ("tampered", "must be signed"),
         ("xsw", "exactly one is accepted"),
         ("expired", "expired"),
         ("audience", "AudienceRequirement"),

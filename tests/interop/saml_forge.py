@@ -6,7 +6,7 @@
 
 MODE: good (RSA-SHA256), sha1, unsigned, other-key (signed by the key in OTHER_KEY_DIR), xsw
 (an unsigned assertion for EVIL_EMAIL wrapped in beside the signed one), expired, audience
-(for another SP), destination (for another ACS), encrypted (signed, then the assertion encrypted
+(for another SP), destination (for another ACS), tampered (signed, then the email changed), encrypted (signed, then the assertion encrypted
 to the certificate in the SP_CERT environment variable, PEM). Prints the Response, base64."""
 import base64, datetime, importlib.util, os, re, sys, warnings
 
@@ -113,6 +113,10 @@ else:
     xml = signed_instance_factory(response, security, to_sign)
     if not isinstance(xml, str):
         xml = str(xml)
+
+if mode == "tampered":
+    # Signed, then the subject changed: the signature no longer covers what is there.
+    xml = xml.replace(email, evil_email)
 
 if mode == "xsw":
     # The signed assertion stays; an unsigned copy naming someone else goes in front of it.

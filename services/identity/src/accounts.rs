@@ -213,6 +213,8 @@ pub trait Accounts: Send + Sync {
         &self,
         events: Vec<praxis_proto::audit::v1::Event>,
     ) -> Result<(), praxis_runtime::error::DeliveryError>;
+    /// The enterprise's allowlisted email domains (D2).
+    async fn enterprise_domains(&self, enterprise_id: &str) -> Result<Vec<String>, AccountsError>;
     /// Creates or updates the user an SSO login names (I6); the account as it is afterwards.
     async fn provision(
         &self,
@@ -475,6 +477,26 @@ impl Accounts for GrpcAccounts {
                 praxis_runtime::error::DeliveryError::from_status("directory audit", &status)
             })
     }
+    async fn enterprise_domains(&self, enterprise_id: &str) -> Result<Vec<String>, AccountsError> {
+        let request = self
+            .request(directory::ListEnterpriseDomainsRequest {
+                enterprise_id: enterprise_id.to_owned(),
+            })
+            .await?;
+        self.client
+            .clone()
+            .list_enterprise_domains(request)
+            .await
+            .map(|answer| answer.into_inner().domains)
+            .map_err(|status| {
+                AccountsError(format!(
+                    "directory: {:?} {}",
+                    status.code(),
+                    status.message()
+                ))
+            })
+    }
+
     async fn provision(
         &self,
         request: directory::ProvisionUserRequest,
@@ -528,6 +550,10 @@ impl Accounts for NoAccounts {
             "this tool has no audit trail".into(),
         ))
     }
+    async fn enterprise_domains(&self, _enterprise_id: &str) -> Result<Vec<String>, AccountsError> {
+        Err(AccountsError("this tool has no account source".into()))
+    }
+
     async fn provision(
         &self,
         _request: directory::ProvisionUserRequest,

@@ -382,6 +382,7 @@ impl SsoService for SsoApi {
         let enabled = wanted.enabled;
         self.apply(&mut connection, wanted, &ALL_FIELDS)?;
         connection.enabled = enabled;
+        self.check_enterprise_domains(&connection).await?;
         let db = &self.sso.db;
         connections::check_domains_free(db, &connection.domains, None)
             .await
@@ -453,6 +454,7 @@ impl SsoService for SsoApi {
         }
         let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
         self.apply(&mut connection, wanted, &paths)?;
+        self.check_enterprise_domains(&connection).await?;
         let db = &self.sso.db;
         connections::check_domains_free(db, &connection.domains, Some(&connection.id))
             .await
@@ -525,6 +527,31 @@ impl SsoService for SsoApi {
 }
 
 impl SsoApi {
+    /// A connection serves only its enterprise's allowlisted email domains (D2); anything else
+    /// would send another enterprise's people to this one's identity provider.
+    async fn check_enterprise_domains(&self, connection: &Connection) -> Result<(), Status> {
+        let allowed = self
+            .sso
+            .auth
+            .accounts()
+            .enterprise_domains(&connection.enterprise_id)
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "enterprise domains unavailable");
+                Status::unavailable("try again later")
+            })?;
+        let mut problems = FieldViolations::new();
+        for (index, domain) in connection.domains.iter().enumerate() {
+            if !allowed.contains(domain) {
+                problems.add(
+                    &format!("connection.domains[{index}]"),
+                    format!("{domain} is not an allowlisted email domain of this enterprise (D2)"),
+                );
+            }
+        }
+        problems.check()
+    }
+
     /// The connection, if the caller manages its enterprise; others get NOT_FOUND.
     async fn managed(
         &self,

@@ -118,6 +118,13 @@ impl Accounts for DirectoryAccounts {
             .map_err(|status| DeliveryError::from_status("audit", &status))
     }
 
+    async fn enterprise_domains(&self, enterprise_id: &str) -> Result<Vec<String>, AccountsError> {
+        self.0
+            .enterprise_domains(&Actor::Operator, &EnterpriseId(enterprise_id.to_owned()))
+            .await
+            .map_err(|error| AccountsError(error.to_string()))
+    }
+
     async fn provision(
         &self,
         request: pb::ProvisionUserRequest,

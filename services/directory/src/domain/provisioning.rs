@@ -177,6 +177,20 @@ impl Directory {
         })
     }
 
+    /// The enterprise's allowlisted email domains, for identity (an SSO connection serves only
+    /// these).
+    pub async fn enterprise_domains(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<Vec<String>, DomainError> {
+        identity_only(actor)?;
+        let (domains, _) = self
+            .list_email_domains(&Actor::Operator, enterprise_id)
+            .await?;
+        Ok(domains.into_iter().map(|d| d.domain).collect())
+    }
+
     /// Adds the bindings the mapping gives and `source` does not hold yet, and removes those
     /// `source` made that it no longer gives. Returns the last revision written, if any.
     async fn reconcile_bindings(

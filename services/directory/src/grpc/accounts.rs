@@ -74,6 +74,19 @@ impl AccountService for AccountApi {
         }
     }
 
+    async fn list_enterprise_domains(
+        &self,
+        request: Request<pb::ListEnterpriseDomainsRequest>,
+    ) -> Result<Response<pb::ListEnterpriseDomainsResponse>, Status> {
+        let actor = actor(&request)?;
+        let enterprise_id = super::required("enterprise_id", &request.get_ref().enterprise_id)?;
+        let domains = self
+            .directory
+            .enterprise_domains(&actor, &EnterpriseId(enterprise_id.to_owned()))
+            .await?;
+        Ok(Response::new(pb::ListEnterpriseDomainsResponse { domains }))
+    }
+
     async fn provision_user(
         &self,
         request: Request<pb::ProvisionUserRequest>,
