@@ -79,6 +79,30 @@ pub async fn app_server() -> (String, tokio::task::JoinHandle<()>) {
     (origin, handle)
 }
 
+/// An install whose SSO logins may return to `app`, with an enterprise that owns the peers'
+/// email domain; and its admin's token.
+pub async fn peer_install(app: &str) -> (Install, praxis_tests::Fixture, String) {
+    let install = praxis_tests::start_configured(false, |config| {
+        config.identity.sso.return_origins = vec![app.to_owned()];
+    })
+    .await;
+    let clinic = fixture(&install, "Acme Health").await;
+    install
+        .directory
+        .add_email_domain(
+            &Actor::Operator,
+            &clinic.enterprise.id,
+            PEER_DOMAIN,
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("domain");
+    let admin_token = install
+        .token_for(&clinic.user(UserKind::EnterpriseAdmin).email)
+        .await;
+    (install, clinic, admin_token)
+}
+
 /// Runs the browser from `start` until it is back on `return_prefix`; the final URL.
 pub async fn browse(chromium: &str, start: &str, return_prefix: &str, login: &str) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/sso_browser.mjs");
@@ -117,9 +141,15 @@ pub async fn browse(chromium: &str, start: &str, return_prefix: &str, login: &st
 /// Rules the peers' users map through: alice (praxis-managers) manages North, bob
 /// (praxis-staff) works line 1 of North.
 pub fn peer_rules(north: &Practice) -> Vec<pb::GroupRule> {
+    group_rules(north, "praxis-managers", "praxis-staff")
+}
+
+/// Members of `managers` manage North (Manager role); members of `staff` work its first line
+/// (Front Desk).
+pub fn group_rules(north: &Practice, managers: &str, staff: &str) -> Vec<pb::GroupRule> {
     vec![
         pb::GroupRule {
-            group: "praxis-managers".into(),
+            group: managers.into(),
             kind: directory_pb::UserKind::Manager.into(),
             memberships: vec![directory_pb::PracticeMembership {
                 practice_id: north.id.0.clone(),
@@ -128,7 +158,7 @@ pub fn peer_rules(north: &Practice) -> Vec<pb::GroupRule> {
             role_ids: vec!["builtin-manager".into()],
         },
         pb::GroupRule {
-            group: "praxis-staff".into(),
+            group: staff.into(),
             kind: directory_pb::UserKind::Staff.into(),
             memberships: vec![directory_pb::PracticeMembership {
                 practice_id: north.id.0.clone(),
@@ -201,24 +231,7 @@ async fn i6_oidc_login_through_oidc_provider_in_chromium() {
         return;
     };
     let (app, _app) = app_server().await;
-    let install = praxis_tests::start_configured(false, |config| {
-        config.identity.sso.return_origins = vec![app.clone()];
-    })
-    .await;
-    let clinic = fixture(&install, "Acme Health").await;
-    install
-        .directory
-        .add_email_domain(
-            &Actor::Operator,
-            &clinic.enterprise.id,
-            PEER_DOMAIN,
-            chrono::Utc::now(),
-        )
-        .await
-        .expect("domain");
-    let admin_token = install
-        .token_for(&clinic.user(UserKind::EnterpriseAdmin).email)
-        .await;
+    let (install, clinic, admin_token) = peer_install(&app).await;
     let port = free_port();
     let issuer = format!("http://127.0.0.1:{port}");
     let connection = SsoServiceClient::new(install.channel(install.addresses.identity).await)
@@ -301,24 +314,7 @@ async fn i6_saml_login_through_pysaml2_in_chromium() {
         return;
     };
     let (app, _app) = app_server().await;
-    let install = praxis_tests::start_configured(false, |config| {
-        config.identity.sso.return_origins = vec![app.clone()];
-    })
-    .await;
-    let clinic = fixture(&install, "Acme Health").await;
-    install
-        .directory
-        .add_email_domain(
-            &Actor::Operator,
-            &clinic.enterprise.id,
-            PEER_DOMAIN,
-            chrono::Utc::now(),
-        )
-        .await
-        .expect("domain");
-    let admin_token = install
-        .token_for(&clinic.user(UserKind::EnterpriseAdmin).email)
-        .await;
+    let (install, clinic, admin_token) = peer_install(&app).await;
     let keys = crate::sso_saml::IdpKeys::new();
     let port = free_port();
     let metadata = crate::sso_saml::idp_metadata(&python, &idp_py, &keys.idp(), port);

@@ -12,7 +12,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use praxis_directory::domain::*;
 use praxis_directory::store::audit::EventQuery;
-use praxis_proto::directory::v1 as directory_pb;
 use praxis_proto::identity::v1 as pb;
 use praxis_proto::identity::v1::auth_service_client::AuthServiceClient;
 use praxis_proto::identity::v1::sso_service_client::SsoServiceClient;
@@ -314,27 +313,7 @@ async fn setup(install: &Install) -> Sso<'_> {
             client_secret: CLIENT_SECRET.into(),
             ..Default::default()
         })),
-        group_rules: vec![
-            pb::GroupRule {
-                group: "clinic-managers".into(),
-                kind: directory_pb::UserKind::Manager.into(),
-                memberships: vec![directory_pb::PracticeMembership {
-                    practice_id: north.id.0.clone(),
-                    ..Default::default()
-                }],
-                role_ids: vec!["builtin-manager".into()],
-            },
-            pb::GroupRule {
-                group: "clinic-staff".into(),
-                kind: directory_pb::UserKind::Staff.into(),
-                memberships: vec![directory_pb::PracticeMembership {
-                    practice_id: north.id.0.clone(),
-                    line_ids: vec![north.lines[0].id.0.clone()],
-                    ..Default::default()
-                }],
-                role_ids: vec!["builtin-front-desk".into()],
-            },
-        ],
+        group_rules: crate::sso_browser::group_rules(north, "clinic-managers", "clinic-staff"),
         provision_users: true,
         ..Default::default()
     };

@@ -5,14 +5,14 @@
 //! (the peer's idp.py), and xmlsec1; the browser run is in `sso_browser.rs`.
 
 use crate::sso_browser::{
-    PEER_DOMAIN, app_server, complete, free_port, peer_env, peer_rules, provisioned,
+    PEER_DOMAIN, app_server, complete, free_port, peer_env, peer_install, peer_rules, provisioned,
 };
 use axum::http::StatusCode;
 use praxis_directory::domain::*;
 use praxis_directory::store::audit::EventQuery;
 use praxis_proto::identity::v1 as pb;
 use praxis_proto::identity::v1::sso_service_client::SsoServiceClient;
-use praxis_tests::{Install, authed, fixture};
+use praxis_tests::{Install, authed};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -107,24 +107,7 @@ impl Saml {
         let python = peer_env("PRAXIS_TEST_SAML_PYTHON")?;
         let idp_py = peer_env("PRAXIS_TEST_SAML_IDP")?;
         let (app, app_handle) = app_server().await;
-        let install = praxis_tests::start_configured(false, |config| {
-            config.identity.sso.return_origins = vec![app.clone()];
-        })
-        .await;
-        let clinic = fixture(&install, "Acme Health").await;
-        install
-            .directory
-            .add_email_domain(
-                &Actor::Operator,
-                &clinic.enterprise.id,
-                PEER_DOMAIN,
-                chrono::Utc::now(),
-            )
-            .await
-            .expect("domain");
-        let admin_token = install
-            .token_for(&clinic.user(UserKind::EnterpriseAdmin).email)
-            .await;
+        let (install, clinic, admin_token) = peer_install(&app).await;
         let keys = IdpKeys::new();
         let idp_port = free_port();
         let metadata = idp_metadata(&python, &idp_py, &keys.idp(), idp_port);
@@ -218,13 +201,23 @@ impl Saml {
         (param("RelayState"), id)
     }
 
+    /// A response made by `saml_forge.py` in `mode` for `email`, answering `in_response_to`.
     fn forge(&self, mode: &str, email: &str, in_response_to: &str) -> String {
+        self.run_forge(mode, &self.acs(), email, in_response_to)
+    }
+
+    /// A LogoutRequest for `email`, signed for the Redirect binding: the query string.
+    fn forge_logout(&self, mode: &str, email: &str) -> String {
+        self.run_forge(mode, &self.acs().replace("/acs", "/slo"), email, "")
+    }
+
+    fn run_forge(&self, mode: &str, to: &str, email: &str, in_response_to: &str) -> String {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/saml_forge.py");
         let output = Command::new(&self.python)
             .arg(script)
             .arg(&self.idp_py)
             .arg(mode)
-            .arg(self.acs())
+            .arg(to)
             .arg(self.sp_entity())
             .arg(email)
             .arg(in_response_to)
@@ -233,33 +226,6 @@ impl Saml {
             .env("IDP_KEY_DIR", self.keys.idp())
             .env("IDP_PORT", self.idp_port.to_string())
             .env("SP_CERT", self.sp_certificate())
-            .output()
-            .expect("saml_forge.py");
-        assert!(
-            output.status.success(),
-            "saml_forge.py {mode}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout)
-            .expect("utf-8")
-            .trim()
-            .to_owned()
-    }
-
-    /// A LogoutRequest for `email`, signed for the Redirect binding: the query string.
-    fn forge_logout(&self, mode: &str, email: &str) -> String {
-        let slo = self.acs().replace("/acs", "/slo");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/saml_forge.py");
-        let output = Command::new(&self.python)
-            .arg(script)
-            .arg(&self.idp_py)
-            .arg(mode)
-            .arg(slo)
-            .arg(self.sp_entity())
-            .arg(email)
-            .arg("")
-            .env("IDP_KEY_DIR", self.keys.idp())
-            .env("IDP_PORT", self.idp_port.to_string())
             .output()
             .expect("saml_forge.py");
         assert!(

@@ -3,6 +3,7 @@
 
 use crate::auth::ClientInfo;
 use crate::keys::KeyRing;
+use crate::sso::connections::Connection;
 use crate::sso::{Sso, SsoError, oidc::CallbackParams};
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -156,6 +157,33 @@ fn see_other(location: &str, set_cookie: Option<String>) -> Response {
     response
 }
 
+/// The enabled connection a browser names; an unknown or disabled one is audited and answered.
+async fn connection(http: &Http, id: &str, client: &ClientInfo) -> Result<Connection, Response> {
+    match http.sso.usable_connection(id).await {
+        Ok(connection) => Ok(connection),
+        Err(error) => {
+            http.sso
+                .audit_refusal(None, &error.to_string(), client)
+                .await;
+            Err(failure(&error))
+        }
+    }
+}
+
+/// A refused step: logged, audited with its reason, and shown to the person.
+async fn refused(
+    http: &Http,
+    connection: &Connection,
+    error: &SsoError,
+    client: &ClientInfo,
+) -> Response {
+    tracing::info!(connection = %connection.id, %error, "SSO step refused");
+    http.sso
+        .audit_refusal(Some(connection), &error.to_string(), client)
+        .await;
+    failure(error)
+}
+
 #[derive(Debug, serde::Deserialize)]
 struct StartParams {
     #[serde(default)]
@@ -170,9 +198,9 @@ async fn start(
     headers: HeaderMap,
 ) -> Response {
     let client = client_info(&http.sso, &headers, peer);
-    let connection = match http.sso.usable_connection(&connection_id).await {
+    let connection = match connection(&http, &connection_id, &client).await {
         Ok(connection) => connection,
-        Err(error) => return failure(&error),
+        Err(answer) => return answer,
     };
     let started = match connection.protocol() {
         "saml" => http.sso.saml_start(&connection, &params.return_to).await,
@@ -188,12 +216,7 @@ async fn start(
             });
             see_other(&location, device)
         }
-        Err(error) => {
-            http.sso
-                .audit_refusal(Some(&connection), &error.to_string(), &client)
-                .await;
-            failure(&error)
-        }
+        Err(error) => refused(&http, &connection, &error, &client).await,
     }
 }
 
@@ -205,14 +228,9 @@ async fn callback(
     headers: HeaderMap,
 ) -> Response {
     let client = client_info(&http.sso, &headers, peer);
-    let connection = match http.sso.usable_connection(&connection_id).await {
+    let connection = match connection(&http, &connection_id, &client).await {
         Ok(connection) => connection,
-        Err(error) => {
-            http.sso
-                .audit_refusal(None, &error.to_string(), &client)
-                .await;
-            return failure(&error);
-        }
+        Err(answer) => return answer,
     };
     match http
         .sso
@@ -220,13 +238,7 @@ async fn callback(
         .await
     {
         Ok(redirect) => see_other(&redirect.0, None),
-        Err(error) => {
-            tracing::info!(connection = %connection.id, %error, "SSO login refused");
-            http.sso
-                .audit_refusal(Some(&connection), &error.to_string(), &client)
-                .await;
-            failure(&error)
-        }
+        Err(error) => refused(&http, &connection, &error, &client).await,
     }
 }
 
@@ -246,14 +258,9 @@ async fn acs(
     axum::Form(form): axum::Form<AcsForm>,
 ) -> Response {
     let client = client_info(&http.sso, &headers, peer);
-    let connection = match http.sso.usable_connection(&connection_id).await {
+    let connection = match connection(&http, &connection_id, &client).await {
         Ok(connection) => connection,
-        Err(error) => {
-            http.sso
-                .audit_refusal(None, &error.to_string(), &client)
-                .await;
-            return failure(&error);
-        }
+        Err(answer) => return answer,
     };
     let answered = http
         .sso
@@ -266,13 +273,7 @@ async fn acs(
         .await;
     match answered {
         Ok(redirect) => see_other(&redirect.0, None),
-        Err(error) => {
-            tracing::info!(connection = %connection.id, %error, "SAML login refused");
-            http.sso
-                .audit_refusal(Some(&connection), &error.to_string(), &client)
-                .await;
-            failure(&error)
-        }
+        Err(error) => refused(&http, &connection, &error, &client).await,
     }
 }
 
@@ -292,6 +293,7 @@ async fn metadata(State(http): State<Http>, Path(connection_id): Path<String>) -
     }
 }
 
+/// IdP-initiated single logout (HTTP-Redirect binding).
 async fn single_logout(
     State(http): State<Http>,
     Path(connection_id): Path<String>,
@@ -300,10 +302,9 @@ async fn single_logout(
     uri: axum::http::Uri,
 ) -> Response {
     let client = client_info(&http.sso, &headers, peer);
-    let connection = match http.sso.usable_connection(&connection_id).await {
-        Ok(connection) if connection.settings.saml.is_some() => connection,
-        Ok(_) => return failure(&SsoError::NotFound("SAML connection")),
-        Err(error) => return failure(&error),
+    let connection = match connection(&http, &connection_id, &client).await {
+        Ok(connection) => connection,
+        Err(answer) => return answer,
     };
     let query = uri.query().unwrap_or_default();
     match http.sso.saml_logout(&connection, query, client.clone()).await {
@@ -322,12 +323,6 @@ async fn single_logout(
             )
                 .into_response(),
         },
-        Err(error) => {
-            tracing::info!(connection = %connection.id, %error, "SAML logout refused");
-            http.sso
-                .audit_refusal(Some(&connection), &error.to_string(), &client)
-                .await;
-            failure(&error)
-        }
+        Err(error) => refused(&http, &connection, &error, &client).await,
     }
 }
