@@ -879,6 +879,17 @@ async fn i6_sso_required_refuses_password_logins() {
         .expect("discover")
         .into_inner();
     assert!(found.sso_required);
+    // Someone without an account on the same domain gets the same answer.
+    let nobody = sso
+        .sso_client()
+        .await
+        .discover_login(pb::DiscoverLoginRequest {
+            email: format!("nobody-here@{}", sso.fixture.domain),
+        })
+        .await
+        .expect("discover")
+        .into_inner();
+    assert_eq!(nobody, found);
     install.stop().await;
 }
 

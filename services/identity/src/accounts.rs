@@ -149,6 +149,13 @@ pub fn cidr_contains(cidr: &str, ip: IpAddr) -> bool {
 #[error("accounts unavailable: {0}")]
 pub struct AccountsError(pub String);
 
+/// What identity needs of an enterprise for SSO.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnterpriseDomains {
+    pub domains: Vec<String>,
+    pub sso_required: bool,
+}
+
 /// Why directory did not provision a user (I6).
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
@@ -213,8 +220,11 @@ pub trait Accounts: Send + Sync {
         &self,
         events: Vec<praxis_proto::audit::v1::Event>,
     ) -> Result<(), praxis_runtime::error::DeliveryError>;
-    /// The enterprise's allowlisted email domains (D2).
-    async fn enterprise_domains(&self, enterprise_id: &str) -> Result<Vec<String>, AccountsError>;
+    /// The enterprise's allowlisted email domains (D2) and whether it requires SSO (I6).
+    async fn enterprise_domains(
+        &self,
+        enterprise_id: &str,
+    ) -> Result<EnterpriseDomains, AccountsError>;
     /// Creates or updates the user an SSO login names (I6); the account as it is afterwards.
     async fn provision(
         &self,
@@ -477,7 +487,10 @@ impl Accounts for GrpcAccounts {
                 praxis_runtime::error::DeliveryError::from_status("directory audit", &status)
             })
     }
-    async fn enterprise_domains(&self, enterprise_id: &str) -> Result<Vec<String>, AccountsError> {
+    async fn enterprise_domains(
+        &self,
+        enterprise_id: &str,
+    ) -> Result<EnterpriseDomains, AccountsError> {
         let request = self
             .request(directory::ListEnterpriseDomainsRequest {
                 enterprise_id: enterprise_id.to_owned(),
@@ -487,7 +500,13 @@ impl Accounts for GrpcAccounts {
             .clone()
             .list_enterprise_domains(request)
             .await
-            .map(|answer| answer.into_inner().domains)
+            .map(|answer| {
+                let answer = answer.into_inner();
+                EnterpriseDomains {
+                    domains: answer.domains,
+                    sso_required: answer.sso_required,
+                }
+            })
             .map_err(|status| {
                 AccountsError(format!(
                     "directory: {:?} {}",
@@ -550,7 +569,10 @@ impl Accounts for NoAccounts {
             "this tool has no audit trail".into(),
         ))
     }
-    async fn enterprise_domains(&self, _enterprise_id: &str) -> Result<Vec<String>, AccountsError> {
+    async fn enterprise_domains(
+        &self,
+        _enterprise_id: &str,
+    ) -> Result<EnterpriseDomains, AccountsError> {
         Err(AccountsError("this tool has no account source".into()))
     }
 

@@ -539,7 +539,8 @@ impl SsoApi {
             .map_err(|error| {
                 tracing::warn!(%error, "enterprise domains unavailable");
                 Status::unavailable("try again later")
-            })?;
+            })?
+            .domains;
         let mut problems = FieldViolations::new();
         for (index, domain) in connection.domains.iter().enumerate() {
             if !allowed.contains(domain) {

@@ -393,7 +393,9 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(parent).await?;
     }
-    let temporary = path.with_extension("tmp");
+    // A name of its own: another writer of the same file (a CLI beside the server) must not
+    // rename this one's half-written file away.
+    let temporary = path.with_extension(format!("tmp-{}", uuid::Uuid::now_v7().simple()));
     tokio::fs::write(&temporary, bytes).await?;
     tokio::fs::rename(&temporary, path).await
 }

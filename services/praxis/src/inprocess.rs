@@ -5,7 +5,9 @@ use praxis_authz::principals::{LookupError, PrincipalSource};
 use praxis_directory::Directory;
 use praxis_directory::domain::users::AccountKey;
 use praxis_directory::domain::{Actor, DomainError, EnterpriseId, UserId};
-use praxis_identity::accounts::{Account, Accounts, AccountsError, ProvisionError};
+use praxis_identity::accounts::{
+    Account, Accounts, AccountsError, EnterpriseDomains, ProvisionError,
+};
 use praxis_proto::directory::v1 as pb;
 use praxis_runtime::Caller;
 use praxis_runtime::error::DeliveryError;
@@ -118,10 +120,17 @@ impl Accounts for DirectoryAccounts {
             .map_err(|status| DeliveryError::from_status("audit", &status))
     }
 
-    async fn enterprise_domains(&self, enterprise_id: &str) -> Result<Vec<String>, AccountsError> {
+    async fn enterprise_domains(
+        &self,
+        enterprise_id: &str,
+    ) -> Result<EnterpriseDomains, AccountsError> {
         self.0
             .enterprise_domains(&Actor::Operator, &EnterpriseId(enterprise_id.to_owned()))
             .await
+            .map(|(domains, sso_required)| EnterpriseDomains {
+                domains,
+                sso_required,
+            })
             .map_err(|error| AccountsError(error.to_string()))
     }
 

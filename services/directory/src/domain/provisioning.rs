@@ -177,18 +177,24 @@ impl Directory {
         })
     }
 
-    /// The enterprise's allowlisted email domains, for identity (an SSO connection serves only
-    /// these).
+    /// The enterprise's allowlisted email domains (an SSO connection serves only these) and
+    /// whether it requires SSO, for identity.
     pub async fn enterprise_domains(
         &self,
         actor: &Actor,
         enterprise_id: &EnterpriseId,
-    ) -> Result<Vec<String>, DomainError> {
+    ) -> Result<(Vec<String>, bool), DomainError> {
         identity_only(actor)?;
+        let enterprise = self
+            .visible_enterprise(&Actor::Operator, enterprise_id)
+            .await?;
         let (domains, _) = self
             .list_email_domains(&Actor::Operator, enterprise_id)
             .await?;
-        Ok(domains.into_iter().map(|d| d.domain).collect())
+        Ok((
+            domains.into_iter().map(|d| d.domain).collect(),
+            enterprise.policy.sso_required,
+        ))
     }
 
     /// Adds the bindings the mapping gives and `source` does not hold yet, and removes those

@@ -80,11 +80,14 @@ impl AccountService for AccountApi {
     ) -> Result<Response<pb::ListEnterpriseDomainsResponse>, Status> {
         let actor = actor(&request)?;
         let enterprise_id = super::required("enterprise_id", &request.get_ref().enterprise_id)?;
-        let domains = self
+        let (domains, sso_required) = self
             .directory
             .enterprise_domains(&actor, &EnterpriseId(enterprise_id.to_owned()))
             .await?;
-        Ok(Response::new(pb::ListEnterpriseDomainsResponse { domains }))
+        Ok(Response::new(pb::ListEnterpriseDomainsResponse {
+            domains,
+            sso_required,
+        }))
     }
 
     async fn provision_user(

@@ -330,8 +330,8 @@ impl Sso {
     }
 
     /// Home-realm discovery: the connection serving the email's domain, if any, and whether
-    /// the enterprise refuses passwords. Unknown emails get the domain's answer, so it tells
-    /// nobody whether a user exists.
+    /// its enterprise refuses passwords. Every email of a domain gets the same answer, so it
+    /// tells nobody whether a user exists.
     pub async fn discover(&self, email: &str) -> Result<Discovered, SsoError> {
         let email = email.trim().to_ascii_lowercase();
         let Some((_, domain)) = email.rsplit_once('@') else {
@@ -341,12 +341,16 @@ impl Sso {
             });
         };
         let connection = connections::for_domain(&self.db, domain).await?;
+        // The enterprise's answer, not the user's: it says nothing about who has an account.
         let sso_required = match &connection {
-            Some(_) => self
-                .auth
-                .account_by_email(&email)
-                .await?
-                .is_some_and(|a| a.sso_required),
+            Some(connection) => {
+                self.auth
+                    .accounts()
+                    .enterprise_domains(&connection.enterprise_id)
+                    .await
+                    .map_err(|e| SsoError::Unavailable(e.to_string()))?
+                    .sso_required
+            }
             None => false,
         };
         Ok(Discovered {
