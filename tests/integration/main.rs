@@ -1,6 +1,7 @@
 //! Every cross-service test, in one binary.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod audit;
 mod auth;
 mod authz;

@@ -98,7 +98,8 @@ fn placed(
     Ok(resource)
 }
 
-/// `feature:action@scope` for every scope that contains the resource.
+/// `feature:action@scope` for every scope that contains the resource, the resource itself
+/// included.
 fn scope_keys(permission: &str, resource: &ResourceInput) -> Vec<String> {
     let mut keys = vec![format!("{permission}@enterprise")];
     if let Some(practice) = &resource.practice_id {
@@ -106,6 +107,13 @@ fn scope_keys(permission: &str, resource: &ResourceInput) -> Vec<String> {
     }
     if let Some(location) = &resource.location_id {
         keys.push(format!("{permission}@location:{location}"));
+    }
+    // A4: explicit grants name one resource.
+    if !resource.kind.is_empty() && !resource.id.is_empty() {
+        keys.push(format!(
+            "{permission}@resource:{}:{}",
+            resource.kind, resource.id
+        ));
     }
     keys
 }

@@ -16,6 +16,11 @@ pub enum Scope {
     Enterprise,
     Practice(String),
     Location(String),
+    /// A4: one resource, by type and id (an explicit grant).
+    Resource {
+        kind: String,
+        id: String,
+    },
 }
 
 impl Scope {
@@ -24,6 +29,7 @@ impl Scope {
             Scope::Enterprise => "enterprise".to_owned(),
             Scope::Practice(id) => format!("practice:{id}"),
             Scope::Location(id) => format!("location:{id}"),
+            Scope::Resource { kind, id } => format!("resource:{kind}:{id}"),
         }
     }
 }
@@ -116,7 +122,12 @@ fn kind_name(kind: i32) -> String {
 }
 
 fn flatten(binding: directory::RoleBinding, roles: Vec<directory::Role>) -> BoundRole {
-    let scope = if !binding.location_id.is_empty() {
+    let scope = if !binding.resource_type.is_empty() && !binding.resource_id.is_empty() {
+        Scope::Resource {
+            kind: binding.resource_type.clone(),
+            id: binding.resource_id.clone(),
+        }
+    } else if !binding.location_id.is_empty() {
         Scope::Location(binding.location_id.clone())
     } else if !binding.practice_id.is_empty() {
         Scope::Practice(binding.practice_id.clone())

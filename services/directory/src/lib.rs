@@ -9,6 +9,7 @@ pub mod store;
 
 use praxis_cache::{Cache, CacheProbe};
 use praxis_proto::audit::v1::audit_service_server::AuditServiceServer;
+use praxis_proto::directory::v1::access_service_server::AccessServiceServer;
 use praxis_proto::directory::v1::account_service_server::AccountServiceServer;
 use praxis_proto::directory::v1::email_domain_service_server::EmailDomainServiceServer;
 use praxis_proto::directory::v1::enterprise_service_server::EnterpriseServiceServer;
@@ -228,6 +229,9 @@ impl DirectoryService {
         .add_service(AccountServiceServer::new(grpc::AccountApi {
             directory: self.directory.clone(),
         }))
+        .add_service(AccessServiceServer::new(grpc::AccessApi {
+            directory: self.directory.clone(),
+        }))
         .add_service(AuditServiceServer::new(grpc::AuditApi {
             directory: self.directory.clone(),
             cache: self.cache.clone(),
@@ -241,6 +245,7 @@ impl DirectoryService {
             <RoleServiceServer<grpc::RoleApi> as NamedService>::NAME,
             <RoleBindingServiceServer<grpc::RoleBindingApi> as NamedService>::NAME,
             <AccountServiceServer<grpc::AccountApi> as NamedService>::NAME,
+            <AccessServiceServer<grpc::AccessApi> as NamedService>::NAME,
             <AuditServiceServer<grpc::AuditApi> as NamedService>::NAME,
         ];
         ServiceHost::new("directory", routes, names, verifier)

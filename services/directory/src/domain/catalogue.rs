@@ -69,7 +69,45 @@ const BUILT_IN: &[(&str, &str, &str)] = &[
 ];
 
 pub fn is_built_in(id: &str) -> bool {
-    BUILT_IN.iter().any(|(built_in, _, _)| *built_in == id)
+    BUILT_IN.iter().any(|(built_in, _, _)| *built_in == id) || permission_of(id).is_some()
+}
+
+/// The role of an explicit grant (A4): `permission:<feature:action>`, one catalogued permission.
+pub const PERMISSION_ROLE_PREFIX: &str = "permission:";
+
+fn permission_of(role_id: &str) -> Option<Permission> {
+    let (feature, action) = role_id
+        .strip_prefix(PERMISSION_ROLE_PREFIX)?
+        .split_once(':')?;
+    knows(feature, action).then(|| Permission::new(feature, action))
+}
+
+pub fn permission_role_id(permission: &Permission) -> String {
+    format!(
+        "{PERMISSION_ROLE_PREFIX}{}:{}",
+        permission.feature, permission.action
+    )
+}
+
+/// A grant's role: the one permission, over whatever the binding scopes it to.
+fn permission_role(enterprise_id: &EnterpriseId, id: &str) -> Option<Role> {
+    let permission = permission_of(id)?;
+    Some(Role {
+        id: RoleId(id.to_owned()),
+        enterprise_id: enterprise_id.clone(),
+        display_name: format!("Grant of {}:{}", permission.feature, permission.action),
+        description: "An explicit grant on one resource (A4).".to_owned(),
+        parent_role_id: None,
+        grants: vec![Grant {
+            permission,
+            scope: GrantScope::All,
+        }],
+        denials: Vec::new(),
+        field_masks: Vec::new(),
+        built_in: true,
+        version: 1,
+        created_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+    })
 }
 
 /// The read-only templates, as seen from `enterprise_id`.
@@ -81,6 +119,9 @@ pub fn built_in_roles(enterprise_id: &EnterpriseId) -> Vec<Role> {
 }
 
 pub fn built_in_role(enterprise_id: &EnterpriseId, id: &str) -> Option<Role> {
+    if id.starts_with(PERMISSION_ROLE_PREFIX) {
+        return permission_role(enterprise_id, id);
+    }
     let (id, name, description) = BUILT_IN.iter().find(|(built_in, _, _)| *built_in == id)?;
     let (grants, field_masks) = match *id {
         "builtin-owner" => (everything_but(&[]), vec![]),

@@ -1,6 +1,7 @@
 //! The directory's rules, over plain types: no tonic, no sea-orm. Handlers call these; these call
 //! the store.
 
+pub mod access;
 pub mod audit;
 pub mod authority;
 pub mod catalogue;

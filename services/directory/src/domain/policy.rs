@@ -102,6 +102,37 @@ pub struct EnterprisePolicy {
     pub audit: AuditPolicy,
     /// I6: users log in only through the enterprise's SSO connections.
     pub sso_required: bool,
+    /// A5: who may break the glass, into which role, for how long.
+    pub break_glass: BreakGlassPolicy,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BreakGlassPolicy {
+    pub user_ids: Vec<String>,
+    /// Empty: `builtin-owner`.
+    pub role_id: String,
+    /// 0: 60.
+    pub max_minutes: u32,
+}
+
+impl BreakGlassPolicy {
+    pub const LONGEST_MINUTES: u32 = 240;
+
+    pub fn role(&self) -> &str {
+        if self.role_id.is_empty() {
+            "builtin-owner"
+        } else {
+            &self.role_id
+        }
+    }
+
+    pub fn minutes(&self) -> u32 {
+        match self.max_minutes {
+            0 => 60,
+            n => n.min(Self::LONGEST_MINUTES),
+        }
+    }
 }
 
 /// Retention and alert rules of the audit trail (AU3, AU4).

@@ -106,6 +106,11 @@ pub enum BindingScope {
     Enterprise,
     Practice(PracticeId),
     Location(ResourceId),
+    /// A4: one resource, for an explicit grant (`permission:<feature:action>` roles only).
+    Resource {
+        kind: String,
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,7 +203,7 @@ fn check_window(window: &WeeklyWindow) -> Result<(), DomainError> {
 }
 
 impl Directory {
-    async fn require_admin(
+    pub(super) async fn require_admin(
         &self,
         actor: &Actor,
         enterprise_id: &EnterpriseId,
@@ -517,6 +522,12 @@ impl Directory {
                         "no such practice in this enterprise",
                     ));
                 }
+            }
+            BindingScope::Resource { .. } => {
+                return Err(DomainError::invalid(
+                    "binding.resource_id",
+                    "grants on one resource are made with AccessService (A4)",
+                ));
             }
             BindingScope::Location(location_id) => {
                 let location = self.store.location(location_id).await?;

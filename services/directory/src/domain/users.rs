@@ -96,7 +96,11 @@ fn check_etag(user: &User, etag: Option<i64>) -> Result<(), DomainError> {
 
 impl Directory {
     /// The user, if the actor may see it and it is not deleted.
-    async fn visible_user(&self, actor: &Actor, id: &UserId) -> Result<User, DomainError> {
+    pub(super) async fn visible_user(
+        &self,
+        actor: &Actor,
+        id: &UserId,
+    ) -> Result<User, DomainError> {
         let user = self
             .store
             .user(id)

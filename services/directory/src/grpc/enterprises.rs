@@ -68,6 +68,7 @@ impl EnterpriseService for EnterpriseApi {
             "policy.ip_allowlists",
             "policy.audit",
             "policy.sso",
+            "policy.break_glass",
         ];
         let paths = mask_paths(body.update_mask, &allowed)?;
         let paths: Vec<&str> = paths.iter().map(String::as_str).collect();

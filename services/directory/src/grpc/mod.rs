@@ -1,6 +1,7 @@
 //! The gRPC surface: decode and validate requests, call the domain, encode answers. Conversions
 //! between proto and domain types live in `convert`.
 
+pub mod access;
 mod accounts;
 pub mod audit;
 mod convert;
@@ -12,6 +13,7 @@ mod practices;
 mod roles;
 mod users;
 
+pub use access::AccessApi;
 pub use accounts::{AccountApi, account_proto, provision_proto};
 pub use audit::AuditApi;
 pub use email_domains::EmailDomainApi;

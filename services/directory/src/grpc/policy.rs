@@ -93,6 +93,11 @@ pub fn to_proto(policy: EnterprisePolicy) -> pb::EnterprisePolicy {
         sso: Some(pb::SsoPolicy {
             required: policy.sso_required,
         }),
+        break_glass: Some(pb::BreakGlassPolicy {
+            user_ids: policy.break_glass.user_ids.clone(),
+            role_id: policy.break_glass.role().to_owned(),
+            max_minutes: i32::try_from(policy.break_glass.minutes()).unwrap_or(60),
+        }),
     }
 }
 
@@ -213,6 +218,26 @@ pub fn merge(
             });
         }
         policy.ip_allowlists = lists;
+    }
+    if has("policy.break_glass") {
+        let b = wanted.break_glass.unwrap_or_default();
+        let minutes = count("enterprise.policy.break_glass.max_minutes", b.max_minutes)?;
+        if minutes > crate::domain::policy::BreakGlassPolicy::LONGEST_MINUTES {
+            return Err(invalid_argument(
+                "enterprise.policy.break_glass.max_minutes",
+                "at most 240 minutes",
+            ));
+        }
+        policy.break_glass = crate::domain::policy::BreakGlassPolicy {
+            user_ids: b
+                .user_ids
+                .into_iter()
+                .map(|id| id.trim().to_owned())
+                .filter(|id| !id.is_empty())
+                .collect(),
+            role_id: b.role_id.trim().to_owned(),
+            max_minutes: minutes,
+        };
     }
     if has("policy.sso") {
         policy.sso_required = wanted.sso.unwrap_or_default().required;

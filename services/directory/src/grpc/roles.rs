@@ -109,10 +109,11 @@ impl From<domain::Role> for Role {
 
 impl From<domain::RoleBinding> for RoleBinding {
     fn from(binding: domain::RoleBinding) -> Self {
-        let (practice_id, location_id) = match binding.scope {
-            BindingScope::Enterprise => (String::new(), String::new()),
-            BindingScope::Practice(p) => (p.0, String::new()),
-            BindingScope::Location(l) => (String::new(), l.0),
+        let (practice_id, location_id, resource_type, resource_id) = match binding.scope {
+            BindingScope::Enterprise => Default::default(),
+            BindingScope::Practice(p) => (p.0, String::new(), String::new(), String::new()),
+            BindingScope::Location(l) => (String::new(), l.0, String::new(), String::new()),
+            BindingScope::Resource { kind, id } => (String::new(), String::new(), kind, id),
         };
         RoleBinding {
             id: binding.id,
@@ -129,11 +130,14 @@ impl From<domain::RoleBinding> for RoleBinding {
                 end_minute: i32::from(w.end_minute),
             }),
             create_time: Some(timestamp(binding.created_at)),
+            resource_type,
+            resource_id,
+            source: binding.source.unwrap_or_default(),
         }
     }
 }
 
-fn time_from(
+pub(super) fn time_from(
     field: &str,
     value: Option<prost_types::Timestamp>,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, Status> {

@@ -375,6 +375,9 @@ pub mod role_binding {
         pub created_at: DateTimeUtc,
         /// Who manages the binding when not an admin, e.g. `sso:<connection>` (I6).
         pub source: Option<String>,
+        /// A4: the one resource an explicit grant covers.
+        pub resource_type: Option<String>,
+        pub resource_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -399,6 +402,64 @@ pub mod person {
         pub user_id: Option<String>,
         pub version: i64,
         pub created_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod elevation_request {
+    use sea_orm::entity::prelude::*;
+
+    /// A5: a role asked for a while.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "elevation_requests")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub enterprise_id: String,
+        pub user_id: String,
+        pub role_id: String,
+        pub practice_id: Option<String>,
+        pub duration_minutes: i32,
+        pub justification: String,
+        /// `PENDING`, `APPROVED` or `REJECTED`.
+        pub status: String,
+        pub requested_at: DateTimeUtc,
+        pub decided_by: Option<String>,
+        pub decided_at: Option<DateTimeUtc>,
+        pub decision_note: Option<String>,
+        pub binding_id: Option<String>,
+        pub expires_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod break_glass_use {
+    use sea_orm::entity::prelude::*;
+
+    /// A5: emergency access taken, and its review.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "break_glass_uses")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub enterprise_id: String,
+        pub user_id: String,
+        pub role_id: String,
+        pub justification: String,
+        pub started_at: DateTimeUtc,
+        pub expires_at: DateTimeUtc,
+        pub binding_id: String,
+        pub reviewed_by: Option<String>,
+        pub reviewed_at: Option<DateTimeUtc>,
+        pub review_note: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

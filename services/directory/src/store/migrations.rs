@@ -11,6 +11,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Structure),
             Box::new(M0002AuditTrail),
             Box::new(M0003BindingSource),
+            Box::new(M0004AccessExtras),
         ]
     }
 
@@ -578,6 +579,90 @@ impl MigrationTrait for M0003BindingSource {
                 Table::alter()
                     .table("role_bindings")
                     .add_column(string_null("source"))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+struct M0004AccessExtras;
+
+impl MigrationName for M0004AccessExtras {
+    fn name(&self) -> &str {
+        "m0004_access_extras"
+    }
+}
+
+/// A4, A5: bindings on one resource, elevation requests, break-glass uses.
+#[async_trait::async_trait]
+impl MigrationTrait for M0004AccessExtras {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        for column in ["resource_type", "resource_id"] {
+            manager
+                .alter_table(
+                    Table::alter()
+                        .table("role_bindings")
+                        .add_column(string_null(column))
+                        .to_owned(),
+                )
+                .await?;
+        }
+        manager
+            .create_table(
+                Table::create()
+                    .table("elevation_requests")
+                    .col(string("id").primary_key())
+                    .col(string("enterprise_id"))
+                    .col(string("user_id"))
+                    .col(string("role_id"))
+                    .col(string_null("practice_id"))
+                    .col(integer("duration_minutes"))
+                    .col(text("justification"))
+                    .col(string("status"))
+                    .col(timestamp_with_time_zone("requested_at"))
+                    .col(string_null("decided_by"))
+                    .col(timestamp_with_time_zone_null("decided_at"))
+                    .col(text_null("decision_note"))
+                    .col(string_null("binding_id"))
+                    .col(timestamp_with_time_zone_null("expires_at"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("elevation_requests_by_enterprise")
+                    .table("elevation_requests")
+                    .col("enterprise_id")
+                    .col("status")
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("break_glass_uses")
+                    .col(string("id").primary_key())
+                    .col(string("enterprise_id"))
+                    .col(string("user_id"))
+                    .col(string("role_id"))
+                    .col(text("justification"))
+                    .col(timestamp_with_time_zone("started_at"))
+                    .col(timestamp_with_time_zone("expires_at"))
+                    .col(string("binding_id"))
+                    .col(string_null("reviewed_by"))
+                    .col(timestamp_with_time_zone_null("reviewed_at"))
+                    .col(text_null("review_note"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("break_glass_uses_by_enterprise")
+                    .table("break_glass_uses")
+                    .col("enterprise_id")
+                    .col("started_at")
                     .to_owned(),
             )
             .await

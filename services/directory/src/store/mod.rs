@@ -1,6 +1,7 @@
 //! The directory's storage: sea-orm queries and transactions behind plain methods. Database
 //! errors become domain errors here, so nothing above sees sea-orm.
 
+mod access;
 pub mod audit;
 pub mod entities;
 pub mod migrations;

@@ -27,9 +27,15 @@ fn role_from(row: role::Model) -> Result<Role, DomainError> {
 }
 
 fn binding_from(row: role_binding::Model) -> Result<RoleBinding, DomainError> {
-    let scope = match (row.practice_id, row.location_id) {
-        (Some(practice), None) => BindingScope::Practice(PracticeId(practice)),
-        (None, Some(location)) => BindingScope::Location(ResourceId(location)),
+    let scope = match (
+        row.practice_id,
+        row.location_id,
+        row.resource_type,
+        row.resource_id,
+    ) {
+        (_, _, Some(kind), Some(id)) => BindingScope::Resource { kind, id },
+        (Some(practice), None, _, _) => BindingScope::Practice(PracticeId(practice)),
+        (None, Some(location), _, _) => BindingScope::Location(ResourceId(location)),
         _ => BindingScope::Enterprise,
     };
     let weekly_window = row
@@ -48,6 +54,40 @@ fn binding_from(row: role_binding::Model) -> Result<RoleBinding, DomainError> {
         weekly_window,
         created_at: row.created_at,
         source: row.source,
+    })
+}
+
+/// The stored form of a binding.
+pub(super) fn binding_row(binding: &RoleBinding) -> Result<role_binding::ActiveModel, DomainError> {
+    let (practice_id, location_id) = match &binding.scope {
+        BindingScope::Enterprise | BindingScope::Resource { .. } => (None, None),
+        BindingScope::Practice(p) => (Some(p.0.clone()), None),
+        BindingScope::Location(l) => (None, Some(l.0.clone())),
+    };
+    let (resource_type, resource_id) = match &binding.scope {
+        BindingScope::Resource { kind, id } => (Some(kind.clone()), Some(id.clone())),
+        _ => (None, None),
+    };
+    let window = binding
+        .weekly_window
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|error| DomainError::Storage(error.to_string()))?;
+    Ok(role_binding::ActiveModel {
+        id: Set(binding.id.clone()),
+        enterprise_id: Set(binding.enterprise_id.0.clone()),
+        user_id: Set(binding.user_id.0.clone()),
+        role_id: Set(binding.role_id.0.clone()),
+        practice_id: Set(practice_id),
+        location_id: Set(location_id),
+        valid_from: Set(binding.valid_from),
+        valid_until: Set(binding.valid_until),
+        weekly_window: Set(window),
+        created_at: Set(binding.created_at),
+        source: Set(binding.source.clone()),
+        resource_type: Set(resource_type),
+        resource_id: Set(resource_id),
     })
 }
 
@@ -209,38 +249,16 @@ impl Store {
         binding: &RoleBinding,
         audit: &AuditEntry,
     ) -> Result<i64, DomainError> {
-        let (practice_id, location_id) = match &binding.scope {
-            BindingScope::Enterprise => (None, None),
-            BindingScope::Practice(p) => (Some(p.0.clone()), None),
-            BindingScope::Location(l) => (None, Some(l.0.clone())),
-        };
-        let window = binding
-            .weekly_window
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|error| DomainError::Storage(error.to_string()))?;
-        let txn = self.begin().await?;
-        let row = role_binding::ActiveModel {
-            id: Set(binding.id.clone()),
-            enterprise_id: Set(binding.enterprise_id.0.clone()),
-            user_id: Set(binding.user_id.0.clone()),
-            role_id: Set(binding.role_id.0.clone()),
-            practice_id: Set(practice_id),
-            location_id: Set(location_id),
-            valid_from: Set(binding.valid_from),
-            valid_until: Set(binding.valid_until),
-            weekly_window: Set(window),
-            created_at: Set(binding.created_at),
-            source: Set(binding.source.clone()),
-        };
-        role_binding::Entity::insert(row)
-            .exec_without_returning(&txn)
-            .await
-            .map_err(storage)?;
-        let revision = Self::record_write(&txn, &binding.enterprise_id, audit).await?;
-        self.commit(txn, &binding.enterprise_id, revision).await?;
-        Ok(revision)
+        let row = binding_row(binding)?;
+        self.write(&binding.enterprise_id, audit, async |txn| {
+            role_binding::Entity::insert(row)
+                .exec_without_returning(txn)
+                .await
+                .map(|_| ())
+                .map_err(storage)
+        })
+        .await
+        .map(|((), revision)| revision)
     }
 
     pub async fn binding(&self, id: &str) -> Result<Option<RoleBinding>, DomainError> {
