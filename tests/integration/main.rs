@@ -13,6 +13,7 @@ mod foundation;
 mod health;
 mod identity_login;
 mod identity_passkeys;
+mod lookups;
 mod migrations;
 mod notify_smtp;
 mod sso_browser;

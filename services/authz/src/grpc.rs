@@ -1,6 +1,7 @@
 //! `praxis.authz.v1.AuthzService` and `PolicyService`.
 
 use crate::engine::{self, CheckInput, EngineError, Evaluation, ResourceInput};
+use crate::lookup::{self, Place, Question};
 use crate::policies::{Books, PolicyStore, StoreError, StoredPolicy};
 use crate::snapshots::{SnapshotError, Snapshots, may_ask};
 use crate::{book, model::Model};
@@ -16,6 +17,8 @@ use tonic::{Code, Request, Response, Status};
 pub const ERROR_DOMAIN: &str = "authz.praxis";
 const MAX_BATCH: usize = 100;
 const MAX_POLICY_BYTES: usize = 64 * 1024;
+/// Users a LookupSubjects considers at most.
+const MAX_SUBJECTS: usize = 10_000;
 
 #[derive(Clone)]
 pub struct AuthzApi {
@@ -119,6 +122,50 @@ fn validate(
             amount: context.amount,
         },
     })
+}
+
+/// The permission, resource type and context of a lookup, checked like a Check's.
+fn question(
+    model: &Model,
+    permission: &str,
+    resource_type: &str,
+    context: Option<pb::Context>,
+    violations: &mut FieldViolations,
+) -> Question {
+    let permission = permission.trim().to_owned();
+    if !well_formed(&permission) || model.action(&permission).is_none() {
+        violations.add(
+            "permission",
+            "a catalogued `feature:action`, e.g. appointments:read",
+        );
+    }
+    let context = context.unwrap_or_default();
+    let ip = non_empty(&context.ip);
+    if ip
+        .as_deref()
+        .is_some_and(|ip| ip.parse::<IpAddr>().is_err())
+    {
+        violations.add("context.ip", "an IPv4 or IPv6 address");
+    }
+    Question {
+        permission,
+        resource_type: non_empty(resource_type).unwrap_or_else(|| lookup::DEFAULT_TYPE.to_owned()),
+        time: context
+            .time
+            .map_or_else(|| chrono::Utc::now().timestamp(), |t| t.seconds),
+        ip,
+        amount: context.amount,
+    }
+}
+
+fn engine_status(error: EngineError) -> Status {
+    match error {
+        EngineError::Invalid { field, message } => invalid_argument(field, message),
+        other => {
+            tracing::error!(error = %other, "lookup could not be decided");
+            Status::internal("the lookup could not be decided")
+        }
+    }
 }
 
 fn snapshot_status(error: SnapshotError) -> Status {
@@ -296,6 +343,170 @@ impl AuthzService for AuthzApi {
             results.push(answer(&evaluation));
         }
         Ok(Response::new(pb::BatchCheckResponse { results }))
+    }
+
+    async fn lookup_resources(
+        &self,
+        request: Request<pb::LookupResourcesRequest>,
+    ) -> Result<Response<pb::LookupResourcesResponse>, Status> {
+        let caller = praxis_runtime::auth::caller(&request)?.clone();
+        let authorization = authorization(&request);
+        let body = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let principal_id = body.principal.as_ref().and_then(|p| non_empty(&p.user_id));
+        if principal_id.is_none() {
+            violations.add("principal.user_id", "required");
+        }
+        if body.min_revision < 0 {
+            violations.add("min_revision", "must not be negative");
+        }
+        let question = question(
+            &self.model,
+            &body.permission,
+            &body.resource_type,
+            body.context,
+            &mut violations,
+        );
+        violations.check()?;
+        let principal_id = principal_id.unwrap_or_default();
+        let principal = self
+            .snapshots
+            .principal(
+                &caller,
+                authorization.as_deref(),
+                &principal_id,
+                body.min_revision,
+            )
+            .await
+            .map_err(snapshot_status)?;
+        if !may_ask(&caller, &principal) {
+            return Err(snapshot_status(SnapshotError::Denied));
+        }
+        let book = self
+            .books
+            .book(&principal.enterprise_id)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "policy book unavailable");
+                Status::unavailable("the enterprise's policies cannot be loaded; no lookup")
+            })?;
+        let found =
+            lookup::resources(&self.model, &book, &principal, &question).map_err(engine_status)?;
+        Ok(Response::new(pb::LookupResourcesResponse {
+            enterprise_wide: found.enterprise_wide,
+            practice_ids: found.practices,
+            location_ids: found.locations,
+            lines: found
+                .lines
+                .into_iter()
+                .map(|(practice_id, line_id)| pb::LineRef {
+                    practice_id,
+                    line_id,
+                })
+                .collect(),
+            resources: found
+                .resources
+                .into_iter()
+                .map(|(r#type, id)| pb::ResourceRef { r#type, id })
+                .collect(),
+            decided_at_revision: found.revision,
+        }))
+    }
+
+    async fn lookup_subjects(
+        &self,
+        request: Request<pb::LookupSubjectsRequest>,
+    ) -> Result<Response<pb::LookupSubjectsResponse>, Status> {
+        let caller = praxis_runtime::auth::caller(&request)?.clone();
+        let authorization = authorization(&request);
+        let body = request.into_inner();
+        let mut violations = FieldViolations::new();
+        let enterprise_id = non_empty(&body.enterprise_id);
+        if enterprise_id.is_none() {
+            violations.add("enterprise_id", "required");
+        }
+        let (location, practice) = (non_empty(&body.location_id), non_empty(&body.practice_id));
+        if location.is_some() == practice.is_some() {
+            violations.add("location_id", "one of location_id and practice_id");
+        }
+        if body.min_revision < 0 {
+            violations.add("min_revision", "must not be negative");
+        }
+        let question = question(
+            &self.model,
+            &body.permission,
+            &body.resource_type,
+            body.context,
+            &mut violations,
+        );
+        violations.check()?;
+        let enterprise_id = enterprise_id.unwrap_or_default();
+        let admin = caller.kind == "PLATFORM_ADMIN"
+            || (caller.kind == "ENTERPRISE_ADMIN" && caller.enterprise_id == enterprise_id);
+        if !admin {
+            return Err(Status::permission_denied(
+                "only the enterprise's admins ask who may do what",
+            ));
+        }
+        let users = self
+            .snapshots
+            .users(
+                &caller,
+                authorization.as_deref(),
+                &enterprise_id,
+                MAX_SUBJECTS,
+            )
+            .await
+            .map_err(snapshot_status)?;
+        let book = self.books.book(&enterprise_id).await.map_err(|error| {
+            tracing::error!(%error, "policy book unavailable");
+            Status::unavailable("the enterprise's policies cannot be loaded; no lookup")
+        })?;
+        let mut subjects = Vec::new();
+        let mut revision = 0;
+        for user_id in users {
+            let principal = match self
+                .snapshots
+                .principal(
+                    &caller,
+                    authorization.as_deref(),
+                    &user_id,
+                    body.min_revision,
+                )
+                .await
+            {
+                Ok(principal) => principal,
+                // Deleted between the listing and now.
+                Err(SnapshotError::NotFound) => continue,
+                Err(error) => return Err(snapshot_status(error)),
+            };
+            revision = revision.max(principal.revision);
+            let place = match &location {
+                Some(location) => {
+                    let Some((practice, _)) = principal.locations.get(location) else {
+                        return Err(Status::not_found("no such location in this enterprise"));
+                    };
+                    Place {
+                        practice: Some(practice.clone()),
+                        location: Some(location.clone()),
+                        ..Place::default()
+                    }
+                }
+                None => Place {
+                    practice: practice.clone(),
+                    ..Place::default()
+                },
+            };
+            if lookup::allowed(&self.model, &book, &principal, &question, &place)
+                .map_err(engine_status)?
+            {
+                subjects.push(user_id);
+            }
+        }
+        Ok(Response::new(pb::LookupSubjectsResponse {
+            user_ids: subjects,
+            decided_at_revision: revision,
+        }))
     }
 
     async fn explain(

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod book;
 pub mod engine;
+pub mod lookup;
 pub mod migrations;
 pub mod model;
 pub mod policies;

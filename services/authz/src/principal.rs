@@ -91,6 +91,8 @@ pub struct CompiledPrincipal {
     pub active: bool,
     pub practices: Vec<String>,
     pub lines: Vec<String>,
+    /// (practice, line) of each membership line, for lookups (A6).
+    pub line_practices: Vec<(String, String)>,
     pub bindings: Vec<BoundRole>,
     /// Location id → (practice id, time zone).
     pub locations: HashMap<String, (String, Option<Tz>)>,
@@ -188,7 +190,11 @@ impl CompiledPrincipal {
         let active = snapshot.status == i32::from(directory::UserStatus::Active);
         let mut practices = Vec::new();
         let mut lines = Vec::new();
+        let mut line_practices = Vec::new();
         for membership in snapshot.memberships {
+            for line in &membership.line_ids {
+                line_practices.push((membership.practice_id.clone(), line.clone()));
+            }
             practices.push(membership.practice_id);
             lines.extend(membership.line_ids);
         }
@@ -212,6 +218,7 @@ impl CompiledPrincipal {
             active,
             practices,
             lines,
+            line_practices,
             bindings,
             locations,
             revision: snapshot.revision,

@@ -35,6 +35,16 @@ pub trait PrincipalSource: Send + Sync {
         authorization: Option<&str>,
         enterprise_id: &str,
     ) -> Result<i64, LookupError>;
+
+    /// Every active user of the enterprise, as the caller may list them (A6 lookups), at most
+    /// `limit`.
+    async fn users(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        enterprise_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, LookupError>;
 }
 
 /// The directory across the network.
@@ -131,5 +141,40 @@ impl PrincipalSource for GrpcDirectory {
             .enterprise
             .map(|enterprise| enterprise.revision)
             .ok_or_else(|| LookupError::Unavailable("empty answer".to_owned()))
+    }
+    async fn users(
+        &self,
+        _caller: &Caller,
+        authorization: Option<&str>,
+        enterprise_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, LookupError> {
+        let mut users = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = with_authorization(
+                directory::ListUsersRequest {
+                    enterprise_id: enterprise_id.to_owned(),
+                    status: directory::UserStatus::Active.into(),
+                    page_size: 500,
+                    page_token: page_token.clone(),
+                    ..Default::default()
+                },
+                authorization,
+            );
+            let page = self
+                .users
+                .clone()
+                .list_users(request)
+                .await
+                .map_err(lookup_error)?
+                .into_inner();
+            users.extend(page.users.into_iter().map(|user| user.id));
+            if users.len() >= limit || page.next_page_token.is_empty() {
+                users.truncate(limit);
+                return Ok(users);
+            }
+            page_token = page.next_page_token;
+        }
     }
 }

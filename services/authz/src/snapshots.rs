@@ -154,6 +154,20 @@ impl Snapshots {
         Ok(revision)
     }
 
+    /// The enterprise's active users, as the caller may list them (A6).
+    pub async fn users(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        enterprise_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, SnapshotError> {
+        Ok(self
+            .source
+            .users(caller, authorization, enterprise_id, limit)
+            .await?)
+    }
+
     /// The principal at its enterprise's current revision (and at least `min_revision`).
     pub async fn principal(
         &self,

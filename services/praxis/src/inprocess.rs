@@ -52,6 +52,45 @@ impl PrincipalSource for DirectoryPrincipals {
             Err(error) => Err(LookupError::Unavailable(error.to_string())),
         }
     }
+
+    async fn users(
+        &self,
+        caller: &Caller,
+        _authorization: Option<&str>,
+        enterprise_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, LookupError> {
+        let actor = Actor::Caller(caller.clone());
+        let filter = praxis_directory::domain::UserFilter {
+            status: Some(praxis_directory::domain::UserStatus::Active),
+            ..Default::default()
+        };
+        let mut users = Vec::new();
+        let mut after = None;
+        loop {
+            let page = praxis_directory::domain::PageRequest { size: 500, after };
+            let (page, _) = self
+                .0
+                .list_users(
+                    &actor,
+                    &EnterpriseId(enterprise_id.to_owned()),
+                    &filter,
+                    &page,
+                )
+                .await
+                .map_err(|error| match error {
+                    DomainError::NotFound(_) => LookupError::NotFound,
+                    DomainError::PermissionDenied(_) => LookupError::Denied,
+                    error => LookupError::Unavailable(error.to_string()),
+                })?;
+            users.extend(page.items.into_iter().map(|user| user.id.0));
+            if users.len() >= limit || page.next_after.is_none() {
+                users.truncate(limit);
+                return Ok(users);
+            }
+            after = page.next_after;
+        }
+    }
 }
 
 /// In one process, identity reads who may log in straight from the directory library, in the
