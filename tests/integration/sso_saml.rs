@@ -404,6 +404,7 @@ async fn i6_saml_login_provisions_and_every_forgery_is_refused() {
         ("xsw", "exactly one is accepted"),
         ("expired", "expired"),
         ("audience", "AudienceRequirement"),
+        ("no-audience", "names no audience"),
         ("destination", "destination does not match"),
         ("wrong-request", "InResponseTo"),
     ];

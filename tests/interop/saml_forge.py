@@ -6,7 +6,7 @@
 
 MODE: good (RSA-SHA256), sha1, unsigned, other-key (signed by the key in OTHER_KEY_DIR), xsw
 (an unsigned assertion for EVIL_EMAIL wrapped in beside the signed one), expired, audience
-(for another SP), destination (for another ACS), tampered (signed, then the email changed), encrypted (signed, then the assertion encrypted
+(for another SP), no-audience (signed, naming no audience), destination (for another ACS), tampered (signed, then the email changed), encrypted (signed, then the assertion encrypted
 to the certificate in the SP_CERT environment variable, PEM). Prints the Response, base64."""
 import base64, datetime, importlib.util, os, re, sys, warnings
 
@@ -91,6 +91,10 @@ if mode == "expired":
     assertion.conditions.not_on_or_after = ago(20)
     for confirmation in assertion.subject.subject_confirmation:
         confirmation.subject_confirmation_data.not_on_or_after = ago(20)
+
+if mode == "no-audience":
+    # Valid and signed, but for any audience at all.
+    assertion.conditions.audience_restriction = []
 
 security = server.sec
 if mode == "other-key":

@@ -317,6 +317,13 @@ impl Directory {
                 format!("the request is {} already", request.status.to_lowercase()),
             ));
         }
+        let role_id = RoleId(request.role_id.clone());
+        if approve && self.role_in(&enterprise_id, &role_id).await?.is_none() {
+            return Err(DomainError::precondition(
+                "ROLE_GONE",
+                "the role asked for no longer exists; reject the request",
+            ));
+        }
         let decider = actor_name(actor);
         let mut decided = elevation_request::Model {
             status: if approve { "APPROVED" } else { "REJECTED" }.to_owned(),

@@ -320,6 +320,16 @@ impl Sso {
             let assertion = sp
                 .parse_xml_response(&xml, (!ids.is_empty()).then_some(ids.as_slice()))
                 .map_err(|e| SsoError::Refused(format!("SAML response refused: {e}")))?;
+            // samael checks the audience only when one is named; an assertion for anyone at
+            // all is not one for us.
+            let audienced = assertion
+                .conditions
+                .as_ref()
+                .and_then(|c| c.audience_restrictions.as_ref())
+                .is_some_and(|r| !r.is_empty());
+            if !audienced {
+                return refused("the assertion names no audience".into());
+            }
             let name_id = assertion
                 .subject
                 .as_ref()
