@@ -87,6 +87,58 @@ async fn set_if_absent_stores_once_and_take_is_single_use() {
 }
 
 #[tokio::test]
+async fn token_buckets_hold_their_capacity_under_concurrency_and_refill() {
+    for (backend, cache) in backends() {
+        let k = key("bucket");
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = cache.clone();
+                let k = k.clone();
+                tokio::spawn(async move {
+                    cache
+                        .take_token(&k, 5, Duration::from_millis(1000))
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut waits = Vec::new();
+        for task in tasks {
+            waits.push(task.await.unwrap());
+        }
+        let taken = waits.iter().filter(|w| w.is_none()).count();
+        assert_eq!(taken, 5, "{backend}: {waits:?}");
+        assert!(
+            waits
+                .iter()
+                .flatten()
+                .all(|wait| *wait > Duration::ZERO && *wait <= Duration::from_millis(200)),
+            "{backend}: one token comes back every 200 ms: {waits:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let refilled = [
+            cache
+                .take_token(&k, 5, Duration::from_millis(1000))
+                .await
+                .unwrap(),
+            cache
+                .take_token(&k, 5, Duration::from_millis(1000))
+                .await
+                .unwrap(),
+            cache
+                .take_token(&k, 5, Duration::from_millis(1000))
+                .await
+                .unwrap(),
+        ];
+        assert_eq!(
+            refilled.iter().filter(|w| w.is_none()).count(),
+            2,
+            "{backend}: 450 ms refill two tokens: {refilled:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn counters_count_atomically_within_their_window() {
     for (backend, cache) in backends() {
         let k = key("counter");

@@ -66,9 +66,39 @@ pub trait Cache: Send + Sync {
     /// Adds one and returns the count; the first increment opens a window of `window`, after
     /// which the count starts again from zero.
     async fn increment(&self, key: &str, window: Duration) -> Result<i64, CacheError>;
+    /// Takes one token from the bucket at `key` (at most `capacity` tokens, refilled at
+    /// `capacity` per `period`): `Ok(None)` when taken, `Ok(Some(wait))` when empty, with how
+    /// long until the next token. Every replica sharing the cache shares the bucket.
+    async fn take_token(
+        &self,
+        key: &str,
+        capacity: u32,
+        period: Duration,
+    ) -> Result<Option<Duration>, CacheError>;
     async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), CacheError>;
     async fn subscribe(&self, channel: &str) -> Result<Subscription, CacheError>;
     async fn ping(&self) -> Result<(), CacheError>;
+}
+
+/// One token-bucket step over the stored state (tokens, last refill in ms), at `now_ms`:
+/// the new state and, when no token was left, the wait for the next one. Shared by the
+/// in-memory cache and, as Lua, by Redis.
+pub(crate) fn bucket_step(
+    state: Option<(f64, u64)>,
+    capacity: u32,
+    period: Duration,
+    now_ms: u64,
+) -> ((f64, u64), Option<Duration>) {
+    let capacity = f64::from(capacity.max(1));
+    let per_ms = capacity / (period.as_millis().max(1) as f64);
+    let (tokens, at) = state.unwrap_or((capacity, now_ms));
+    let tokens = (tokens + now_ms.saturating_sub(at) as f64 * per_ms).min(capacity);
+    if tokens >= 1.0 {
+        ((tokens - 1.0, now_ms), None)
+    } else {
+        let wait_ms = ((1.0 - tokens) / per_ms).ceil().max(1.0) as u64;
+        ((tokens, now_ms), Some(Duration::from_millis(wait_ms)))
+    }
 }
 
 /// Opens the cache named by a service's `cache_url`: `memory`, a `redis://` URL, or several

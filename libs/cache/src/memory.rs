@@ -152,6 +152,41 @@ impl Cache for MemoryCache {
         count.ok_or_else(|| CacheError::Unavailable("counter lost".to_owned()))
     }
 
+    async fn take_token(
+        &self,
+        key: &str,
+        capacity: u32,
+        period: Duration,
+    ) -> Result<Option<Duration>, CacheError> {
+        let now_ms = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(u64::MAX);
+        let mut wait = None;
+        self.entries
+            .entry(key.to_owned())
+            .and_compute_with(|existing| {
+                let state = existing.and_then(|entry| {
+                    let text = String::from_utf8(entry.into_value().value.to_vec()).ok()?;
+                    let (tokens, at) = text.split_once(' ')?;
+                    Some((tokens.parse().ok()?, at.parse().ok()?))
+                });
+                let ((tokens, at), waited) = crate::bucket_step(state, capacity, period, now_ms);
+                wait = waited;
+                let entry = Entry {
+                    value: Arc::new(format!("{tokens} {at}").into_bytes()),
+                    ttl: period * 2,
+                    keeps_expiry: false,
+                };
+                std::future::ready(Op::Put(entry))
+            })
+            .await;
+        Ok(wait)
+    }
+
     async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), CacheError> {
         // No subscriber is not an error: like Redis, the message just reaches nobody.
         let _ = self.sender(channel).send(message.to_vec());

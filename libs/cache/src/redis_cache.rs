@@ -31,6 +31,7 @@ pub struct RedisCache {
     target: Target,
     connection: OnceCell<Connection>,
     increment_script: Script,
+    bucket_script: Script,
 }
 
 fn unavailable(error: redis::RedisError) -> CacheError {
@@ -72,10 +73,27 @@ impl RedisCache {
              if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
              return n",
         );
+        // The token bucket of `bucket_step`, atomically on the server and on its clock, so
+        // replicas with skewed clocks still share one bucket.
+        let bucket_script = Script::new(
+            "local cap = tonumber(ARGV[1]) local period = tonumber(ARGV[2]) \
+             local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) \
+             local s = redis.call('HMGET', KEYS[1], 'tokens', 'at') \
+             local tokens = tonumber(s[1]) or cap local at = tonumber(s[2]) or now \
+             local per_ms = cap / period \
+             tokens = math.min(cap, tokens + math.max(0, now - at) * per_ms) \
+             local wait = 0 \
+             if tokens >= 1 then tokens = tokens - 1 \
+             else wait = math.max(1, math.ceil((1 - tokens) / per_ms)) end \
+             redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now) \
+             redis.call('PEXPIRE', KEYS[1], period * 2) \
+             return wait",
+        );
         Self {
             target,
             connection: OnceCell::new(),
             increment_script,
+            bucket_script,
         }
     }
 
@@ -180,6 +198,22 @@ impl Cache for RedisCache {
             Connection::Cluster(mut connection) => invocation.invoke_async(&mut connection).await,
         }
         .map_err(unavailable)
+    }
+
+    async fn take_token(
+        &self,
+        key: &str,
+        capacity: u32,
+        period: Duration,
+    ) -> Result<Option<Duration>, CacheError> {
+        let mut invocation = self.bucket_script.key(key);
+        invocation.arg(capacity.max(1)).arg(millis(period).max(1));
+        let wait: u64 = match self.connection().await? {
+            Connection::Single(mut connection) => invocation.invoke_async(&mut connection).await,
+            Connection::Cluster(mut connection) => invocation.invoke_async(&mut connection).await,
+        }
+        .map_err(unavailable)?;
+        Ok((wait > 0).then(|| Duration::from_millis(wait)))
     }
 
     async fn publish(&self, channel: &str, message: &[u8]) -> Result<(), CacheError> {

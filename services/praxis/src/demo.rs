@@ -149,6 +149,8 @@ fn demo_memberships(kind: UserKind, practices: &[Practice]) -> Vec<Membership> {
         UserKind::AdvancedStaff | UserKind::Manager => {
             vec![Membership::new(first.id.clone(), Vec::new())]
         }
-        UserKind::EnterpriseContentManager | UserKind::EnterpriseAdmin => Vec::new(),
+        UserKind::EnterpriseContentManager
+        | UserKind::EnterpriseAdmin
+        | UserKind::ServiceAccount => Vec::new(),
     }
 }

@@ -59,7 +59,57 @@ fn justification(field: &str, text: &str) -> Result<String, DomainError> {
     Ok(text.to_owned())
 }
 
+/// Service accounts' emails are in a domain that cannot receive mail or be allowlisted (D2).
+pub const SERVICE_ACCOUNT_DOMAIN: &str = "service-accounts.invalid";
+
 impl Directory {
+    /// I7: a service account: a principal without a password, holding only the roles bound to
+    /// it, for integrations that authenticate with API keys.
+    pub async fn create_service_account(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+        display_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(User, i64), DomainError> {
+        let name = super::service::display_name("display_name", display_name)?;
+        self.require_admin(
+            actor,
+            enterprise_id,
+            "only enterprise admins create service accounts (I7)",
+        )
+        .await?;
+        let new_user = NewUser {
+            email: format!(
+                "sa-{}@{SERVICE_ACCOUNT_DOMAIN}",
+                uuid::Uuid::now_v7().simple()
+            ),
+            given_name: name,
+            family_name: "Service account".to_owned(),
+            kind: UserKind::ServiceAccount,
+            memberships: Vec::new(),
+            person_id: None,
+        };
+        let audit = actor.audit(
+            "service_account.create",
+            format!("user:{}", new_user.email),
+            serde_json::json!({"display_name": new_user.given_name}),
+            now,
+        );
+        let (user, revision, _) = self
+            .store
+            .insert_user(
+                enterprise_id,
+                &new_user,
+                UserStatus::Active,
+                None,
+                None,
+                &audit,
+            )
+            .await?;
+        Ok((user, revision))
+    }
+
     /// A4: "`user` may `permission` on resource (`kind`, `id`) until `until`", by an admin.
     pub async fn grant_resource_access(
         &self,

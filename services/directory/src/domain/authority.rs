@@ -48,7 +48,9 @@ impl Authority {
         let creatable: &[UserKind] = match own_kind {
             UserKind::Staff | UserKind::AdvancedStaff => &[UserKind::Staff],
             UserKind::Manager => &[UserKind::Staff, UserKind::AdvancedStaff, UserKind::Manager],
-            UserKind::EnterpriseContentManager | UserKind::EnterpriseAdmin => &[],
+            UserKind::EnterpriseContentManager
+            | UserKind::EnterpriseAdmin
+            | UserKind::ServiceAccount => &[],
         };
         if !creatable.contains(&kind) {
             return Err(DomainError::PermissionDenied(

@@ -38,6 +38,8 @@ id_type!(UserId);
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
 pub enum UserKind {
+    /// I7: an integration; ranks below every person and holds nothing but its roles.
+    ServiceAccount,
     Staff,
     AdvancedStaff,
     Manager,
@@ -46,6 +48,7 @@ pub enum UserKind {
 }
 
 impl UserKind {
+    /// The kinds of people (service accounts are made apart, I7).
     pub const ALL: [UserKind; 5] = [
         UserKind::Staff,
         UserKind::AdvancedStaff,
@@ -61,17 +64,23 @@ impl UserKind {
             UserKind::Manager => "MANAGER",
             UserKind::EnterpriseContentManager => "ENTERPRISE_CONTENT_MANAGER",
             UserKind::EnterpriseAdmin => "ENTERPRISE_ADMIN",
+            UserKind::ServiceAccount => "SERVICE_ACCOUNT",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+        Self::ALL
+            .into_iter()
+            .chain([UserKind::ServiceAccount])
+            .find(|kind| kind.as_str() == text)
     }
 
     pub fn is_enterprise_level(self) -> bool {
         matches!(
             self,
-            UserKind::EnterpriseAdmin | UserKind::EnterpriseContentManager
+            UserKind::EnterpriseAdmin
+                | UserKind::EnterpriseContentManager
+                | UserKind::ServiceAccount
         )
     }
 }

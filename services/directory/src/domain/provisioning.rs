@@ -50,6 +50,12 @@ impl Directory {
         if !source.starts_with("sso:") || source.len() <= 4 || source.len() > MAX_SOURCE_LENGTH {
             return Err(DomainError::invalid("source", "sso:<connection id>"));
         }
+        if request.kind == Some(UserKind::ServiceAccount) {
+            return Err(DomainError::invalid(
+                "kind",
+                "SSO logs in people, not service accounts",
+            ));
+        }
         let email = normalize_email(&request.email)?;
         let given_name = fallback_name(&request.given_name, &email);
         let given_name = service::display_name("given_name", &given_name)?;

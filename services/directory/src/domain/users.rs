@@ -247,6 +247,12 @@ impl Directory {
         if request.kind.is_none() {
             problems.push(DomainError::invalid("kind", "required"));
         }
+        if request.kind == Some(UserKind::ServiceAccount) {
+            problems.push(DomainError::invalid(
+                "kind",
+                "service accounts are made with CreateServiceAccount (I7)",
+            ));
+        }
         if request.template_user_id.is_some() && !request.memberships.is_empty() {
             problems.push(DomainError::invalid(
                 "memberships",
@@ -486,6 +492,12 @@ impl Directory {
         } = wanted;
         let (user, enterprise, authority) = self.managed_user(actor, id).await?;
         check_etag(&user, etag)?;
+        if user.kind == UserKind::ServiceAccount || kind == UserKind::ServiceAccount {
+            return Err(DomainError::precondition(
+                "SERVICE_ACCOUNT_KIND",
+                "service accounts and people do not change into each other (I7)",
+            ));
+        }
         if user.kind == kind {
             return Err(DomainError::precondition(
                 "KIND_UNCHANGED",

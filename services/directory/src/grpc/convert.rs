@@ -111,6 +111,7 @@ impl From<UserKind> for pb::UserKind {
             UserKind::Manager => pb::UserKind::Manager,
             UserKind::EnterpriseContentManager => pb::UserKind::EnterpriseContentManager,
             UserKind::EnterpriseAdmin => pb::UserKind::EnterpriseAdmin,
+            UserKind::ServiceAccount => pb::UserKind::ServiceAccount,
         }
     }
 }
@@ -124,6 +125,7 @@ pub fn user_kind(value: i32) -> Result<Option<UserKind>, ()> {
         pb::UserKind::Manager => Ok(Some(UserKind::Manager)),
         pb::UserKind::EnterpriseContentManager => Ok(Some(UserKind::EnterpriseContentManager)),
         pb::UserKind::EnterpriseAdmin => Ok(Some(UserKind::EnterpriseAdmin)),
+        pb::UserKind::ServiceAccount => Ok(Some(UserKind::ServiceAccount)),
     }
 }
 

@@ -28,6 +28,29 @@ fn wanted_kind(field: &str, value: i32) -> Result<crate::domain::UserKind, Statu
 
 #[tonic::async_trait]
 impl UserService for UserApi {
+    async fn create_service_account(
+        &self,
+        request: Request<CreateServiceAccountRequest>,
+    ) -> Result<Response<CreateServiceAccountResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let enterprise_id =
+            EnterpriseId(required("enterprise_id", &body.enterprise_id)?.to_owned());
+        let (user, revision) = self
+            .directory
+            .create_service_account(
+                &actor,
+                &enterprise_id,
+                &body.display_name,
+                chrono::Utc::now(),
+            )
+            .await?;
+        Ok(Response::new(CreateServiceAccountResponse {
+            user: Some(user.into()),
+            revision,
+        }))
+    }
+
     async fn get_user(
         &self,
         request: Request<GetUserRequest>,
