@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "praxis/identity/v1/token.proto",
         "praxis/identity/v1/auth.proto",
         "praxis/identity/v1/sso.proto",
+        "praxis/identity/v1/api_key.proto",
         "praxis/authz/v1/authz.proto",
         "praxis/audit/v1/audit.proto",
     ];

@@ -60,6 +60,7 @@ async fn every_service_is_serving_and_lists_itself_by_reflection_without_a_token
                     "praxis.identity.v1.SessionService",
                     "praxis.identity.v1.TwoFactorService",
                     "praxis.identity.v1.SsoService",
+                    "praxis.identity.v1.ApiKeyService",
                 ],
             ),
             (

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::RwLock;
 use tonic::Status;
 
-/// Who is calling, as proven by their access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who is calling, as proven by their access token or API key.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Caller {
     pub user_id: String,
     pub enterprise_id: String,
@@ -26,6 +26,85 @@ pub struct Caller {
     /// Unix seconds of the last interactive authentication (step-up freshness, I4).
     pub auth_time: i64,
     pub amr: Vec<String>,
+    /// An API key's scopes (I7): the only permissions it may be allowed; empty = no limit
+    /// beyond the principal's own.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// API keys start with this; anything else after `Bearer ` is an access token.
+pub const API_KEY_PREFIX: &str = "prx_";
+
+/// Why an API key was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiKeyRefusal {
+    #[error("invalid API key")]
+    Invalid,
+    #[error("API key rate limit exceeded")]
+    RateLimited(Duration),
+    #[error("API keys cannot be checked right now: {0}")]
+    Unavailable(String),
+}
+
+/// Checks an API key with identity (I7) and says who it is.
+#[async_trait::async_trait]
+pub trait ApiKeyChecker: Send + Sync {
+    async fn check(&self, key: &str) -> Result<Caller, ApiKeyRefusal>;
+}
+
+/// Identity's `POST /api-keys/verify`, for services in other processes.
+pub struct HttpApiKeyChecker {
+    url: String,
+    http: reqwest::Client,
+}
+
+#[derive(Serialize)]
+struct VerifyRequest<'a> {
+    key: &'a str,
+}
+
+#[derive(Deserialize)]
+struct RateLimitAnswer {
+    retry_after_ms: u64,
+}
+
+impl HttpApiKeyChecker {
+    pub fn new(url: &str, http: reqwest::Client) -> Self {
+        Self {
+            url: url.to_owned(),
+            http,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ApiKeyChecker for HttpApiKeyChecker {
+    async fn check(&self, key: &str) -> Result<Caller, ApiKeyRefusal> {
+        let answer = self
+            .http
+            .post(&self.url)
+            .json(&VerifyRequest { key })
+            .send()
+            .await
+            .map_err(|e| ApiKeyRefusal::Unavailable(e.to_string()))?;
+        match answer.status().as_u16() {
+            200 => answer
+                .json::<Caller>()
+                .await
+                .map_err(|e| ApiKeyRefusal::Unavailable(e.to_string())),
+            401 | 403 => Err(ApiKeyRefusal::Invalid),
+            429 => {
+                let wait = answer
+                    .json::<RateLimitAnswer>()
+                    .await
+                    .map_or(1_000, |a| a.retry_after_ms);
+                Err(ApiKeyRefusal::RateLimited(Duration::from_millis(wait)))
+            }
+            code => Err(ApiKeyRefusal::Unavailable(format!(
+                "identity answered {code}"
+            ))),
+        }
+    }
 }
 
 /// The claims of a Praxis access token.
@@ -53,6 +132,7 @@ impl From<AccessClaims> for Caller {
             kind: claims.kind,
             auth_time: claims.auth_time,
             amr: claims.amr,
+            scopes: Vec::new(),
         }
     }
 }
@@ -96,6 +176,8 @@ pub struct TokenVerifier {
     verified: moka::sync::Cache<[u8; 32], (Caller, i64)>,
     /// Service credentials by the SHA-256 of their secret.
     services: HashMap<[u8; 32], String>,
+    /// Where API keys are checked (identity); unset: they are refused.
+    api_keys: std::sync::OnceLock<Arc<dyn ApiKeyChecker>>,
 }
 
 /// The kind of callers that are Praxis services rather than people.
@@ -121,12 +203,25 @@ pub enum AuthError {
     Invalid(String),
     #[error("signing keys unavailable: {0}")]
     KeysUnavailable(String),
+    #[error("API key rate limit exceeded")]
+    RateLimited(Duration),
 }
 
 impl AuthError {
     pub fn into_status(self) -> Status {
         match self {
             AuthError::KeysUnavailable(_) => Status::unavailable("cannot verify tokens right now"),
+            AuthError::RateLimited(wait) => {
+                use tonic_types::{ErrorDetails, StatusExt};
+                Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    format!(
+                        "this API key's rate limit is exceeded; retry in {} ms",
+                        wait.as_millis()
+                    ),
+                    ErrorDetails::with_retry_info(Some(wait)),
+                )
+            }
             other => Status::unauthenticated(other.to_string()),
         }
     }
@@ -140,6 +235,7 @@ impl TokenVerifier {
             .clone()
             .filter(|path| !path.as_os_str().is_empty());
         let url = config.jwks_url.clone().filter(|url| !url.is_empty());
+        let api_key_url = config.api_key_url.clone().filter(|url| !url.is_empty());
         let source = match (file, url) {
             (Some(path), _) => KeySource::File(path),
             (None, Some(url)) => KeySource::Url(url),
@@ -174,13 +270,27 @@ impl TokenVerifier {
                 keys: HashMap::new(),
                 loaded_at: None,
             }),
-            http,
             verified: moka::sync::Cache::builder()
                 .max_capacity(50_000)
                 .time_to_live(Duration::from_secs(300))
                 .build(),
+            api_keys: {
+                let lock = std::sync::OnceLock::new();
+                if let Some(url) = api_key_url {
+                    let checker: Arc<dyn ApiKeyChecker> =
+                        Arc::new(HttpApiKeyChecker::new(&url, http.clone()));
+                    let _ = lock.set(checker);
+                }
+                lock
+            },
+            http,
             services,
         })
+    }
+
+    /// Checks API keys with `checker` (identity in this process); the first one set stays.
+    pub fn set_api_key_checker(&self, checker: Arc<dyn ApiKeyChecker>) {
+        let _ = self.api_keys.set(checker);
     }
 
     /// Verifies an `authorization` header value.
@@ -213,6 +323,21 @@ impl TokenVerifier {
                 kind: SERVICE_KIND.to_owned(),
                 auth_time: 0,
                 amr: vec!["svc".to_owned()],
+                scopes: Vec::new(),
+            });
+        }
+        // API keys are checked with identity on every call, never cached here: a revoked key
+        // stops at once, and the rate limit sees every call.
+        if token.starts_with(API_KEY_PREFIX) {
+            let Some(checker) = self.api_keys.get() else {
+                return Err(AuthError::Invalid(
+                    "API keys are not accepted here".to_owned(),
+                ));
+            };
+            return checker.check(token).await.map_err(|refusal| match refusal {
+                ApiKeyRefusal::Invalid => AuthError::Invalid("invalid API key".to_owned()),
+                ApiKeyRefusal::RateLimited(wait) => AuthError::RateLimited(wait),
+                ApiKeyRefusal::Unavailable(cause) => AuthError::KeysUnavailable(cause),
             });
         }
         if let Some((caller, exp)) = self.verified.get(&digest) {
@@ -389,6 +514,7 @@ mod tests {
             kind: "STAFF".into(),
             auth_time: 0,
             amr: vec!["pwd".into()],
+            scopes: Vec::new(),
         }
     }
 

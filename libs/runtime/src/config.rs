@@ -87,6 +87,9 @@ pub struct AuthConfig {
     /// Shared secrets by which Praxis services call each other where no token is at hand
     /// (authz's audit relay): a caller presenting one is the service `service:<name>`.
     pub service_credentials: std::collections::BTreeMap<String, ServiceSecret>,
+    /// Identity's `POST /api-keys/verify`, where API keys (`Bearer prx_…`) are checked (I7);
+    /// unset: API keys are refused (in one process, identity checks them directly).
+    pub api_key_url: Option<String>,
 }
 
 impl Default for AuthConfig {
@@ -94,6 +97,7 @@ impl Default for AuthConfig {
         Self {
             jwks_url: None,
             jwks_file: None,
+            api_key_url: None,
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_AUDIENCE.to_owned(),
             service_credentials: std::collections::BTreeMap::new(),

@@ -124,6 +124,13 @@ fn validate(
     })
 }
 
+/// I7: an API key asking about its own principal is allowed only what its scopes name.
+fn outside_scopes(caller: &Caller, principal_id: &str, permission: &str) -> bool {
+    caller.user_id == principal_id
+        && !caller.scopes.is_empty()
+        && !caller.scopes.iter().any(|s| s == permission)
+}
+
 /// The permission, resource type and context of a lookup, checked like a Check's.
 fn question(
     model: &Model,
@@ -271,11 +278,21 @@ impl AuthzApi {
                 tracing::error!(%error, "policy book unavailable");
                 Status::unavailable("the enterprise's policies cannot be loaded; no decision")
             })?;
-        let evaluation = engine::evaluate(&self.model, &book, &principal, &check.input, explain)
-            .map_err(|error| match error {
-                EngineError::Invalid { field, message } => invalid_argument(field, message),
-                EngineError::Failed(cause) => internal("decision", &cause),
-            })?;
+        let mut evaluation =
+            engine::evaluate(&self.model, &book, &principal, &check.input, explain).map_err(
+                |error| match error {
+                    EngineError::Invalid { field, message } => invalid_argument(field, message),
+                    EngineError::Failed(cause) => internal("decision", &cause),
+                },
+            )?;
+        if outside_scopes(caller, &principal.user_id, &check.input.permission) {
+            evaluation.allow = false;
+            evaluation.masked_fields.clear();
+            evaluation.reasons = vec![format!(
+                "{} is outside the scopes of the API key used (I7)",
+                check.input.permission
+            )];
+        }
         tracing::debug!(
             allow = evaluation.allow,
             permission = %check.input.permission,
@@ -390,8 +407,14 @@ impl AuthzService for AuthzApi {
                 tracing::error!(%error, "policy book unavailable");
                 Status::unavailable("the enterprise's policies cannot be loaded; no lookup")
             })?;
-        let found =
-            lookup::resources(&self.model, &book, &principal, &question).map_err(engine_status)?;
+        let found = if outside_scopes(&caller, &principal.user_id, &question.permission) {
+            lookup::Found {
+                revision: principal.revision,
+                ..lookup::Found::default()
+            }
+        } else {
+            lookup::resources(&self.model, &book, &principal, &question).map_err(engine_status)?
+        };
         Ok(Response::new(pb::LookupResourcesResponse {
             enterprise_wide: found.enterprise_wide,
             practice_ids: found.practices,

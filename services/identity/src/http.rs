@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 struct Http {
     keys: KeyRing,
     sso: Arc<Sso>,
+    api_keys: Arc<crate::api_keys::ApiKeys>,
 }
 
 /// The browser's device id, kept in a cookie so SSO logins count devices like password logins.
@@ -26,6 +27,7 @@ const DEVICE_COOKIE: &str = "praxis_device";
 pub async fn serve(
     keys: KeyRing,
     sso: Arc<Sso>,
+    api_keys: Arc<crate::api_keys::ApiKeys>,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), crate::StartError> {
@@ -37,7 +39,12 @@ pub async fn serve(
         .route("/sso/{connection}/acs", axum::routing::post(acs))
         .route("/sso/{connection}/metadata", get(metadata))
         .route("/sso/{connection}/slo", get(single_logout))
-        .with_state(Http { keys, sso });
+        .route("/api-keys/verify", axum::routing::post(verify_api_key))
+        .with_state(Http {
+            keys,
+            sso,
+            api_keys,
+        });
     tracing::info!(address = %listener.local_addr()?, "serving identity HTTP");
     axum::serve(
         listener,
@@ -324,5 +331,34 @@ async fn single_logout(
                 .into_response(),
         },
         Err(error) => refused(&http, &connection, &error, &client).await,
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct VerifyApiKey {
+    key: String,
+}
+
+/// Other services' check of an API key (I7): 200 with the caller, 401, or 429 with the wait.
+/// The key itself is the credential here; nothing is said about why a key is refused.
+async fn verify_api_key(
+    State(http): State<Http>,
+    axum::Json(body): axum::Json<VerifyApiKey>,
+) -> Response {
+    use praxis_runtime::auth::ApiKeyRefusal;
+    match http.api_keys.verify(&body.key, chrono::Utc::now()).await {
+        Ok(caller) => axum::Json(caller).into_response(),
+        Err(ApiKeyRefusal::Invalid) => StatusCode::UNAUTHORIZED.into_response(),
+        Err(ApiKeyRefusal::RateLimited(wait)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(serde_json::json!({
+                "retry_after_ms": u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            })),
+        )
+            .into_response(),
+        Err(ApiKeyRefusal::Unavailable(cause)) => {
+            tracing::warn!(%cause, "API key check unavailable");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
     }
 }

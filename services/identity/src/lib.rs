@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit_relay;
 pub mod auth;
 pub mod keys;
@@ -16,11 +17,13 @@ pub mod store;
 pub mod totp;
 
 mod grpc;
+mod grpc_api_keys;
 mod grpc_auth;
 mod grpc_sso;
 mod http;
 
 use praxis_cache::{Cache, CacheProbe};
+use praxis_proto::identity::v1::api_key_service_server::ApiKeyServiceServer;
 use praxis_proto::identity::v1::auth_service_server::AuthServiceServer;
 use praxis_proto::identity::v1::session_service_server::SessionServiceServer;
 use praxis_proto::identity::v1::sso_service_server::SsoServiceServer;
@@ -148,6 +151,8 @@ pub struct IdentityService {
     key_rotation: Option<chrono::Duration>,
     pub auth: Arc<auth::Authenticator>,
     pub sso: Arc<sso::Sso>,
+    /// API keys (I7); also what checks them for this process's services.
+    pub api_keys: Arc<api_keys::ApiKeys>,
     db: DatabaseConnection,
     cache: Arc<dyn Cache>,
     jwks_out: Option<PathBuf>,
@@ -183,6 +188,11 @@ pub async fn open(
         AccountSource::Given(accounts) => accounts,
         AccountSource::Directory(url) => Arc::new(accounts::GrpcAccounts::new(&url, keys.clone())?),
     };
+    let api_keys = Arc::new(api_keys::ApiKeys::new(
+        db.clone(),
+        cache.clone(),
+        accounts.clone(),
+    ));
     let auth = Arc::new(auth::Authenticator::new(auth::AuthParts {
         db: db.clone(),
         keys: keys.clone(),
@@ -201,6 +211,7 @@ pub async fn open(
     )?);
     let service = IdentityService {
         sso,
+        api_keys,
         key_rotation: (config.key_rotation_days > 0)
             .then(|| chrono::Duration::days(config.key_rotation_days)),
         keys,
@@ -246,13 +257,17 @@ impl IdentityService {
             .add_service(AuthServiceServer::new(auth.clone()))
             .add_service(SessionServiceServer::new(auth.clone()))
             .add_service(TwoFactorServiceServer::new(auth))
-            .add_service(SsoServiceServer::new(sso));
+            .add_service(SsoServiceServer::new(sso))
+            .add_service(ApiKeyServiceServer::new(grpc_api_keys::ApiKeyApi {
+                keys: self.api_keys.clone(),
+            }));
         let names = vec![
             <TokenServiceServer<grpc::TokenApi> as NamedService>::NAME,
             <AuthServiceServer<grpc_auth::AuthApi> as NamedService>::NAME,
             <SessionServiceServer<grpc_auth::AuthApi> as NamedService>::NAME,
             <TwoFactorServiceServer<grpc_auth::AuthApi> as NamedService>::NAME,
             <SsoServiceServer<grpc_sso::SsoApi> as NamedService>::NAME,
+            <ApiKeyServiceServer<grpc_api_keys::ApiKeyApi> as NamedService>::NAME,
         ];
         let mut host = ServiceHost::new("identity", routes, names, verifier)
             .public_method(grpc::GET_JWKS_PATH);
@@ -385,7 +400,14 @@ impl IdentityService {
         listener: tokio::net::TcpListener,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), StartError> {
-        http::serve(self.keys.clone(), self.sso.clone(), listener, shutdown).await
+        http::serve(
+            self.keys.clone(),
+            self.sso.clone(),
+            self.api_keys.clone(),
+            listener,
+            shutdown,
+        )
+        .await
     }
 }
 

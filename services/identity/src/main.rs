@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(e))?,
     );
     let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&config.service.auth)?);
+    verifier.set_api_key_checker(service.api_keys.clone());
     let grpc_listener = tokio::net::TcpListener::bind(&config.service.listen).await?;
     let http_listener = tokio::net::TcpListener::bind(&config.http_listen).await?;
     let shutdown = CancellationToken::new();

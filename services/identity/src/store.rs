@@ -311,6 +311,40 @@ pub mod sso_connection {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+pub mod api_key {
+    use sea_orm::entity::prelude::*;
+
+    /// I7: an API key; only the SHA-256 of the whole key is kept.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub enterprise_id: String,
+        pub principal_id: String,
+        pub display_name: String,
+        #[sea_orm(unique)]
+        pub prefix: String,
+        pub key_hash: String,
+        /// JSON array of `feature:action`.
+        pub scopes: String,
+        pub expires_at: DateTimeUtc,
+        pub created_at: DateTimeUtc,
+        pub created_by: String,
+        pub revoked_at: Option<DateTimeUtc>,
+        pub last_used_at: Option<DateTimeUtc>,
+        pub use_count: i64,
+        pub rate_per_minute: i32,
+        pub replaced_by: Option<String>,
+        pub retire_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod migrations {
     use sea_orm_migration::prelude::*;
     use sea_orm_migration::schema::*;
@@ -326,6 +360,7 @@ pub mod migrations {
                 Box::new(M0004PhonesAndPasskeys),
                 Box::new(M0005AuditDelivery),
                 Box::new(M0006SsoConnections),
+                Box::new(M0007ApiKeys),
             ]
         }
 
@@ -741,6 +776,59 @@ pub mod migrations {
         async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
             manager
                 .drop_table(Table::drop().table("sso_connections").to_owned())
+                .await
+        }
+    }
+
+    struct M0007ApiKeys;
+
+    impl MigrationName for M0007ApiKeys {
+        fn name(&self) -> &str {
+            "m0007_api_keys"
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl MigrationTrait for M0007ApiKeys {
+        async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .create_table(
+                    Table::create()
+                        .table("api_keys")
+                        .col(string("id").primary_key())
+                        .col(string("enterprise_id"))
+                        .col(string("principal_id"))
+                        .col(string("display_name"))
+                        .col(string("prefix").unique_key())
+                        .col(string("key_hash"))
+                        .col(text("scopes"))
+                        .col(timestamp_with_time_zone("expires_at"))
+                        .col(timestamp_with_time_zone("created_at"))
+                        .col(string("created_by"))
+                        .col(timestamp_with_time_zone_null("revoked_at"))
+                        .col(timestamp_with_time_zone_null("last_used_at"))
+                        .col(big_integer("use_count"))
+                        .col(integer("rate_per_minute"))
+                        .col(string_null("replaced_by"))
+                        .col(timestamp_with_time_zone_null("retire_at"))
+                        .to_owned(),
+                )
+                .await?;
+            manager
+                .create_index(
+                    Index::create()
+                        .name("api_keys_by_enterprise")
+                        .table("api_keys")
+                        .col("enterprise_id")
+                        .col("principal_id")
+                        .to_owned(),
+                )
+                .await
+        }
+
+        async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+            manager
+                .drop_table(Table::drop().table("api_keys").to_owned())
                 .await
         }
     }

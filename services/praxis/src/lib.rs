@@ -4,7 +4,7 @@
 
 pub mod config;
 pub mod demo;
-mod inprocess;
+pub mod inprocess;
 
 use config::PraxisConfig;
 use praxis_directory::domain::notifier::Notifier;
@@ -108,6 +108,8 @@ pub async fn start_with(
     )
     .await?;
     let verifier = Arc::new(TokenVerifier::new(&directory_config.auth)?);
+    // API keys are checked by identity here, without a hop over HTTP.
+    verifier.set_api_key_checker(identity.api_keys.clone());
 
     let directory_listener = TcpListener::bind(&directory_config.listen).await?;
     let identity_listener = TcpListener::bind(&identity_config.service.listen).await?;

@@ -343,6 +343,7 @@ mod tests {
             kind: kind.into(),
             auth_time: 0,
             amr: vec![],
+            scopes: vec![],
         };
         assert!(may_manage(&caller("ENTERPRISE_ADMIN", "e1"), "e1").is_ok());
         assert!(may_manage(&caller("ENTERPRISE_ADMIN", "e2"), "e1").is_err());
