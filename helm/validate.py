@@ -127,6 +127,10 @@ def check_promises(objects, label, expect_ingress):
         for kind in ("Service", "PodDisruptionBudget", "NetworkPolicy", "ConfigMap"):
             if name not in by_kind(objects, kind):
                 fail(f"{label}: no {kind} {name}")
+        if component != "identity":
+            config_text = "".join(by_kind(objects, "ConfigMap")[name]["data"].values())
+            if "/api-keys/verify" not in config_text:
+                fail(f"{label}: {name} has no api_key_url: it would refuse every API key")
         job = jobs.get(f"{name}-migrate") or fail(f"{label}: no migration Job for {component}")
         hooks = job["metadata"]["annotations"]["helm.sh/hook"]
         if "pre-install" not in hooks or "pre-upgrade" not in hooks:

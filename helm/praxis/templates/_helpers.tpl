@@ -64,6 +64,10 @@ default
 
 {{/* The gRPC health service a component's readiness probe asks about: "" follows every
 dependency (database, cache). */}}
+{{- define "praxis.apiKeyUrl" -}}
+{{- printf "http://%s-identity:%v/api-keys/verify" (include "praxis.fullname" .) .Values.identity.httpPort -}}
+{{- end }}
+
 {{- define "praxis.jwksUrl" -}}
 {{- printf "http://%s-identity:%v/.well-known/jwks.json" (include "praxis.fullname" .) .Values.identity.httpPort -}}
 {{- end -}}
