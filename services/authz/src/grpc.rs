@@ -250,6 +250,14 @@ impl AuthzApi {
             })
     }
 
+    /// The enterprise's policy book; without one there is no decision.
+    async fn book(&self, enterprise_id: &str) -> Result<Arc<book::PolicyBook>, Status> {
+        self.books.book(enterprise_id).await.map_err(|error| {
+            tracing::error!(%error, "policy book unavailable");
+            Status::unavailable("the enterprise's policies cannot be loaded; no decision")
+        })
+    }
+
     async fn decide(
         &self,
         caller: &Caller,
@@ -270,14 +278,7 @@ impl AuthzApi {
         if !may_ask(caller, &principal) {
             return Err(snapshot_status(SnapshotError::Denied));
         }
-        let book = self
-            .books
-            .book(&principal.enterprise_id)
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, "policy book unavailable");
-                Status::unavailable("the enterprise's policies cannot be loaded; no decision")
-            })?;
+        let book = self.book(&principal.enterprise_id).await?;
         let mut evaluation =
             engine::evaluate(&self.model, &book, &principal, &check.input, explain).map_err(
                 |error| match error {
@@ -399,14 +400,7 @@ impl AuthzService for AuthzApi {
         if !may_ask(&caller, &principal) {
             return Err(snapshot_status(SnapshotError::Denied));
         }
-        let book = self
-            .books
-            .book(&principal.enterprise_id)
-            .await
-            .map_err(|error| {
-                tracing::error!(%error, "policy book unavailable");
-                Status::unavailable("the enterprise's policies cannot be loaded; no lookup")
-            })?;
+        let book = self.book(&principal.enterprise_id).await?;
         let found = if outside_scopes(&caller, &principal.user_id, &question.permission) {
             lookup::Found {
                 revision: principal.revision,
@@ -481,10 +475,7 @@ impl AuthzService for AuthzApi {
             )
             .await
             .map_err(snapshot_status)?;
-        let book = self.books.book(&enterprise_id).await.map_err(|error| {
-            tracing::error!(%error, "policy book unavailable");
-            Status::unavailable("the enterprise's policies cannot be loaded; no lookup")
-        })?;
+        let book = self.book(&enterprise_id).await?;
         let mut subjects = Vec::new();
         let mut revision = 0;
         for user_id in users {
