@@ -101,7 +101,26 @@ async fn check(
     enterprise: &str,
     permission: &str,
 ) -> Result<authz_pb::CheckResponse, tonic::Status> {
-    AuthzServiceClient::new(install.channel(install.addresses.authz).await)
+    check_at(
+        install,
+        install.addresses.authz,
+        key,
+        principal,
+        enterprise,
+        permission,
+    )
+    .await
+}
+
+async fn check_at(
+    install: &Install,
+    authz: std::net::SocketAddr,
+    key: &str,
+    principal: &str,
+    enterprise: &str,
+    permission: &str,
+) -> Result<authz_pb::CheckResponse, tonic::Status> {
+    AuthzServiceClient::new(install.channel(authz).await)
         .check(authed(
             authz_pb::CheckRequest {
                 principal: Some(authz_pb::Principal {
@@ -359,5 +378,65 @@ async fn i7_the_rate_limit_is_one_bucket_for_every_replica_sharing_redis() {
     .expect_err("rate limited");
     assert_eq!(limited.code(), Code::ResourceExhausted);
     assert!(limited.get_details_retry_info().is_some(), "{limited:?}");
+    install.stop().await;
+}
+
+#[tokio::test]
+async fn i7_a_service_in_another_process_checks_keys_with_identity_over_http() {
+    let install = praxis_tests::start(false).await;
+    let clinic = fixture(&install, "Remote").await;
+    let enterprise = clinic.enterprise.id.0.clone();
+    let (account, admin) = service_account(&install, &clinic).await;
+    let created = create_key(&install, &admin, &account.id, &[], 5).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let remote = crate::authz::standalone_authz(
+        &install,
+        &format!("http://{}", install.addresses.directory),
+        shutdown.clone(),
+    )
+    .await;
+    let first = check_at(
+        &install,
+        remote,
+        &created.secret,
+        &account.id,
+        &enterprise,
+        "billing:read",
+    )
+    .await;
+    assert!(allowed(&first.expect("allowed over HTTP")));
+    // Every hop spends a token (authz's check of the key, directory's for the lookups authz
+    // makes with it), so the bucket runs dry within a few calls, and authz says so.
+    let mut refusal = None;
+    for _ in 0..10 {
+        if let Err(status) = check_at(
+            &install,
+            remote,
+            &created.secret,
+            &account.id,
+            &enterprise,
+            "billing:read",
+        )
+        .await
+        {
+            refusal = Some(status);
+            break;
+        }
+    }
+    let limited = refusal.expect("the rate limit never held");
+    assert_eq!(limited.code(), Code::ResourceExhausted, "{limited:?}");
+    assert!(limited.get_details_retry_info().is_some());
+    let garbage = check_at(
+        &install,
+        remote,
+        "prx_aaaaaaaaaaaaa_nope",
+        &account.id,
+        &enterprise,
+        "billing:read",
+    )
+    .await
+    .expect_err("garbage");
+    assert_eq!(garbage.code(), Code::Unauthenticated);
+    shutdown.cancel();
     install.stop().await;
 }

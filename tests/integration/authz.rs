@@ -40,6 +40,10 @@ pub async fn standalone_authz_with(
             "http://{}/.well-known/jwks.json",
             install.addresses.identity_http
         )),
+        api_key_url: Some(format!(
+            "http://{}/api-keys/verify",
+            install.addresses.identity_http
+        )),
         ..AuthConfig::default()
     };
     let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&auth).unwrap());
