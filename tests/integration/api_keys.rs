@@ -440,3 +440,109 @@ async fn i7_a_service_in_another_process_checks_keys_with_identity_over_http() {
     shutdown.cancel();
     install.stop().await;
 }
+
+#[tokio::test]
+async fn a1_a_service_account_holding_authz_check_asks_about_anyone_in_its_enterprise() {
+    for install in installs().await {
+        let clinic = fixture(&install, "Asking").await;
+        let b = &install.backend;
+        let enterprise = clinic.enterprise.id.0.clone();
+        let staff = clinic.user(UserKind::Staff).clone();
+        let (checker, admin) = service_account(&install, &clinic).await;
+        let (other, _) = service_account(&install, &clinic).await;
+        let (_, revision) = install
+            .directory
+            .create_binding(
+                &Actor::Operator,
+                RoleBinding {
+                    id: String::new(),
+                    enterprise_id: clinic.enterprise.id.clone(),
+                    user_id: UserId(checker.id.clone()),
+                    role_id: RoleId("permission:authz:check".into()),
+                    scope: BindingScope::Enterprise,
+                    valid_from: None,
+                    valid_until: None,
+                    weekly_window: None,
+                    created_at: chrono::Utc::now(),
+                    source: None,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .expect("binding");
+        let ask = |key: String| {
+            let install = &install;
+            let staff_id = staff.id.0.clone();
+            let enterprise = enterprise.clone();
+            let practice = clinic.practices[0].id.0.clone();
+            async move {
+                AuthzServiceClient::new(install.channel(install.addresses.authz).await)
+                    .check(authed(
+                        authz_pb::CheckRequest {
+                            principal: Some(authz_pb::Principal { user_id: staff_id }),
+                            permission: "appointments:read".into(),
+                            resource: Some(authz_pb::Resource {
+                                r#type: "appointment".into(),
+                                id: "a-1".into(),
+                                enterprise_id: enterprise,
+                                practice_id: practice,
+                                ..Default::default()
+                            }),
+                            min_revision: revision,
+                            ..Default::default()
+                        },
+                        &key,
+                    ))
+                    .await
+            }
+        };
+        let holding = create_key(&install, &admin, &checker.id, &[], 0)
+            .await
+            .secret;
+        let answer = ask(holding).await.expect("a checking service asks");
+        assert!(
+            allowed(&answer.into_inner()),
+            "{b}: staff read their practice's appointments"
+        );
+        let narrow = create_key(&install, &admin, &checker.id, &["billing:read"], 0)
+            .await
+            .secret;
+        let refused = ask(narrow).await.expect_err("scopes without authz:check");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{b}");
+        let lacking = create_key(&install, &admin, &other.id, &[], 0).await.secret;
+        let refused = ask(lacking).await.expect_err("no authz:check");
+        assert_eq!(refused.code(), Code::PermissionDenied, "{b}");
+        // Nobody across enterprises.
+        let elsewhere = fixture(&install, "Elsewhere").await;
+        let (stranger, stranger_admin) = service_account(&install, &elsewhere).await;
+        install
+            .directory
+            .create_binding(
+                &Actor::Operator,
+                RoleBinding {
+                    id: String::new(),
+                    enterprise_id: elsewhere.enterprise.id.clone(),
+                    user_id: UserId(stranger.id.clone()),
+                    role_id: RoleId("permission:authz:check".into()),
+                    scope: BindingScope::Enterprise,
+                    valid_from: None,
+                    valid_until: None,
+                    weekly_window: None,
+                    created_at: chrono::Utc::now(),
+                    source: None,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+            .expect("binding");
+        let foreign = create_key(&install, &stranger_admin, &stranger.id, &[], 0)
+            .await
+            .secret;
+        let refused = ask(foreign).await.expect_err("another enterprise");
+        assert!(
+            matches!(refused.code(), Code::PermissionDenied | Code::NotFound),
+            "{b}: {refused:?}"
+        );
+        install.stop().await;
+    }
+}

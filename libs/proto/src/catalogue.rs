@@ -88,6 +88,12 @@ pub const FEATURES: &[Feature] = &[
         actions: &["read", "export"],
         phi: false,
     },
+    // A service account holding it asks authz about anyone in its enterprise (A1).
+    Feature {
+        name: "authz",
+        actions: &["check"],
+        phi: false,
+    },
 ];
 
 pub fn knows(feature: &str, action: &str) -> bool {

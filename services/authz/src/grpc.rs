@@ -250,6 +250,42 @@ impl AuthzApi {
             })
     }
 
+    /// Who may ask about `principal` (A1): the principal, an admin of its enterprise, or a
+    /// service account of its enterprise that may itself do `authz:check` (within its API key's
+    /// scopes), as this engine decides.
+    async fn may_ask_about(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        principal: &crate::principal::CompiledPrincipal,
+    ) -> Result<bool, Status> {
+        const ASK: &str = "authz:check";
+        if may_ask(caller, principal) {
+            return Ok(true);
+        }
+        if caller.kind != "SERVICE_ACCOUNT"
+            || caller.enterprise_id != principal.enterprise_id
+            || outside_scopes(caller, &caller.user_id, ASK)
+        {
+            return Ok(false);
+        }
+        let own = self
+            .snapshots
+            .principal(caller, authorization, &caller.user_id, 0)
+            .await
+            .map_err(snapshot_status)?;
+        let book = self.book(&own.enterprise_id).await?;
+        let question = Question {
+            permission: ASK.to_owned(),
+            resource_type: "authz".to_owned(),
+            time: chrono::Utc::now().timestamp(),
+            ip: None,
+            amount: None,
+        };
+        lookup::allowed(&self.model, &book, &own, &question, &Place::default())
+            .map_err(engine_status)
+    }
+
     /// The enterprise's policy book; without one there is no decision.
     async fn book(&self, enterprise_id: &str) -> Result<Arc<book::PolicyBook>, Status> {
         self.books.book(enterprise_id).await.map_err(|error| {
@@ -275,7 +311,10 @@ impl AuthzApi {
             )
             .await
             .map_err(snapshot_status)?;
-        if !may_ask(caller, &principal) {
+        if !self
+            .may_ask_about(caller, authorization, &principal)
+            .await?
+        {
             return Err(snapshot_status(SnapshotError::Denied));
         }
         let book = self.book(&principal.enterprise_id).await?;
@@ -397,7 +436,10 @@ impl AuthzService for AuthzApi {
             )
             .await
             .map_err(snapshot_status)?;
-        if !may_ask(&caller, &principal) {
+        if !self
+            .may_ask_about(&caller, authorization.as_deref(), &principal)
+            .await?
+        {
             return Err(snapshot_status(SnapshotError::Denied));
         }
         let book = self.book(&principal.enterprise_id).await?;

@@ -640,9 +640,10 @@ impl Directory {
                     .authority(actor, &user.enterprise_id)
                     .await?
                     .administers()
+                && !self.checks_for_authz(actor, &user.enterprise_id).await?
             {
                 return Err(DomainError::PermissionDenied(
-                    "a user reads their own snapshot; admins anyone's",
+                    "a user reads their own snapshot; admins and checking services anyone's",
                 ));
             }
             let before = self.store.revision(&user.enterprise_id).await?;
@@ -676,6 +677,47 @@ impl Directory {
         Err(DomainError::Aborted(
             "the enterprise kept changing while its snapshot was read",
         ))
+    }
+
+    /// A service account of the enterprise holding `authz:check` through a binding valid now
+    /// (and not denied it anywhere in its roles): authz asks about anyone for it (A1).
+    async fn checks_for_authz(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<bool, DomainError> {
+        let Actor::Caller(caller) = actor else {
+            return Ok(false);
+        };
+        if caller.kind != UserKind::ServiceAccount.as_str()
+            || caller.enterprise_id != enterprise_id.0
+        {
+            return Ok(false);
+        }
+        let wanted = Permission::new("authz", "check");
+        let now = chrono::Utc::now();
+        let filter = BindingFilter {
+            user_id: Some(UserId(caller.user_id.clone())),
+            ..BindingFilter::default()
+        };
+        let mut granted = false;
+        for binding in self.store.bindings(enterprise_id, &filter).await? {
+            let current = binding.valid_from.is_none_or(|from| from <= now)
+                && binding.valid_until.is_none_or(|until| until > now)
+                && binding.weekly_window.is_none()
+                && matches!(binding.scope, BindingScope::Enterprise);
+            for role in self.role_chain(enterprise_id, &binding.role_id).await? {
+                if role.denials.contains(&wanted) {
+                    return Ok(false);
+                }
+                granted |= current
+                    && role
+                        .grants
+                        .iter()
+                        .any(|g| g.permission == wanted && g.scope == GrantScope::All);
+            }
+        }
+        Ok(granted)
     }
 
     async fn role_chain(
