@@ -595,3 +595,64 @@ async fn a5_break_glass_applies_at_once_alerts_and_waits_for_review() {
         install.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a5_an_elevation_to_a_role_deleted_meanwhile_is_not_approved() {
+    let install = praxis_tests::start(false).await;
+    let clinic = fixture(&install, "Gone").await;
+    let staff_token = install.token_for(&clinic.user(UserKind::Staff).email).await;
+    let admin_token = install
+        .token_for(&clinic.user(UserKind::EnterpriseAdmin).email)
+        .await;
+    let (role, _) = install
+        .directory
+        .create_role(
+            &Actor::Operator,
+            &clinic.enterprise.id,
+            roles::RoleDraft {
+                display_name: "Month-end".into(),
+                ..Default::default()
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("role");
+    let asked = access(&install)
+        .await
+        .request_elevation(authed(
+            pb::RequestElevationRequest {
+                role_id: role.id.0.clone(),
+                practice_id: String::new(),
+                duration_minutes: 60,
+                justification: "closing the month's books".into(),
+            },
+            &staff_token,
+        ))
+        .await
+        .expect("request")
+        .into_inner()
+        .elevation
+        .expect("elevation");
+    install
+        .directory
+        .delete_role(&Actor::Operator, &role.id, None, chrono::Utc::now())
+        .await
+        .expect("delete role");
+    let refused = access(&install)
+        .await
+        .approve_elevation(authed(
+            pb::ApproveElevationRequest {
+                elevation_id: asked.id,
+                note: String::new(),
+            },
+            &admin_token,
+        ))
+        .await
+        .expect_err("role gone");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("no longer exists"),
+        "{refused:?}"
+    );
+    install.stop().await;
+}
