@@ -431,6 +431,11 @@ async fn i6_oidc_login_provisions_then_updates_and_hands_over_a_session_once() {
             .expect("complete")
             .into_inner();
         assert_eq!(done.amr, ["sso", "oidc"], "{backend}");
+        let vouched = sso_events(&install, &sso.fixture.enterprise.id.0, "SUCCESS", 1).await;
+        assert!(
+            vouched.iter().any(|d| d.contains(&sso.connection.id)),
+            "{backend}: no sso.login success naming the connection: {vouched:?}"
+        );
         let tokens = done.tokens.expect("tokens");
         let introspected =
             AuthServiceClient::new(install.channel(install.addresses.identity).await)

@@ -291,6 +291,22 @@ impl Sso {
         if !account.network_allows(client.ip) {
             return refused("logins from this network are not allowed".into());
         }
+        // Which connection vouched for whom; the session's own `login` event follows when the
+        // code is traded.
+        self.auth
+            .audit(
+                &account.enterprise_id,
+                &account.user_id,
+                "sso.login",
+                "success",
+                &client,
+                serde_json::json!({
+                    "connection_id": connection.id,
+                    "protocol": connection.protocol(),
+                    "subject": user.subject,
+                }),
+            )
+            .await;
         let code = random_token();
         let finished = Finished {
             user_id: account.user_id.clone(),
