@@ -131,14 +131,18 @@ fn outside_scopes(caller: &Caller, principal_id: &str, permission: &str) -> bool
         && !caller.scopes.iter().any(|s| s == permission)
 }
 
-/// The permission, resource type and context of a lookup, checked like a Check's.
+/// The permission, resource type, freshness and context of a lookup, checked like a Check's.
 fn question(
     model: &Model,
     permission: &str,
     resource_type: &str,
     context: Option<pb::Context>,
+    min_revision: i64,
     violations: &mut FieldViolations,
 ) -> Question {
+    if min_revision < 0 {
+        violations.add("min_revision", "must not be negative");
+    }
     let permission = permission.trim().to_owned();
     if !well_formed(&permission) || model.action(&permission).is_none() {
         violations.add(
@@ -414,14 +418,12 @@ impl AuthzService for AuthzApi {
         if principal_id.is_none() {
             violations.add("principal.user_id", "required");
         }
-        if body.min_revision < 0 {
-            violations.add("min_revision", "must not be negative");
-        }
         let question = question(
             &self.model,
             &body.permission,
             &body.resource_type,
             body.context,
+            body.min_revision,
             &mut violations,
         );
         violations.check()?;
@@ -488,14 +490,12 @@ impl AuthzService for AuthzApi {
         if location.is_some() == practice.is_some() {
             violations.add("location_id", "one of location_id and practice_id");
         }
-        if body.min_revision < 0 {
-            violations.add("min_revision", "must not be negative");
-        }
         let question = question(
             &self.model,
             &body.permission,
             &body.resource_type,
             body.context,
+            body.min_revision,
             &mut violations,
         );
         violations.check()?;
