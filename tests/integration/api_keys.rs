@@ -25,6 +25,33 @@ fn in_days(days: i64) -> prost_types::Timestamp {
     }
 }
 
+/// Binds `role_id` to `user_id` over the enterprise; the revision it made.
+async fn bind(
+    install: &Install,
+    enterprise_id: EnterpriseId,
+    user_id: String,
+    role_id: &str,
+) -> i64 {
+    let binding = RoleBinding {
+        id: String::new(),
+        enterprise_id,
+        user_id: UserId(user_id),
+        role_id: RoleId(role_id.to_owned()),
+        scope: BindingScope::Enterprise,
+        valid_from: None,
+        valid_until: None,
+        weekly_window: None,
+        created_at: chrono::Utc::now(),
+        source: None,
+    };
+    install
+        .directory
+        .create_binding(&Actor::Operator, binding, chrono::Utc::now())
+        .await
+        .expect("binding")
+        .1
+}
+
 /// A service account of `clinic` bound to Billing over the enterprise, and an admin's token.
 async fn service_account(install: &Install, clinic: &Fixture) -> (directory_pb::User, String) {
     let admin = install
@@ -47,26 +74,13 @@ async fn service_account(install: &Install, clinic: &Fixture) -> (directory_pb::
         account.kind,
         i32::from(directory_pb::UserKind::ServiceAccount)
     );
-    install
-        .directory
-        .create_binding(
-            &Actor::Operator,
-            RoleBinding {
-                id: String::new(),
-                enterprise_id: clinic.enterprise.id.clone(),
-                user_id: UserId(account.id.clone()),
-                role_id: RoleId("builtin-billing".into()),
-                scope: BindingScope::Enterprise,
-                valid_from: None,
-                valid_until: None,
-                weekly_window: None,
-                created_at: chrono::Utc::now(),
-                source: None,
-            },
-            chrono::Utc::now(),
-        )
-        .await
-        .expect("binding");
+    bind(
+        install,
+        clinic.enterprise.id.clone(),
+        account.id.clone(),
+        "builtin-billing",
+    )
+    .await;
     (account, admin)
 }
 
@@ -450,26 +464,13 @@ async fn a1_a_service_account_holding_authz_check_asks_about_anyone_in_its_enter
         let staff = clinic.user(UserKind::Staff).clone();
         let (checker, admin) = service_account(&install, &clinic).await;
         let (other, _) = service_account(&install, &clinic).await;
-        let (_, revision) = install
-            .directory
-            .create_binding(
-                &Actor::Operator,
-                RoleBinding {
-                    id: String::new(),
-                    enterprise_id: clinic.enterprise.id.clone(),
-                    user_id: UserId(checker.id.clone()),
-                    role_id: RoleId("permission:authz:check".into()),
-                    scope: BindingScope::Enterprise,
-                    valid_from: None,
-                    valid_until: None,
-                    weekly_window: None,
-                    created_at: chrono::Utc::now(),
-                    source: None,
-                },
-                chrono::Utc::now(),
-            )
-            .await
-            .expect("binding");
+        let revision = bind(
+            &install,
+            clinic.enterprise.id.clone(),
+            checker.id.clone(),
+            "permission:authz:check",
+        )
+        .await;
         let ask = |key: String| {
             let install = &install;
             let staff_id = staff.id.0.clone();
@@ -515,26 +516,13 @@ async fn a1_a_service_account_holding_authz_check_asks_about_anyone_in_its_enter
         // Nobody across enterprises.
         let elsewhere = fixture(&install, "Elsewhere").await;
         let (stranger, stranger_admin) = service_account(&install, &elsewhere).await;
-        install
-            .directory
-            .create_binding(
-                &Actor::Operator,
-                RoleBinding {
-                    id: String::new(),
-                    enterprise_id: elsewhere.enterprise.id.clone(),
-                    user_id: UserId(stranger.id.clone()),
-                    role_id: RoleId("permission:authz:check".into()),
-                    scope: BindingScope::Enterprise,
-                    valid_from: None,
-                    valid_until: None,
-                    weekly_window: None,
-                    created_at: chrono::Utc::now(),
-                    source: None,
-                },
-                chrono::Utc::now(),
-            )
-            .await
-            .expect("binding");
+        bind(
+            &install,
+            elsewhere.enterprise.id.clone(),
+            stranger.id.clone(),
+            "permission:authz:check",
+        )
+        .await;
         let foreign = create_key(&install, &stranger_admin, &stranger.id, &[], 0)
             .await
             .secret;

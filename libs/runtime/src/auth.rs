@@ -32,6 +32,19 @@ pub struct Caller {
     pub scopes: Vec<String>,
 }
 
+/// Tokens of platform operators carry this kind and no enterprise.
+pub const PLATFORM_ADMIN_KIND: &str = "PLATFORM_ADMIN";
+pub const ENTERPRISE_ADMIN_KIND: &str = "ENTERPRISE_ADMIN";
+
+impl Caller {
+    /// A platform admin, or an enterprise admin of `enterprise_id`: who manages an enterprise's
+    /// settings (SSO connections, API keys) and may ask who may do what in it.
+    pub fn administers(&self, enterprise_id: &str) -> bool {
+        self.kind == PLATFORM_ADMIN_KIND
+            || (self.kind == ENTERPRISE_ADMIN_KIND && self.enterprise_id == enterprise_id)
+    }
+}
+
 /// API keys start with this; anything else after `Bearer ` is an access token.
 pub const API_KEY_PREFIX: &str = "prx_";
 

@@ -500,9 +500,7 @@ impl AuthzService for AuthzApi {
         );
         violations.check()?;
         let enterprise_id = enterprise_id.unwrap_or_default();
-        let admin = caller.kind == "PLATFORM_ADMIN"
-            || (caller.kind == "ENTERPRISE_ADMIN" && caller.enterprise_id == enterprise_id);
-        if !admin {
+        if !caller.administers(&enterprise_id) {
             return Err(Status::permission_denied(
                 "only the enterprise's admins ask who may do what",
             ));

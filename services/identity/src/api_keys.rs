@@ -99,9 +99,7 @@ pub fn scopes_of(key: &api_key::Model) -> Vec<String> {
 
 /// Enterprise admins manage their enterprise's keys; platform admins any.
 fn may_manage(caller: &Caller, enterprise_id: &str) -> Result<(), ApiKeyError> {
-    if caller.kind == "PLATFORM_ADMIN"
-        || (caller.kind == "ENTERPRISE_ADMIN" && caller.enterprise_id == enterprise_id)
-    {
+    if caller.administers(enterprise_id) {
         Ok(())
     } else {
         Err(ApiKeyError::PermissionDenied(

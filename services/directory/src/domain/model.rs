@@ -272,7 +272,7 @@ pub enum Actor {
 }
 
 /// Tokens of platform operators (who create enterprises) carry this kind and no enterprise.
-pub const PLATFORM_ADMIN_KIND: &str = "PLATFORM_ADMIN";
+pub use praxis_runtime::auth::PLATFORM_ADMIN_KIND;
 
 impl Actor {
     /// The audit entry of a write this actor makes (D18).

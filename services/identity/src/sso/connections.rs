@@ -145,9 +145,7 @@ fn json(value: &impl Serialize) -> Result<String, SsoError> {
 
 /// Enterprise admins manage their own enterprise's connections; platform admins any.
 pub fn may_manage(caller: &Caller, enterprise_id: &str) -> Result<(), SsoError> {
-    let allowed = caller.kind == "PLATFORM_ADMIN"
-        || (caller.kind == "ENTERPRISE_ADMIN" && caller.enterprise_id == enterprise_id);
-    if allowed {
+    if caller.administers(enterprise_id) {
         Ok(())
     } else {
         Err(SsoError::PermissionDenied(
