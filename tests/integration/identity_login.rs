@@ -1238,6 +1238,166 @@ async fn d13_invited_users_activate_with_the_link_once() {
     );
 }
 
+/// D13: an invited user whom an admin gave a temporary password takes the account at the
+/// login that changes it: ACTIVE from then on (so authz decides for them), audited, and the
+/// invitation link they never used no longer activates anyone.
+#[tokio::test]
+async fn d13_an_invited_user_with_a_temporary_password_is_active_after_changing_it() {
+    let install = praxis_tests::start(false).await;
+    let acme = fixture(&install, "Acme").await;
+    let admin = with_password(&install, &acme, UserKind::EnterpriseAdmin).await;
+    let admin_tokens = tokens(login(&install, &admin.email, PASSWORD).await.unwrap());
+    let practice = &acme.practices[0];
+    let created = install
+        .directory
+        .create_user(
+            &Actor::Operator,
+            &acme.enterprise.id,
+            praxis_directory::domain::users::CreateUser {
+                email: format!("temp.start@{}", acme.domain),
+                given_name: "Temp".into(),
+                family_name: "Start".into(),
+                kind: Some(UserKind::Staff),
+                memberships: vec![praxis_directory::domain::Membership::new(
+                    practice.id.clone(),
+                    vec![practice.lines[0].id.clone()],
+                )],
+                template_user_id: None,
+                request_id: String::new(),
+                person_id: None,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("invited");
+    assert_eq!(created.user.status, UserStatus::Invited);
+    let mut link = None;
+    for _ in 0..100 {
+        if let Some(message) = install
+            .notifier
+            .delivered()
+            .into_iter()
+            .find(|n| n.recipient == created.user.email)
+        {
+            let payload: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
+            link = payload["activation_url"]
+                .as_str()
+                .and_then(|url| url.split("token=").nth(1))
+                .map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let link = link.expect("the invitation was relayed");
+    auth(&install)
+        .await
+        .set_temporary_password(authed(
+            pb::SetTemporaryPasswordRequest {
+                user_id: created.user.id.0.clone(),
+                temporary_password: "temporary pass 42".into(),
+            },
+            &admin_tokens.access_token,
+        ))
+        .await
+        .expect("temporary password");
+    let asked = challenge(
+        login(&install, &created.user.email, "temporary pass 42")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(asked.kind(), pb::ChallengeKind::PasswordChange);
+    let still = install.directory.store().user(&created.user.id).await;
+    assert_eq!(
+        still.unwrap().unwrap().status,
+        UserStatus::Invited,
+        "not before the password is changed"
+    );
+    let session = tokens(
+        auth(&install)
+            .await
+            .complete_challenge(pb::CompleteChallengeRequest {
+                challenge_id: asked.challenge_id.clone(),
+                new_password: "brand new secret 9".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("changed")
+            .into_inner()
+            .step
+            .unwrap(),
+    );
+    let user = install.directory.store().user(&created.user.id).await;
+    assert_eq!(user.unwrap().unwrap().status, UserStatus::Active);
+
+    // authz now decides for them: their practice's appointments, as staff.
+    let mut authz = praxis_proto::authz::v1::authz_service_client::AuthzServiceClient::new(
+        install.channel(install.addresses.authz).await,
+    );
+    let decision = authz
+        .check(authed(
+            praxis_proto::authz::v1::CheckRequest {
+                principal: Some(praxis_proto::authz::v1::Principal {
+                    user_id: created.user.id.0.clone(),
+                }),
+                permission: "appointments:read".into(),
+                resource: Some(praxis_proto::authz::v1::Resource {
+                    r#type: "appointment".into(),
+                    id: "a-1".into(),
+                    enterprise_id: acme.enterprise.id.0.clone(),
+                    practice_id: practice.id.0.clone(),
+                    ..Default::default()
+                }),
+                min_revision: 0,
+                context: None,
+            },
+            &session.access_token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        decision.decision(),
+        praxis_proto::authz::v1::Decision::Allow,
+        "{:?}",
+        decision.reasons
+    );
+
+    let status = auth(&install)
+        .await
+        .activate_account(pb::ActivateAccountRequest {
+            token: link,
+            password: "another pass phrase 3".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::Unauthenticated,
+        "the unused link is spent"
+    );
+    tokens(
+        login(&install, &created.user.email, "brand new secret 9")
+            .await
+            .expect("the changed password still works"),
+    );
+    let query = praxis_directory::store::audit::EventQuery {
+        enterprise_id: acme.enterprise.id.0.clone(),
+        action: Some("user.activate".into()),
+        ..Default::default()
+    };
+    let (events, _) = install
+        .directory
+        .list_events(&Actor::Operator, &query, 100, "")
+        .await
+        .expect("events");
+    let activations: Vec<_> = events
+        .iter()
+        .filter(|e| e.target == format!("user:{}", created.user.id.0))
+        .collect();
+    assert_eq!(activations.len(), 1, "{events:?}");
+    assert!(activations[0].details.contains("temporary_password"));
+}
+
 /// I3: an emailed one-time code answers a 2FA challenge once, only that challenge, and only
 /// three codes are sent per challenge.
 #[tokio::test]

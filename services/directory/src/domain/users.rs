@@ -1029,7 +1029,8 @@ impl Directory {
             .collect())
     }
 
-    /// Records a successful login (D19). For identity only.
+    /// Records a successful login (D19); an invited user who logged in becomes active (D13).
+    /// For identity only.
     pub async fn record_login(
         &self,
         actor: &Actor,
@@ -1037,6 +1038,21 @@ impl Directory {
         at: DateTime<Utc>,
     ) -> Result<(), DomainError> {
         identity_only(actor)?;
-        self.store.record_login(user_id, at).await
+        self.store.record_login(user_id, at).await?;
+        let Some(user) = self.store.user(user_id).await? else {
+            return Ok(());
+        };
+        if user.status == UserStatus::Invited {
+            // Identity gives invited users tokens only after they changed the temporary
+            // password an admin set: the account is theirs now (D13).
+            let audit = actor.audit(
+                "user.activate",
+                format!("user:{}", user.id.0),
+                serde_json::json!({"via": "temporary_password"}),
+                at,
+            );
+            self.store.activate_by_login(&user, &audit).await?;
+        }
+        Ok(())
     }
 }

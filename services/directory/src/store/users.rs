@@ -443,6 +443,48 @@ impl Store {
         Ok(spent)
     }
 
+    /// D13: an invited user who logged in took their account without the link (an admin gave
+    /// them a temporary password, which they changed at that login): they become ACTIVE and
+    /// their unused links are spent. False when they were not INVITED any more.
+    pub async fn activate_by_login(
+        &self,
+        user: &User,
+        audit: &AuditEntry,
+    ) -> Result<bool, DomainError> {
+        let now = audit.time;
+        let (activated, _) = self
+            .write(&user.enterprise_id, audit, async |txn| {
+                let changed = user::Entity::update_many()
+                    .col_expr(
+                        user::Column::Status,
+                        Expr::value(UserStatus::Active.as_str()),
+                    )
+                    .filter(user::Column::Id.eq(user.id.as_str()))
+                    .filter(user::Column::Status.eq(UserStatus::Invited.as_str()))
+                    .exec(txn)
+                    .await
+                    .map_err(storage)?;
+                if changed.rows_affected != 1 {
+                    // Someone else activated, disabled or deleted them meanwhile: no write.
+                    return Err(DomainError::NotFound("invited user"));
+                }
+                invitation::Entity::update_many()
+                    .col_expr(invitation::Column::UsedAt, Expr::value(now))
+                    .filter(invitation::Column::UserId.eq(user.id.as_str()))
+                    .filter(invitation::Column::UsedAt.is_null())
+                    .exec(txn)
+                    .await
+                    .map_err(storage)?;
+                Ok(true)
+            })
+            .await
+            .or_else(|error| match error {
+                DomainError::NotFound(_) => Ok((false, 0)),
+                other => Err(other),
+            })?;
+        Ok(activated)
+    }
+
     /// D19: identity records each successful login; not an audited directory change (identity
     /// audits the login itself) and no revision moves.
     pub async fn record_login(

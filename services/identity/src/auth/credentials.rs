@@ -145,19 +145,28 @@ impl Authenticator {
     }
 
     /// An admin's temporary password (D13): changed at the next login; open sessions end.
+    /// Enterprise admins set them in their enterprise; platform admins (operators, e.g. for a
+    /// new enterprise's first admin) in any.
     pub async fn set_temporary_password(
         &self,
         caller: &Caller,
         user_id: &str,
         password: &str,
     ) -> Result<(), AuthError> {
-        self.current_session(caller).await?;
-        if caller.kind != "ENTERPRISE_ADMIN" {
-            return Err(AuthError::PermissionDenied(
-                "only enterprise admins set temporary passwords",
-            ));
-        }
-        let account = self.reachable(caller, user_id).await?;
+        let account = if caller.kind == praxis_runtime::auth::PLATFORM_ADMIN_KIND {
+            // Operator tokens are minted from the signing key and belong to no session here.
+            self.account(user_id)
+                .await?
+                .ok_or(AuthError::NotFound("user"))?
+        } else {
+            self.current_session(caller).await?;
+            if caller.kind != "ENTERPRISE_ADMIN" {
+                return Err(AuthError::PermissionDenied(
+                    "only enterprise admins set temporary passwords",
+                ));
+            }
+            self.reachable(caller, user_id).await?
+        };
         let note = AuditNote::by(
             &account.enterprise_id,
             &caller.user_id,
@@ -174,7 +183,17 @@ impl Authenticator {
             .into_iter()
             .map(|row| row.id)
             .collect();
-        self.end_many(caller, user_id, &ids, "temporary password set")
+        let reason = "temporary password set";
+        let note = AuditNote::by(
+            &account.enterprise_id,
+            &caller.user_id,
+            "session.end",
+            "success",
+            &ClientInfo::default(),
+            serde_json::json!({"sessions": ids, "reason": reason}),
+        )
+        .on(user_id);
+        self.end_sessions(&ids, reason, Utc::now(), Some(note))
             .await?;
         Ok(())
     }
