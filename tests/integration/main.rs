@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod authz;
 mod authz_decisions;
+mod datagen;
 mod directory;
 mod directory_roles;
 mod directory_users;

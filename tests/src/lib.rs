@@ -309,6 +309,8 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 }
 
 /// Latency figures for the measurement examples (not for tests).
+pub mod datagen;
+
 pub mod bench {
     use std::time::Duration;
 
