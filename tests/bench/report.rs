@@ -183,38 +183,55 @@ pub fn markdown(report: &Report) -> String {
     out
 }
 
-/// p99 latency (log scale) against throughput, one line per scenario and mode.
+/// p99 latency against throughput, both on log scales: per scenario, its closed-loop runs as a
+/// line through circles in the order of `--concurrency` and its open-loop runs as
+/// crosses of the same colour.
 pub fn plot(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    for run in report.runs.iter().filter(|r| r.latency_us.p99 > 0) {
-        let name = if run.mode == "open" {
-            format!("{} ({}, open loop)", run.scenario, run.server)
-        } else {
-            format!("{} ({})", run.scenario, run.server)
-        };
+    struct Series {
+        name: String,
+        closed: Vec<(f64, f64)>,
+        open: Vec<(f64, f64)>,
+    }
+    let mut series: Vec<Series> = Vec::new();
+    for run in report
+        .runs
+        .iter()
+        .filter(|r| r.latency_us.p99 > 0 && r.throughput > 0.0)
+    {
+        let name = format!("{} ({})", run.scenario, run.server);
         let point = (run.throughput, run.latency_us.p99 as f64 / 1000.0);
-        match series.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, points)) => points.push(point),
-            None => series.push((name, vec![point])),
+        let index = match series.iter().position(|s| s.name == name) {
+            Some(index) => index,
+            None => {
+                series.push(Series {
+                    name,
+                    closed: Vec::new(),
+                    open: Vec::new(),
+                });
+                series.len() - 1
+            }
+        };
+        if run.mode == "open" {
+            series[index].open.push(point);
+        } else {
+            series[index].closed.push(point);
         }
     }
-    for (_, points) in &mut series {
-        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    let max_x = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
-        .fold(1.0, f64::max)
-        * 1.1;
-    let (min_y, max_y) = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
-        .fold((f64::MAX, 0.0f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
-    let (min_y, max_y) = if max_y > 0.0 {
-        (min_y * 0.5, max_y * 2.0)
-    } else {
-        (0.01, 10.0)
+    let points = || {
+        series
+            .iter()
+            .flat_map(|s| s.closed.iter().chain(s.open.iter()).copied())
     };
+    let bounds = |values: &mut dyn Iterator<Item = f64>| {
+        let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if hi > 0.0 {
+            (lo * 0.5, hi * 2.0)
+        } else {
+            (0.1, 10.0)
+        }
+    };
+    let (min_x, max_x) = bounds(&mut points().map(|(x, _)| x));
+    let (min_y, max_y) = bounds(&mut points().map(|(_, y)| y));
 
     let root = SVGBackend::new(path, (1100, 650)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -226,32 +243,33 @@ pub fn plot(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Erro
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0..max_x, (min_y..max_y).log_scale())?;
+        .build_cartesian_2d((min_x..max_x).log_scale(), (min_y..max_y).log_scale())?;
     chart
         .configure_mesh()
-        .x_desc("throughput (requests/s)")
+        .x_desc("throughput (requests/s, log scale); circles: closed loop, crosses: open loop")
         .y_desc("p99 latency (ms, log scale)")
         .draw()?;
-    for (index, (name, points)) in series.iter().enumerate() {
+    for (index, s) in series.iter().enumerate() {
         let color = Palette99::pick(index).to_rgba();
         chart
             .draw_series(LineSeries::new(
-                points.iter().copied(),
+                s.closed.iter().copied(),
                 color.stroke_width(2),
             ))?
-            .label(name.clone())
+            .label(s.name.clone())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
             });
+        chart.draw_series(s.closed.iter().map(|p| Circle::new(*p, 3, color.filled())))?;
         chart.draw_series(
-            points
+            s.open
                 .iter()
-                .map(|point| Circle::new(*point, 3, color.filled())),
+                .map(|p| Cross::new(*p, 5, color.stroke_width(2))),
         )?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;
