@@ -60,6 +60,10 @@ struct Args {
     /// Open loop: requests per second, one run per value (none by default).
     #[arg(long, value_delimiter = ',')]
     rate: Vec<f64>,
+    /// Open loop at a share of each scenario's best closed-loop throughput in this run, e.g.
+    /// `0.5`: every scenario at half its own capacity (needs at least one `--concurrency`).
+    #[arg(long, value_delimiter = ',')]
+    rate_share: Vec<f64>,
     /// Open loop: requests outstanding at most; beyond it a request counts as an error.
     #[arg(long, default_value_t = 1024)]
     max_in_flight: u64,
@@ -91,6 +95,13 @@ struct Args {
     /// Exit 0 even when requests failed (the outputs say how many).
     #[arg(long)]
     allow_errors: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Load {
+    Closed(usize),
+    Rate(f64),
+    Share(f64),
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -216,19 +227,36 @@ async fn bench(args: &Args) -> Result<Report, String> {
         max_requests: args.max_requests,
     };
     let services: BTreeSet<Service> = chosen.iter().map(|s| s.service()).collect();
-    let loads: Vec<(usize, Option<f64>)> = args
+    // Closed loops first: a `--rate-share` is a share of what the closed loops reached.
+    let loads: Vec<Load> = args
         .concurrency
         .iter()
-        .map(|c| (*c.max(&1), None))
-        .chain(args.rate.iter().map(|r| (0, Some(*r))))
+        .map(|c| Load::Closed(*c.max(&1)))
+        .chain(args.rate.iter().map(|r| Load::Rate(*r)))
+        .chain(args.rate_share.iter().map(|f| Load::Share(*f)))
         .collect();
-    let mut runs = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
+    let resolve = |load: Load, scenario: Scenario, server: &str, runs: &[Run]| match load {
+        Load::Closed(c) => (c, None),
+        Load::Rate(rate) => (0, Some(rate)),
+        Load::Share(share) => {
+            let peak = runs
+                .iter()
+                .filter(|r| {
+                    r.mode == "closed" && r.scenario == scenario.name() && r.server == server
+                })
+                .map(|r| r.throughput)
+                .fold(0.0, f64::max);
+            (0, Some((peak * share).max(1.0)))
+        }
+    };
     for load in &loads {
         let mut ceilings = Vec::new();
         for service in &services {
             let call = scenarios::call(Scenario::Ceiling, &servers, &prepared.subjects, *service);
-            let outcome = measure(call, *load, args.max_in_flight, limits).await;
-            let run = run_of(Scenario::Ceiling, service_name(*service), *load, &outcome);
+            let load = resolve(*load, Scenario::Ceiling, service_name(*service), &runs);
+            let outcome = measure(call, load, args.max_in_flight, limits).await;
+            let run = run_of(Scenario::Ceiling, service_name(*service), load, &outcome);
             eprintln!("{}", line(&run));
             ceilings.push((*service, run.clone()));
             runs.push(run);
@@ -236,8 +264,9 @@ async fn bench(args: &Args) -> Result<Report, String> {
         for scenario in &chosen {
             let service = scenario.service();
             let call = scenarios::call(*scenario, &servers, &prepared.subjects, service);
-            let outcome = measure(call, *load, args.max_in_flight, limits).await;
-            let mut run = run_of(*scenario, service_name(service), *load, &outcome);
+            let load = resolve(*load, *scenario, service_name(service), &runs);
+            let outcome = measure(call, load, args.max_in_flight, limits).await;
+            let mut run = run_of(*scenario, service_name(service), load, &outcome);
             if let Some((_, ceiling)) = ceilings.iter().find(|(s, _)| *s == service) {
                 run.vs_ceiling =
                     (ceiling.throughput > 0.0 && ceiling.latency_us.p99 > 0).then(|| Ratio {

@@ -889,6 +889,50 @@ async fn au2_denied_checks_and_policy_changes_reach_the_trail() {
         changes[0].actor.as_ref().unwrap().user_id,
         acme.user(UserKind::EnterpriseAdmin).id.0
     );
+
+    // A BatchCheck records each of its denials (in one write), and not its allowed checks.
+    let batch = checks
+        .batch_check(authed(
+            authz::BatchCheckRequest {
+                checks: vec![
+                    ask("billing:approve", "invoice"),
+                    ask("appointments:read", "appointment"),
+                    ask("users:delete", "user"),
+                ],
+            },
+            &staff_token,
+        ))
+        .await
+        .expect("batch")
+        .into_inner();
+    let decisions: Vec<i32> = batch.results.iter().map(|r| r.decision).collect();
+    let (allow, deny) = (
+        i32::from(authz::Decision::Allow),
+        i32::from(authz::Decision::Deny),
+    );
+    assert_eq!(decisions, vec![deny, allow, deny]);
+    let started = std::time::Instant::now();
+    let denials = loop {
+        let denials = list(
+            &install,
+            &admin,
+            pb::EventFilter {
+                action: "authz.check".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        if denials.len() >= 3 || started.elapsed() > std::time::Duration::from_secs(10) {
+            break denials;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut targets: Vec<&str> = denials
+        .iter()
+        .map(|e| e.target.as_ref().unwrap().id.as_str())
+        .collect();
+    targets.sort_unstable();
+    assert_eq!(targets, vec!["invoice-1", "setting-1", "user-1"]);
 }
 
 /// AU2: a standalone identity's relay, over gRPC with identity's own service token. While

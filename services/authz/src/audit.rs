@@ -56,11 +56,29 @@ pub struct Record {
 
 /// Writes `record` to the outbox, in `db`'s transaction when it is one.
 pub async fn write<C: ConnectionTrait>(db: &C, record: Record) -> Result<(), DbErr> {
+    outbox::Entity::insert(row(record))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Writes `records` to the outbox in one statement: all of them or none.
+pub async fn write_all<C: ConnectionTrait>(db: &C, records: Vec<Record>) -> Result<(), DbErr> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    outbox::Entity::insert_many(records.into_iter().map(row))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+fn row(record: Record) -> outbox::ActiveModel {
     let ip = record
         .ip
         .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
         .unwrap_or_default();
-    outbox::Entity::insert(outbox::ActiveModel {
+    outbox::ActiveModel {
         id: Set(uuid::Uuid::now_v7().to_string()),
         at: Set(chrono::Utc::now()),
         enterprise_id: Set(record.enterprise_id),
@@ -73,10 +91,7 @@ pub async fn write<C: ConnectionTrait>(db: &C, record: Record) -> Result<(), DbE
         details: Set(record.details.to_string()),
         delivered_at: Set(None),
         refused: Set(String::new()),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
+    }
 }
 
 /// Where the relay delivers: the directory's `AuditService` (in process in the one-process

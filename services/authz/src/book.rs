@@ -155,6 +155,8 @@ pub struct PolicyBook {
     base_only: std::collections::HashSet<String>,
     /// Every policy, for Explain and for checking the slices against.
     pub all: PolicySet,
+    /// Policy id → its `@reason` annotation.
+    reasons: HashMap<String, String>,
 }
 
 impl PolicyBook {
@@ -191,12 +193,21 @@ impl PolicyBook {
                 .chain(by_user.values().flatten().cloned()),
         )
         .map_err(|e| BookError(e.to_string()))?;
+        // Read once here: cedar parses an annotation's key on every lookup.
+        let reasons = all
+            .policies()
+            .filter_map(|p| {
+                p.annotation("reason")
+                    .map(|reason| (p.id().to_string(), reason.to_owned()))
+            })
+            .collect();
         Ok(Self {
             slices,
             personal: by_user,
             personal_slices: moka::sync::Cache::new(10_000),
             base_only,
             all,
+            reasons,
         })
     }
 
@@ -238,9 +249,8 @@ impl PolicyBook {
 
     /// Why a policy matters, in words: its `@reason` annotation, or whose custom policy it is.
     pub fn describe(&self, id: &str) -> String {
-        let policy = self.all.policy(&PolicyId::new(id));
-        match policy.and_then(|p| p.annotation("reason")) {
-            Some(reason) => reason.to_owned(),
+        match self.reasons.get(id) {
+            Some(reason) => reason.clone(),
             None => format!("custom policy {id}"),
         }
     }

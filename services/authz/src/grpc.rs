@@ -169,6 +169,29 @@ fn question(
     }
 }
 
+fn denial_record(
+    caller: &Caller,
+    enterprise_id: &str,
+    check: &Validated,
+    evaluation: &Evaluation,
+) -> crate::audit::Record {
+    let resource = &check.input.resource;
+    crate::audit::Record {
+        enterprise_id: enterprise_id.to_owned(),
+        actor: caller.user_id.clone(),
+        action: "authz.check",
+        target: format!("{}:{}", resource.kind, resource.id),
+        outcome: "DENIED",
+        ip: check.input.ip.clone(),
+        details: serde_json::json!({
+            "principal": check.principal_id,
+            "permission": check.input.permission,
+            "reasons": evaluation.reasons,
+            "revision": evaluation.revision,
+        }),
+    }
+}
+
 fn engine_status(error: EngineError) -> Status {
     match error {
         EngineError::Invalid { field, message } => invalid_argument(field, message),
@@ -224,29 +247,8 @@ fn answer(evaluation: &Evaluation) -> pb::CheckResponse {
 
 impl AuthzApi {
     /// A denied Check is recorded (AU2) before it is answered: no denial goes unrecorded.
-    async fn record_denial(
-        &self,
-        caller: &Caller,
-        enterprise_id: &str,
-        check: &Validated,
-        evaluation: &Evaluation,
-    ) -> Result<(), Status> {
-        let resource = &check.input.resource;
-        let record = crate::audit::Record {
-            enterprise_id: enterprise_id.to_owned(),
-            actor: caller.user_id.clone(),
-            action: "authz.check",
-            target: format!("{}:{}", resource.kind, resource.id),
-            outcome: "DENIED",
-            ip: check.input.ip.clone(),
-            details: serde_json::json!({
-                "principal": check.principal_id,
-                "permission": check.input.permission,
-                "reasons": evaluation.reasons,
-                "revision": evaluation.revision,
-            }),
-        };
-        crate::audit::write(&self.db, record)
+    async fn record_denials(&self, records: Vec<crate::audit::Record>) -> Result<(), Status> {
+        crate::audit::write_all(&self.db, records)
             .await
             .map_err(|error| {
                 tracing::error!(%error, "denied check not recorded");
@@ -298,13 +300,15 @@ impl AuthzApi {
         })
     }
 
+    /// The decision, and the audit record a denial needs (written by the caller before it
+    /// answers: a denial nobody can find later is not given).
     async fn decide(
         &self,
         caller: &Caller,
         authorization: Option<&str>,
         check: Validated,
         explain: bool,
-    ) -> Result<Evaluation, Status> {
+    ) -> Result<(Evaluation, Option<crate::audit::Record>), Status> {
         let principal = self
             .snapshots
             .principal(
@@ -342,11 +346,9 @@ impl AuthzApi {
             permission = %check.input.permission,
             "check"
         );
-        if !evaluation.allow && !explain {
-            self.record_denial(caller, &principal.enterprise_id, &check, &evaluation)
-                .await?;
-        }
-        Ok(evaluation)
+        let denial = (!evaluation.allow && !explain)
+            .then(|| denial_record(caller, &principal.enterprise_id, &check, &evaluation));
+        Ok((evaluation, denial))
     }
 }
 
@@ -362,9 +364,10 @@ impl AuthzService for AuthzApi {
         let check = validate(&self.model, request.into_inner(), "", &mut violations);
         violations.check()?;
         let check = check.ok_or_else(|| Status::invalid_argument("invalid check"))?;
-        let evaluation = self
+        let (evaluation, denial) = self
             .decide(&caller, authorization.as_deref(), check, false)
             .await?;
+        self.record_denials(denial.into_iter().collect()).await?;
         Ok(Response::new(answer(&evaluation)))
     }
 
@@ -396,13 +399,17 @@ impl AuthzService for AuthzApi {
             .collect();
         violations.check()?;
         let mut results = Vec::with_capacity(validated.len());
+        let mut denials = Vec::new();
         for check in validated {
             let check = check.ok_or_else(|| Status::invalid_argument("invalid check"))?;
-            let evaluation = self
+            let (evaluation, denial) = self
                 .decide(&caller, authorization.as_deref(), check, false)
                 .await?;
             results.push(answer(&evaluation));
+            denials.extend(denial);
         }
+        // One write for the whole batch: all its denials are recorded, or none is answered.
+        self.record_denials(denials).await?;
         Ok(Response::new(pb::BatchCheckResponse { results }))
     }
 
@@ -576,7 +583,8 @@ impl AuthzService for AuthzApi {
         let check = validate(&self.model, check, "check.", &mut violations);
         violations.check()?;
         let check = check.ok_or_else(|| Status::invalid_argument("invalid check"))?;
-        let evaluation = self
+        // Explaining records nothing: it is an admin's question, not a denial.
+        let (evaluation, _) = self
             .decide(&caller, authorization.as_deref(), check, true)
             .await?;
         Ok(Response::new(pb::ExplainResponse {
