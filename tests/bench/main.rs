@@ -195,6 +195,7 @@ fn service_name(service: Service) -> &'static str {
 async fn bench(args: &Args) -> Result<Report, String> {
     let chosen = scenarios(&args.scenario)?;
     let load_before = report::load_average();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let servers = Servers {
         directory: connect(&args.directory, args.connections).await?,
         identity: connect(&args.identity, args.connections).await?,
@@ -281,7 +282,7 @@ async fn bench(args: &Args) -> Result<Report, String> {
     let subjects = &prepared.subjects.data;
     Ok(Report {
         label: args.label.clone(),
-        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        started_at,
         command: std::env::args().collect::<Vec<_>>().join(" "),
         machine: Machine {
             cores: std::thread::available_parallelism().map_or(1, usize::from),

@@ -5,7 +5,7 @@
 # praxis-bench. Environment: PRAXIS_BIN (default target/release), PRAXIS_BENCH_POSTGRES
 # (default postgres://postgres@127.0.0.1:5432), PRAXIS_BENCH_REDIS (default
 # redis://127.0.0.1:6379), AUTHZ_WORKERS (authz's tokio workers; 0 = one per core, 1 = a
-# current-thread runtime).
+# current-thread runtime), BENCH_LOG_DIR (where to keep the services' logs).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${PRAXIS_BIN:-target/release}
@@ -16,6 +16,8 @@ pids=()
 stop() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # The services' logs outlive the run when BENCH_LOG_DIR names a folder.
+  if [ -n "${BENCH_LOG_DIR:-}" ]; then mkdir -p "$BENCH_LOG_DIR" && cp "$work"/*.log "$BENCH_LOG_DIR"/; fi
   rm -rf "$work"
 }
 trap stop EXIT

@@ -65,6 +65,10 @@ pub struct Snapshots {
     local: moka::sync::Cache<String, Entry>,
     board: Mutex<Board>,
     max_staleness: Duration,
+    /// One question to directory at a time per enterprise revision or principal: when the
+    /// confirmation expires or a revision moves, the calls in flight wait for the first one's
+    /// answer instead of all asking (a burst of asks would slow directory down further).
+    gates: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Who may read whose access: a user their own, an enterprise admin anyone's in the enterprise.
@@ -92,7 +96,21 @@ impl Snapshots {
                 .build(),
             board: Mutex::new(Board::default()),
             max_staleness,
+            gates: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
         }
+    }
+
+    fn gate(&self, key: String) -> Arc<tokio::sync::Mutex<()>> {
+        self.gates
+            .get_with(key, || Arc::new(tokio::sync::Mutex::new(())))
+    }
+
+    fn fresh(&self, enterprise_id: &str, min_revision: i64) -> Option<i64> {
+        self.confirmed(enterprise_id)
+            .filter(|revision| *revision >= min_revision && *revision >= self.known(enterprise_id))
     }
 
     fn board(&self) -> std::sync::MutexGuard<'_, Board> {
@@ -140,10 +158,13 @@ impl Snapshots {
         enterprise_id: &str,
         min_revision: i64,
     ) -> Result<i64, SnapshotError> {
-        if let Some(revision) = self.confirmed(enterprise_id)
-            && revision >= min_revision
-            && revision >= self.known(enterprise_id)
-        {
+        if let Some(revision) = self.fresh(enterprise_id, min_revision) {
+            return Ok(revision);
+        }
+        let gate = self.gate(format!("enterprise:{enterprise_id}"));
+        let _turn = gate.lock().await;
+        // Whoever went first may have confirmed it meanwhile.
+        if let Some(revision) = self.fresh(enterprise_id, min_revision) {
             return Ok(revision);
         }
         let revision = self
@@ -199,6 +220,14 @@ impl Snapshots {
             {
                 return Ok(entry.principal);
             }
+            let gate = self.gate(format!("principal:{user_id}"));
+            let _turn = gate.lock().await;
+            // Whoever went first may have loaded it meanwhile.
+            if let Some(entry) = self.local.get(user_id)
+                && entry.principal.revision >= current
+            {
+                return Ok(entry.principal);
+            }
             if let Some(principal) = self.read_shared(user_id, current).await {
                 let principal = Arc::new(principal);
                 self.local.insert(
@@ -209,6 +238,9 @@ impl Snapshots {
                 );
                 return Ok(principal);
             }
+            return self
+                .fetch(caller, authorization, user_id, min_revision)
+                .await;
         }
         self.fetch(caller, authorization, user_id, min_revision)
             .await
@@ -318,5 +350,92 @@ impl Snapshots {
     pub fn clear_local(&self) {
         self.local.invalidate_all();
         self.forget_confirmations();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A directory that answers slowly and counts what it is asked.
+    #[derive(Default)]
+    struct Counting {
+        revisions: AtomicUsize,
+        principals: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl PrincipalSource for Counting {
+        async fn principal(
+            &self,
+            _caller: &Caller,
+            _authorization: Option<&str>,
+            user_id: &str,
+        ) -> Result<directory::PrincipalSnapshot, LookupError> {
+            self.principals.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(directory::PrincipalSnapshot {
+                user_id: user_id.to_owned(),
+                enterprise_id: "e-1".into(),
+                kind: directory::UserKind::Staff.into(),
+                status: directory::UserStatus::Active.into(),
+                revision: 7,
+                ..Default::default()
+            })
+        }
+
+        async fn revision(
+            &self,
+            _caller: &Caller,
+            _authorization: Option<&str>,
+            _enterprise_id: &str,
+        ) -> Result<i64, LookupError> {
+            self.revisions.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok(7)
+        }
+
+        async fn users(
+            &self,
+            _caller: &Caller,
+            _authorization: Option<&str>,
+            _enterprise_id: &str,
+            _limit: usize,
+        ) -> Result<Vec<String>, LookupError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A8: a burst of checks for one principal, arriving when nothing is confirmed or cached,
+    /// asks directory once for the revision and once for the snapshot.
+    #[tokio::test]
+    async fn a8_a_burst_asks_directory_once() {
+        let source = Arc::new(Counting::default());
+        let cache = praxis_cache::open("memory").expect("memory cache");
+        let snapshots = Arc::new(Snapshots::new(
+            source.clone(),
+            cache,
+            Duration::from_secs(1),
+        ));
+        let caller = Caller {
+            user_id: "u-1".into(),
+            enterprise_id: "e-1".into(),
+            kind: "STAFF".into(),
+            ..Default::default()
+        };
+        let mut burst = Vec::new();
+        for _ in 0..64 {
+            let (snapshots, caller) = (snapshots.clone(), caller.clone());
+            burst.push(tokio::spawn(async move {
+                snapshots.principal(&caller, None, "u-1", 0).await
+            }));
+        }
+        for call in burst {
+            let principal = call.await.expect("joined").expect("principal");
+            assert_eq!(principal.revision, 7);
+        }
+        assert_eq!(source.revisions.load(Ordering::SeqCst), 1);
+        assert_eq!(source.principals.load(Ordering::SeqCst), 1);
     }
 }
