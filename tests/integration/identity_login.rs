@@ -1141,6 +1141,27 @@ async fn i1_password_reset_links_are_single_use_and_do_not_reveal_emails() {
     );
 }
 
+/// The token of the invitation link relayed to `email`.
+async fn invitation_token(install: &praxis_tests::Install, email: &str) -> String {
+    for _ in 0..100 {
+        if let Some(message) = install
+            .notifier
+            .delivered()
+            .into_iter()
+            .find(|n| n.recipient == email)
+        {
+            let payload: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
+            return payload["activation_url"]
+                .as_str()
+                .and_then(|url| url.split("token=").nth(1))
+                .map(str::to_owned)
+                .expect("an activation link");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no invitation was relayed to {email}");
+}
+
 /// D13: an invited user activates with the link's token and a first password; the link works
 /// once, and the user is ACTIVE in the directory afterwards.
 #[tokio::test]
@@ -1167,24 +1188,7 @@ async fn d13_invited_users_activate_with_the_link_once() {
         .await
         .expect("invited");
     assert_eq!(created.user.status, UserStatus::Invited);
-    let mut token = None;
-    for _ in 0..100 {
-        if let Some(message) = install
-            .notifier
-            .delivered()
-            .into_iter()
-            .find(|n| n.recipient == created.user.email)
-        {
-            let payload: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
-            token = payload["activation_url"]
-                .as_str()
-                .and_then(|url| url.split("token=").nth(1))
-                .map(str::to_owned);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let token = token.expect("the invitation was relayed");
+    let token = invitation_token(&install, &created.user.email).await;
     // No password yet: logging in fails like any wrong password.
     assert_eq!(
         login(&install, &created.user.email, "first pass phrase 1")
@@ -1271,24 +1275,7 @@ async fn d13_an_invited_user_with_a_temporary_password_is_active_after_changing_
         .await
         .expect("invited");
     assert_eq!(created.user.status, UserStatus::Invited);
-    let mut link = None;
-    for _ in 0..100 {
-        if let Some(message) = install
-            .notifier
-            .delivered()
-            .into_iter()
-            .find(|n| n.recipient == created.user.email)
-        {
-            let payload: serde_json::Value = serde_json::from_str(&message.payload).unwrap();
-            link = payload["activation_url"]
-                .as_str()
-                .and_then(|url| url.split("token=").nth(1))
-                .map(str::to_owned);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let link = link.expect("the invitation was relayed");
+    let link = invitation_token(&install, &created.user.email).await;
     auth(&install)
         .await
         .set_temporary_password(authed(

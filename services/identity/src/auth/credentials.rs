@@ -139,8 +139,14 @@ impl Authenticator {
             .map(|row| row.id)
             .filter(|id| *id != caller.session_id)
             .collect();
-        self.end_many(caller, &caller.user_id, &others, "password changed")
-            .await?;
+        self.end_many(
+            caller,
+            &caller.enterprise_id,
+            &caller.user_id,
+            &others,
+            "password changed",
+        )
+        .await?;
         Ok(())
     }
 
@@ -183,18 +189,14 @@ impl Authenticator {
             .into_iter()
             .map(|row| row.id)
             .collect();
-        let reason = "temporary password set";
-        let note = AuditNote::by(
+        self.end_many(
+            caller,
             &account.enterprise_id,
-            &caller.user_id,
-            "session.end",
-            "success",
-            &ClientInfo::default(),
-            serde_json::json!({"sessions": ids, "reason": reason}),
+            user_id,
+            &ids,
+            "temporary password set",
         )
-        .on(user_id);
-        self.end_sessions(&ids, reason, Utc::now(), Some(note))
-            .await?;
+        .await?;
         Ok(())
     }
 

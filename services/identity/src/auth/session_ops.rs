@@ -363,8 +363,14 @@ impl Authenticator {
             .map(|row| row.id)
             .filter(|id| !keep_current || *id != caller.session_id)
             .collect();
-        self.end_many(caller, &caller.user_id, &ids, "ended by the user")
-            .await
+        self.end_many(
+            caller,
+            &caller.enterprise_id,
+            &caller.user_id,
+            &ids,
+            "ended by the user",
+        )
+        .await
     }
 
     pub async fn end_user_sessions(
@@ -384,19 +390,27 @@ impl Authenticator {
             .into_iter()
             .map(|row| row.id)
             .collect();
-        self.end_many(caller, user_id, &ids, "ended by an admin")
-            .await
+        self.end_many(
+            caller,
+            &caller.enterprise_id,
+            user_id,
+            &ids,
+            "ended by an admin",
+        )
+        .await
     }
 
+    /// Ends `ids` of `user_id` (in `enterprise_id`) for `caller`, audited as theirs.
     pub(super) async fn end_many(
         &self,
         caller: &Caller,
+        enterprise_id: &str,
         user_id: &str,
         ids: &[String],
         reason: &str,
     ) -> Result<u64, AuthError> {
         let note = AuditNote::by(
-            &caller.enterprise_id,
+            enterprise_id,
             &caller.user_id,
             "session.end",
             "success",
