@@ -77,6 +77,10 @@ pub fn may_ask(caller: &Caller, principal: &CompiledPrincipal) -> bool {
         || (caller.kind == "ENTERPRISE_ADMIN" && caller.enterprise_id == principal.enterprise_id)
 }
 
+/// How long a call waits for another's question to directory before asking itself: while
+/// directory does not answer, waiting in line would add one timeout per caller ahead.
+const GATE_WAIT: Duration = Duration::from_secs(2);
+
 fn shared_key(user_id: &str, revision: i64) -> String {
     format!("praxis:authz:principal:{user_id}:{revision}")
 }
@@ -162,7 +166,7 @@ impl Snapshots {
             return Ok(revision);
         }
         let gate = self.gate(format!("enterprise:{enterprise_id}"));
-        let _turn = gate.lock().await;
+        let _turn = tokio::time::timeout(GATE_WAIT, gate.lock()).await.ok();
         // Whoever went first may have confirmed it meanwhile.
         if let Some(revision) = self.fresh(enterprise_id, min_revision) {
             return Ok(revision);
@@ -221,7 +225,7 @@ impl Snapshots {
                 return Ok(entry.principal);
             }
             let gate = self.gate(format!("principal:{user_id}"));
-            let _turn = gate.lock().await;
+            let _turn = tokio::time::timeout(GATE_WAIT, gate.lock()).await.ok();
             // Whoever went first may have loaded it meanwhile.
             if let Some(entry) = self.local.get(user_id)
                 && entry.principal.revision >= current
@@ -405,6 +409,76 @@ mod tests {
         ) -> Result<Vec<String>, LookupError> {
             Ok(Vec::new())
         }
+    }
+
+    /// A directory that takes 3 s to say it is unavailable.
+    struct Stalled;
+
+    #[async_trait::async_trait]
+    impl PrincipalSource for Stalled {
+        async fn principal(
+            &self,
+            _caller: &Caller,
+            _authorization: Option<&str>,
+            _user_id: &str,
+        ) -> Result<directory::PrincipalSnapshot, LookupError> {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Err(LookupError::Unavailable("stalled".into()))
+        }
+
+        async fn revision(
+            &self,
+            _caller: &Caller,
+            _authorization: Option<&str>,
+            _enterprise_id: &str,
+        ) -> Result<i64, LookupError> {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Err(LookupError::Unavailable("stalled".into()))
+        }
+
+        async fn users(
+            &self,
+            _caller: &Caller,
+            _authorization: Option<&str>,
+            _enterprise_id: &str,
+            _limit: usize,
+        ) -> Result<Vec<String>, LookupError> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// A8: while directory does not answer, calls do not queue behind each other's timeouts
+    /// (eight in line would take 24 s); each fails, none is allowed anything.
+    #[tokio::test]
+    async fn a8_callers_do_not_wait_in_line_behind_a_stalled_directory() {
+        let cache = praxis_cache::open("memory").expect("memory cache");
+        let snapshots = Arc::new(Snapshots::new(
+            Arc::new(Stalled),
+            cache,
+            Duration::from_secs(1),
+        ));
+        let caller = Caller {
+            user_id: "u-1".into(),
+            enterprise_id: "e-1".into(),
+            kind: "STAFF".into(),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let mut burst = Vec::new();
+        for _ in 0..8 {
+            let (snapshots, caller) = (snapshots.clone(), caller.clone());
+            burst.push(tokio::spawn(async move {
+                snapshots.principal(&caller, None, "u-1", 0).await
+            }));
+        }
+        for call in burst {
+            assert!(call.await.expect("joined").is_err());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "callers queued: {:?}",
+            started.elapsed()
+        );
     }
 
     /// A8: a burst of checks for one principal, arriving when nothing is confirmed or cached,
