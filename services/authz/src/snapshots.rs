@@ -362,31 +362,53 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A directory that answers slowly and counts what it is asked.
-    #[derive(Default)]
-    struct Counting {
+    /// A directory that takes `delay` to answer (or, when down, to say it is unavailable) and
+    /// counts what it is asked.
+    struct Fake {
+        delay: Duration,
+        down: bool,
         revisions: AtomicUsize,
         principals: AtomicUsize,
     }
 
+    impl Fake {
+        fn new(delay: Duration, down: bool) -> Self {
+            Self {
+                delay,
+                down,
+                revisions: AtomicUsize::new(0),
+                principals: AtomicUsize::new(0),
+            }
+        }
+
+        async fn answer<T>(&self, asked: &AtomicUsize, value: T) -> Result<T, LookupError> {
+            asked.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            if self.down {
+                Err(LookupError::Unavailable("stalled".into()))
+            } else {
+                Ok(value)
+            }
+        }
+    }
+
     #[async_trait::async_trait]
-    impl PrincipalSource for Counting {
+    impl PrincipalSource for Fake {
         async fn principal(
             &self,
             _caller: &Caller,
             _authorization: Option<&str>,
             user_id: &str,
         ) -> Result<directory::PrincipalSnapshot, LookupError> {
-            self.principals.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(directory::PrincipalSnapshot {
+            let snapshot = directory::PrincipalSnapshot {
                 user_id: user_id.to_owned(),
                 enterprise_id: "e-1".into(),
                 kind: directory::UserKind::Staff.into(),
                 status: directory::UserStatus::Active.into(),
                 revision: 7,
                 ..Default::default()
-            })
+            };
+            self.answer(&self.principals, snapshot).await
         }
 
         async fn revision(
@@ -395,45 +417,7 @@ mod tests {
             _authorization: Option<&str>,
             _enterprise_id: &str,
         ) -> Result<i64, LookupError> {
-            self.revisions.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Ok(7)
-        }
-
-        async fn users(
-            &self,
-            _caller: &Caller,
-            _authorization: Option<&str>,
-            _enterprise_id: &str,
-            _limit: usize,
-        ) -> Result<Vec<String>, LookupError> {
-            Ok(Vec::new())
-        }
-    }
-
-    /// A directory that takes 3 s to say it is unavailable.
-    struct Stalled;
-
-    #[async_trait::async_trait]
-    impl PrincipalSource for Stalled {
-        async fn principal(
-            &self,
-            _caller: &Caller,
-            _authorization: Option<&str>,
-            _user_id: &str,
-        ) -> Result<directory::PrincipalSnapshot, LookupError> {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            Err(LookupError::Unavailable("stalled".into()))
-        }
-
-        async fn revision(
-            &self,
-            _caller: &Caller,
-            _authorization: Option<&str>,
-            _enterprise_id: &str,
-        ) -> Result<i64, LookupError> {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            Err(LookupError::Unavailable("stalled".into()))
+            self.answer(&self.revisions, 7).await
         }
 
         async fn users(
@@ -453,7 +437,7 @@ mod tests {
     async fn a8_callers_do_not_wait_in_line_behind_a_stalled_directory() {
         let cache = praxis_cache::open("memory").expect("memory cache");
         let snapshots = Arc::new(Snapshots::new(
-            Arc::new(Stalled),
+            Arc::new(Fake::new(Duration::from_secs(3), true)),
             cache,
             Duration::from_secs(1),
         ));
@@ -485,7 +469,7 @@ mod tests {
     /// asks directory once for the revision and once for the snapshot.
     #[tokio::test]
     async fn a8_a_burst_asks_directory_once() {
-        let source = Arc::new(Counting::default());
+        let source = Arc::new(Fake::new(Duration::from_millis(20), false));
         let cache = praxis_cache::open("memory").expect("memory cache");
         let snapshots = Arc::new(Snapshots::new(
             source.clone(),

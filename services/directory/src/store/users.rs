@@ -423,16 +423,7 @@ impl Store {
                 if spent.rows_affected != 1 {
                     return Err(DomainError::NotFound("invitation"));
                 }
-                user::Entity::update_many()
-                    .col_expr(
-                        user::Column::Status,
-                        Expr::value(UserStatus::Active.as_str()),
-                    )
-                    .filter(user::Column::Id.eq(user.id.as_str()))
-                    .filter(user::Column::Status.eq(UserStatus::Invited.as_str()))
-                    .exec(txn)
-                    .await
-                    .map_err(storage)?;
+                activate_invited(txn, &user.id).await?;
                 Ok(true)
             })
             .await
@@ -454,17 +445,7 @@ impl Store {
         let now = audit.time;
         let (activated, _) = self
             .write(&user.enterprise_id, audit, async |txn| {
-                let changed = user::Entity::update_many()
-                    .col_expr(
-                        user::Column::Status,
-                        Expr::value(UserStatus::Active.as_str()),
-                    )
-                    .filter(user::Column::Id.eq(user.id.as_str()))
-                    .filter(user::Column::Status.eq(UserStatus::Invited.as_str()))
-                    .exec(txn)
-                    .await
-                    .map_err(storage)?;
-                if changed.rows_affected != 1 {
+                if activate_invited(txn, &user.id).await? != 1 {
                     // Someone else activated, disabled or deleted them meanwhile: no write.
                     return Err(DomainError::NotFound("invited user"));
                 }
@@ -754,4 +735,19 @@ pub(super) async fn attach_memberships<C: ConnectionTrait>(
             })
         })
         .collect()
+}
+
+/// Makes `user_id` ACTIVE if it is still INVITED; how many rows changed (0 or 1).
+async fn activate_invited(txn: &DatabaseTransaction, user_id: &UserId) -> Result<u64, DomainError> {
+    Ok(user::Entity::update_many()
+        .col_expr(
+            user::Column::Status,
+            Expr::value(UserStatus::Active.as_str()),
+        )
+        .filter(user::Column::Id.eq(user_id.as_str()))
+        .filter(user::Column::Status.eq(UserStatus::Invited.as_str()))
+        .exec(txn)
+        .await
+        .map_err(storage)?
+        .rows_affected)
 }
