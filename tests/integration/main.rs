@@ -11,6 +11,7 @@ mod datagen;
 mod directory;
 mod directory_roles;
 mod directory_users;
+mod e2e;
 mod foundation;
 mod health;
 mod identity_login;

@@ -72,6 +72,9 @@ fn may_append(actor: &Actor, event: &IncomingEvent) -> Result<(), DomainError> {
         Actor::Caller(_) if reserved(&event.entry.action) => Err(DomainError::PermissionDenied(
             "this action is recorded by Praxis itself, not appended by callers",
         )),
+        // A downstream service the platform gave a credential (`auth.service_credentials`)
+        // records data access for the users it serves, in any enterprise (AU2).
+        Actor::Caller(caller) if caller.kind == SERVICE_KIND => Ok(()),
         Actor::Caller(caller)
             if caller.kind != SERVICE_KIND
                 && caller.kind != PLATFORM_ADMIN_KIND

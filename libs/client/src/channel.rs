@@ -1,0 +1,161 @@
+//! Channels to a Praxis service: one or several endpoints (load balanced), bounded connect and
+//! call times, and on every call the credential and the caller's W3C trace context.
+
+use std::time::Duration;
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// Where one Praxis service answers, and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://host:port`; several addresses of the same service spread calls over them.
+    pub endpoints: Vec<String>,
+    pub connect_timeout: Duration,
+    /// For each call, unless the call sets a shorter `grpc-timeout`.
+    pub call_timeout: Duration,
+}
+
+impl Target {
+    /// One endpoint with the default times: 2 s to connect, 5 s per call.
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self::balanced([endpoint.into()])
+    }
+
+    pub fn balanced(endpoints: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            endpoints: endpoints.into_iter().collect(),
+            connect_timeout: Duration::from_secs(2),
+            call_timeout: Duration::from_secs(5),
+        }
+    }
+
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// A channel that connects on first use and reconnects by itself, so a client made before
+    /// the service is up (or while it restarts) works once it is back.
+    pub fn channel(&self) -> Result<Channel, ClientError> {
+        let mut endpoints = Vec::with_capacity(self.endpoints.len());
+        for address in &self.endpoints {
+            let endpoint = Endpoint::from_shared(address.clone())
+                .map_err(|_| ClientError::Endpoint(address.clone()))?
+                .connect_timeout(self.connect_timeout)
+                .timeout(self.call_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(10));
+            endpoints.push(endpoint);
+        }
+        match endpoints.len() {
+            0 => Err(ClientError::Endpoint("no endpoint given".to_owned())),
+            1 => Ok(endpoints.remove(0).connect_lazy()),
+            _ => Ok(Channel::balance_list(endpoints.into_iter())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("not a valid endpoint: {0}")]
+    Endpoint(String),
+    #[error("credential is not a valid header value")]
+    Credential,
+}
+
+/// What a client presents to Praxis: a service credential, an API key, or the access token of
+/// the user it acts for. Never printed.
+#[derive(Clone, Default)]
+pub struct Credential(Option<AsciiMetadataValue>);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Credential(<redacted>)"
+        } else {
+            "Credential(none)"
+        })
+    }
+}
+
+impl Credential {
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// `secret` is sent as `authorization: Bearer <secret>`.
+    pub fn bearer(secret: &str) -> Result<Self, ClientError> {
+        let mut value = MetadataValue::try_from(format!("Bearer {secret}"))
+            .map_err(|_| ClientError::Credential)?;
+        value.set_sensitive(true);
+        Ok(Self(Some(value)))
+    }
+
+    /// An `authorization` header as it arrived (a downstream server passing its caller's
+    /// token on to authz).
+    pub fn from_header(value: &AsciiMetadataValue) -> Self {
+        let mut value = value.clone();
+        value.set_sensitive(true);
+        Self(Some(value))
+    }
+}
+
+/// Adds the credential and the current span's trace context to every outgoing call.
+#[derive(Clone, Debug, Default)]
+pub struct Outgoing {
+    credential: Credential,
+}
+
+impl Outgoing {
+    pub fn new(credential: Credential) -> Self {
+        Self { credential }
+    }
+}
+
+impl tonic::service::Interceptor for Outgoing {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = praxis_runtime::request_context::PropagateTraceContext.call(request)?;
+        if let Some(value) = &self.credential.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type PraxisChannel = InterceptedService<Channel, Outgoing>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::service::Interceptor;
+
+    #[test]
+    fn the_credential_goes_on_every_call_and_never_into_debug_output() {
+        let credential = Credential::bearer("s3cret-value").unwrap_or_default();
+        assert!(!format!("{credential:?}").contains("s3cret"));
+        let mut outgoing = Outgoing::new(credential);
+        let request = outgoing.call(tonic::Request::new(())).ok();
+        let header = request
+            .as_ref()
+            .and_then(|r| r.metadata().get("authorization"))
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(header, Some("Bearer s3cret-value"));
+        assert!(Credential::bearer("line\nbreak").is_err());
+    }
+
+    #[tokio::test]
+    async fn endpoints_are_checked_and_several_are_balanced() {
+        assert!(Target::balanced(Vec::new()).channel().is_err());
+        assert!(Target::new("not a uri").channel().is_err());
+        assert!(Target::new("http://127.0.0.1:1").channel().is_ok());
+        let two = Target::balanced([
+            "http://127.0.0.1:1".to_owned(),
+            "http://127.0.0.1:2".to_owned(),
+        ]);
+        assert!(two.channel().is_ok());
+    }
+}

@@ -1,0 +1,132 @@
+//! `praxis-patients`: a tiny patient-records service protected by Praxis, written the way a
+//! downstream team would, with nothing but `praxis-client`. Records live in memory.
+//!
+//! Every call is authenticated by praxis-client's layers (access token or API key), every
+//! answer waits for authz's decision (and fails closed without one), and every access to a
+//! record is appended to the audit trail in the background.
+
+use praxis_example_patients::api;
+
+use clap::Parser;
+use praxis_client::audit::AuditSink;
+use praxis_client::server::{Protect, Settings};
+use praxis_client::{Authorizer, Config, Credential, Praxis, Target};
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "praxis-patients",
+    about = "Example downstream service protected by Praxis"
+)]
+struct Args {
+    #[arg(long, env = "PATIENTS_LISTEN", default_value = "127.0.0.1:7070")]
+    listen: std::net::SocketAddr,
+    /// Directory's gRPC address(es), comma-separated (audit events go there).
+    #[arg(
+        long,
+        env = "PRAXIS_DIRECTORY_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:50051"
+    )]
+    directory: Vec<String>,
+    #[arg(
+        long,
+        env = "PRAXIS_IDENTITY_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:50052"
+    )]
+    identity: Vec<String>,
+    #[arg(
+        long,
+        env = "PRAXIS_AUTHZ_URL",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:50053"
+    )]
+    authz: Vec<String>,
+    /// Identity's JWK Set.
+    #[arg(
+        long,
+        env = "PRAXIS_JWKS_URL",
+        default_value = "http://127.0.0.1:8080/.well-known/jwks.json"
+    )]
+    jwks_url: String,
+    /// Identity's API key check; unset: API keys are refused.
+    #[arg(long, env = "PRAXIS_API_KEY_URL")]
+    api_key_url: Option<String>,
+    /// This service's credential with Praxis (directory's `auth.service_credentials.patients`).
+    #[arg(long, env = "PRAXIS_SERVICE_CREDENTIAL", hide_env_values = true)]
+    service_credential: String,
+    /// How long an authz decision is reused, in milliseconds.
+    #[arg(long, env = "PATIENTS_DECISION_CACHE_MS", default_value_t = 3000)]
+    decision_cache_ms: u64,
+    /// `json` or `pretty`.
+    #[arg(long, env = "PATIENTS_LOG_FORMAT", default_value = "json")]
+    log_format: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let telemetry = praxis_client::TelemetryConfig {
+        log_format: if args.log_format == "pretty" {
+            praxis_client::LogFormat::Pretty
+        } else {
+            praxis_client::LogFormat::Json
+        },
+        ..praxis_client::TelemetryConfig::default()
+    };
+    let _telemetry = praxis_client::telemetry::init("patients", &telemetry)?;
+
+    let config = Config {
+        directory: Target::balanced(args.directory),
+        identity: Target::balanced(args.identity),
+        authz: Target::balanced(args.authz),
+        retry: praxis_client::retry::Retry::default(),
+    };
+    let praxis = Praxis::connect(&config, Credential::none())?;
+    let protect = Protect::new(&Settings {
+        api_key_url: args.api_key_url,
+        ..Settings::new(args.jwks_url)
+    })?;
+    let audit = AuditSink::start(
+        praxis.with_credential(Credential::bearer(&args.service_credential)?),
+        10_000,
+    );
+    let api = api::Patients::new(
+        Authorizer::new(praxis, Duration::from_millis(args.decision_cache_ms)),
+        audit.clone(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving patients");
+    tonic::transport::Server::builder()
+        .layer(protect.layers("patients"))
+        .add_service(api::server(api))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown(),
+        )
+        .await?;
+    if !audit.flush(Duration::from_secs(10)).await {
+        tracing::error!(
+            pending = audit.pending(),
+            "audit events left undelivered at exit"
+        );
+    }
+    Ok(())
+}
+
+async fn shutdown() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
