@@ -279,8 +279,9 @@ impl System {
                 ("PRAXIS_JWKS_URL", &jwks),
                 ("PRAXIS_API_KEY_URL", &api_keys),
                 ("PRAXIS_SERVICE_CREDENTIAL", &patients_credential),
-                // Short, so the tests see a role change within a second or so.
+                // Short, so the tests see a role change or a revoked key within a second or so.
                 ("PATIENTS_DECISION_CACHE_MS", "1000"),
+                ("PATIENTS_API_KEY_CACHE_MS", "1000"),
             ]),
         );
 

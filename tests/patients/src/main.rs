@@ -56,6 +56,10 @@ struct Args {
     /// This service's credential with Praxis (directory's `auth.service_credentials.patients`).
     #[arg(long, env = "PRAXIS_SERVICE_CREDENTIAL", hide_env_values = true)]
     service_credential: String,
+    /// How long an accepted API key is remembered, in milliseconds (a revoked key works here
+    /// that much longer).
+    #[arg(long, env = "PATIENTS_API_KEY_CACHE_MS", default_value_t = 5000)]
+    api_key_cache_ms: u64,
     /// How long an authz decision is reused, in milliseconds.
     #[arg(long, env = "PATIENTS_DECISION_CACHE_MS", default_value_t = 3000)]
     decision_cache_ms: u64,
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let praxis = Praxis::connect(&config, Credential::none())?;
     let protect = Protect::new(&Settings {
         api_key_url: args.api_key_url,
+        api_key_cache: Duration::from_millis(args.api_key_cache_ms),
         ..Settings::new(args.jwks_url)
     })?;
     let audit = AuditSink::start(
