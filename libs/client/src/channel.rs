@@ -1,7 +1,9 @@
 //! Channels to a Praxis service: one or several endpoints (load balanced), bounded connect and
 //! call times, and on every call the credential and the caller's W3C trace context.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -35,10 +37,10 @@ impl Target {
         self
     }
 
-    /// A channel that connects on first use and reconnects by itself, so a client made before
-    /// the service is up (or while it restarts) works once it is back.
-    pub fn channel(&self) -> Result<Channel, ClientError> {
-        let mut endpoints = Vec::with_capacity(self.endpoints.len());
+    /// Channels that connect on first use and reconnect by themselves, so a client made
+    /// before the service is up (or while it restarts) works once it is back.
+    pub fn channel(&self) -> Result<Balanced, ClientError> {
+        let mut members = Vec::with_capacity(self.endpoints.len());
         for address in &self.endpoints {
             let endpoint = Endpoint::from_shared(address.clone())
                 .map_err(|_| ClientError::Endpoint(address.clone()))?
@@ -47,13 +49,85 @@ impl Target {
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_timeout(Duration::from_secs(10));
-            endpoints.push(endpoint);
+            members.push(Member {
+                channel: endpoint.connect_lazy(),
+                down_until: AtomicU64::new(0),
+            });
         }
-        match endpoints.len() {
-            0 => Err(ClientError::Endpoint("no endpoint given".to_owned())),
-            1 => Ok(endpoints.remove(0).connect_lazy()),
-            _ => Ok(Channel::balance_list(endpoints.into_iter())),
+        if members.is_empty() {
+            return Err(ClientError::Endpoint("no endpoint given".to_owned()));
         }
+        Ok(Balanced {
+            members: members.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+            epoch: Instant::now(),
+        })
+    }
+}
+
+/// How long an endpoint that could not be reached is passed over.
+const PASS_OVER: Duration = Duration::from_secs(5);
+
+struct Member {
+    channel: Channel,
+    /// Milliseconds since `epoch` until which calls go elsewhere.
+    down_until: AtomicU64,
+}
+
+/// Calls spread round-robin over a service's endpoints. An endpoint that could not be reached
+/// (a transport error, not an answer) is passed over for a few seconds, so a retried call
+/// goes to another one; when all are passed over, they are tried anyway.
+#[derive(Clone)]
+pub struct Balanced {
+    members: Arc<[Member]>,
+    next: Arc<AtomicUsize>,
+    epoch: Instant,
+}
+
+impl Balanced {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn pick(&self) -> usize {
+        let count = self.members.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = self.now_ms();
+        (0..count)
+            .map(|offset| (start + offset) % count)
+            .find(|&i| self.members[i].down_until.load(Ordering::Relaxed) <= now)
+            .unwrap_or(start % count)
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Balanced {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = tonic::transport::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        // Each call waits for its own endpoint's readiness, below.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        use tower::ServiceExt;
+        let chosen = self.pick();
+        let balanced = self.clone();
+        Box::pin(async move {
+            let channel = balanced.members[chosen].channel.clone();
+            let answer = channel.oneshot(request).await;
+            if answer.is_err() {
+                let until = balanced.now_ms() + PASS_OVER.as_millis() as u64;
+                balanced.members[chosen]
+                    .down_until
+                    .store(until, Ordering::Relaxed);
+            }
+            answer
+        })
     }
 }
 
@@ -126,7 +200,7 @@ impl tonic::service::Interceptor for Outgoing {
     }
 }
 
-pub type PraxisChannel = InterceptedService<Channel, Outgoing>;
+pub type PraxisChannel = InterceptedService<Balanced, Outgoing>;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 //! [`PraxisChannel`](crate::channel::PraxisChannel): the generated client is there for any call
 //! (`raw()`), and the calls that are safe to repeat go through [`Retry`].
 
-use crate::channel::{ClientError, Credential, Outgoing, PraxisChannel, Target};
+use crate::channel::{Balanced, ClientError, Credential, Outgoing, PraxisChannel, Target};
 use crate::retry::Retry;
 use praxis_proto::audit::v1 as audit;
 use praxis_proto::authz::v1 as authz;
@@ -10,7 +10,6 @@ use praxis_proto::directory::v1 as directory;
 use praxis_proto::identity::v1 as identity;
 use tonic::Status;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 /// Where the Praxis services answer.
 #[derive(Debug, Clone)]
@@ -24,9 +23,9 @@ pub struct Config {
 /// The three services' channels; cheap to clone, one per process is enough.
 #[derive(Clone)]
 pub struct Praxis {
-    directory: Channel,
-    identity: Channel,
-    authz: Channel,
+    directory: Balanced,
+    identity: Balanced,
+    authz: Balanced,
     retry: Retry,
     credential: Credential,
 }
@@ -51,7 +50,7 @@ impl Praxis {
         }
     }
 
-    fn intercepted(&self, channel: &Channel) -> PraxisChannel {
+    fn intercepted(&self, channel: &Balanced) -> PraxisChannel {
         InterceptedService::new(channel.clone(), Outgoing::new(self.credential.clone()))
     }
 
