@@ -1003,8 +1003,12 @@ async fn au2_a_standalone_identity_delivers_once_directory_answers() {
     };
     // Signed with this install's identity keys, as the standalone identity's would be.
     let keys = install.key_ring("praxis-identity", "praxis").await;
-    let away =
-        praxis_identity::accounts::GrpcAccounts::new("http://127.0.0.1:9", keys.clone()).unwrap();
+    let away = praxis_identity::accounts::GrpcAccounts::new(
+        "http://127.0.0.1:9",
+        keys.clone(),
+        &Default::default(),
+    )
+    .unwrap();
     assert!(
         praxis_identity::audit_relay::relay_once(&db, &away)
             .await
@@ -1019,6 +1023,7 @@ async fn au2_a_standalone_identity_delivers_once_directory_answers() {
     let directory = praxis_identity::accounts::GrpcAccounts::new(
         &format!("http://{}", install.addresses.directory),
         keys,
+        &Default::default(),
     )
     .unwrap();
     assert_eq!(
@@ -1102,13 +1107,19 @@ async fn au2_a_standalone_authz_delivers_with_its_service_credential() {
     let forged = praxis_authz::audit::GrpcAuditSink::new(
         &directory,
         &ServiceSecret("not-the-credential-but-long-enough-0123456789".into()),
+        &Default::default(),
     )
     .unwrap();
     let refused = praxis_authz::audit::relay_once(&db, &forged)
         .await
         .unwrap_err();
     assert!(refused.contains("Unauthenticated"), "{refused}");
-    let sink = praxis_authz::audit::GrpcAuditSink::new(&directory, &ServiceSecret(secret)).unwrap();
+    let sink = praxis_authz::audit::GrpcAuditSink::new(
+        &directory,
+        &ServiceSecret(secret),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(
         praxis_authz::audit::relay_once(&db, &sink).await.unwrap(),
         1

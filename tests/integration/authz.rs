@@ -47,7 +47,9 @@ pub async fn standalone_authz_with(
         ..AuthConfig::default()
     };
     let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&auth).unwrap());
-    let directory = Arc::new(praxis_authz::principals::GrpcDirectory::new(directory_url).unwrap());
+    let directory = Arc::new(
+        praxis_authz::principals::GrpcDirectory::new(directory_url, &Default::default()).unwrap(),
+    );
     let dir = tempfile::tempdir().unwrap();
     let url = format!(
         "sqlite://{}?mode=rwc",

@@ -769,3 +769,69 @@ async fn e2e_praxis_serve_clinic_day() {
     let system = System::start(Layout::Serve).await;
     clinic_day(&system).await;
 }
+
+/// The same day with every listener on TLS and every gRPC listener requiring a client
+/// certificate: the processes present theirs to each other; callers without one get nowhere.
+#[tokio::test]
+async fn e2e_separate_processes_over_mutual_tls() {
+    if !runnable() {
+        return;
+    }
+    let system = System::start_mutual_tls(Layout::Separate).await;
+    let b = system.backend.clone();
+    let health = |endpoint: tonic::transport::Endpoint| async move {
+        let channel = endpoint
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(3))
+            .connect_lazy();
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+    };
+    // Trusting the CA but holding no certificate: refused at the handshake.
+    let anonymous = praxis_runtime::tls::TlsConfig {
+        ca_file: system.tls.ca_file.clone(),
+        ..Default::default()
+    };
+    for url in [
+        &system.urls.directory,
+        &system.urls.authz,
+        &system.urls.patients,
+    ] {
+        let refused = health(anonymous.endpoint(url).expect("endpoint")).await;
+        assert!(
+            refused.is_err(),
+            "{b}: {url} answered a caller without a certificate"
+        );
+        let plain = url.replace("https://", "http://");
+        let refused =
+            health(tonic::transport::Endpoint::from_shared(plain.clone()).expect("endpoint")).await;
+        assert!(refused.is_err(), "{b}: {plain} answered without TLS");
+        let admitted = health(system.tls.endpoint(url).expect("endpoint")).await;
+        assert!(
+            admitted.is_ok(),
+            "{b}: {url} refused a caller with a certificate: {admitted:?}"
+        );
+    }
+    // Identity's HTTP is TLS too (browsers present no certificate there).
+    let jwks = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(
+                &std::fs::read(system.tls.ca_file.as_ref().expect("ca")).expect("ca file"),
+            )
+            .expect("ca"),
+        )
+        .build()
+        .expect("http client")
+        .get(format!(
+            "{}/.well-known/jwks.json",
+            system.urls.identity_http
+        ))
+        .send()
+        .await
+        .expect("JWK Set over https");
+    assert!(jwks.status().is_success(), "{b}: {}", jwks.status());
+    clinic_day(&system).await;
+}

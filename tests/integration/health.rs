@@ -106,10 +106,10 @@ async fn health_follows_redis_down_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let cache = praxis_cache::open(&format!("redis://127.0.0.1:{port}")).unwrap();
     let directory = Arc::new(
-        praxis_authz::principals::GrpcDirectory::new(&format!(
-            "http://{}",
-            install.addresses.directory
-        ))
+        praxis_authz::principals::GrpcDirectory::new(
+            &format!("http://{}", install.addresses.directory),
+            &Default::default(),
+        )
         .unwrap(),
     );
     let url = format!(

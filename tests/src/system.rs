@@ -78,6 +78,8 @@ pub struct System {
     pub urls: Urls,
     /// A platform admin's access token, signed by this system's identity.
     pub platform_token: String,
+    /// What test clients present and trust (empty without TLS).
+    pub tls: praxis_runtime::tls::TlsConfig,
     processes: BTreeMap<&'static str, Process>,
     work: tempfile::TempDir,
     _databases: Vec<praxis_store::testing::TestDatabase>,
@@ -113,9 +115,86 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Certificates made for one run (openssl): a CA, and one certificate for 127.0.0.1 that
+/// every process presents as server and as client.
+fn make_certificates(dir: &Path) -> praxis_runtime::tls::TlsConfig {
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=praxis test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+    run(&ca);
+    let mut request = vec!["req", "-subj", "/CN=praxis test service"];
+    request.extend(ec);
+    request.extend(["-keyout", "service.key", "-out", "service.csr"]);
+    run(&request);
+    std::fs::write(
+        dir.join("service.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .expect("extensions");
+    run(&[
+        "x509",
+        "-req",
+        "-days",
+        "2",
+        "-in",
+        "service.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-extfile",
+        "service.ext",
+        "-out",
+        "service.crt",
+    ]);
+    praxis_runtime::tls::TlsConfig {
+        cert_file: Some(dir.join("service.crt")),
+        key_file: Some(dir.join("service.key")),
+        ca_file: Some(dir.join("ca.crt")),
+        require_client_cert: true,
+    }
+}
+
 impl System {
+    /// Plain HTTP/2 between the processes.
     pub async fn start(layout: Layout) -> System {
+        Self::start_with(layout, false).await
+    }
+
+    /// Every listener on TLS and every gRPC listener requiring client certificates (mTLS).
+    pub async fn start_mutual_tls(layout: Layout) -> System {
+        Self::start_with(layout, true).await
+    }
+
+    async fn start_with(layout: Layout, mutual_tls: bool) -> System {
         let work = tempfile::tempdir().expect("tempdir");
+        let tls = if mutual_tls {
+            make_certificates(work.path())
+        } else {
+            praxis_runtime::tls::TlsConfig::default()
+        };
+        let scheme = if mutual_tls { "https" } else { "http" };
         let bin = bin_dir();
         let postgres = std::env::var(praxis_store::testing::DATABASE_URL_VAR)
             .ok()
@@ -164,22 +243,40 @@ impl System {
 
         let [directory, identity, http, authz, patients] = [(); 5].map(|()| free_port());
         let urls = Urls {
-            directory: format!("http://127.0.0.1:{directory}"),
-            identity: format!("http://127.0.0.1:{identity}"),
-            identity_http: format!("http://127.0.0.1:{http}"),
-            authz: format!("http://127.0.0.1:{authz}"),
-            patients: format!("http://127.0.0.1:{patients}"),
+            directory: format!("{scheme}://127.0.0.1:{directory}"),
+            identity: format!("{scheme}://127.0.0.1:{identity}"),
+            identity_http: format!("{scheme}://127.0.0.1:{http}"),
+            authz: format!("{scheme}://127.0.0.1:{authz}"),
+            patients: format!("{scheme}://127.0.0.1:{patients}"),
         };
         let jwks = format!("{}/.well-known/jwks.json", urls.identity_http);
         let api_keys = format!("{}/api-keys/verify", urls.identity_http);
         let encryption_key = base64::engine::general_purpose::STANDARD.encode(random_bytes(32));
         let authz_credential = secret(48);
         let patients_credential = secret(48);
-        let common = env(&[
+        let mut common = env(&[
             ("PRAXIS_CACHE_URL", &cache),
             ("PRAXIS_TELEMETRY__LOG_FORMAT", "json"),
             ("PRAXIS_TELEMETRY__LOG_FILTER", "info"),
         ]);
+        let path = |file: &Option<PathBuf>| {
+            file.as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let (cert, key, ca) = (
+            path(&tls.cert_file),
+            path(&tls.key_file),
+            path(&tls.ca_file),
+        );
+        if mutual_tls {
+            common.extend(env(&[
+                ("PRAXIS_TLS__CERT_FILE", &cert),
+                ("PRAXIS_TLS__KEY_FILE", &key),
+                ("PRAXIS_TLS__CA_FILE", &ca),
+                ("PRAXIS_TLS__REQUIRE_CLIENT_CERT", "true"),
+            ]));
+        }
         let mut processes = BTreeMap::new();
         let mut add =
             |name: &'static str, program: &str, args: &[&str], own: Vec<(String, String)>| {
@@ -282,11 +379,29 @@ impl System {
                 // Short, so the tests see a role change or a revoked key within a second or so.
                 ("PATIENTS_DECISION_CACHE_MS", "1000"),
                 ("PATIENTS_API_KEY_CACHE_MS", "1000"),
-            ]),
+            ])
+            .into_iter()
+            .chain(if mutual_tls {
+                env(&[
+                    ("PATIENTS_TLS_CERT_FILE", &cert),
+                    ("PATIENTS_TLS_KEY_FILE", &key),
+                    ("PATIENTS_TLS_CA_FILE", &ca),
+                    ("PATIENTS_TLS_REQUIRE_CLIENT_CERT", "true"),
+                ])
+            } else {
+                Vec::new()
+            })
+            .collect(),
         );
 
+        let backend = if mutual_tls {
+            format!("{backend}+mtls")
+        } else {
+            backend
+        };
         let mut system = System {
             layout,
+            tls,
             backend,
             urls,
             platform_token: String::new(),
@@ -367,7 +482,7 @@ impl System {
         }
     }
 
-    /// The health-checked gRPC services of each process (the example has none: its port).
+    /// The health-checked gRPC services of each process.
     fn readiness(&self, name: &str) -> Vec<(String, &'static str)> {
         match name {
             "directory" => vec![(
@@ -384,7 +499,10 @@ impl System {
                 (self.urls.identity.clone(), "praxis.identity.v1.AuthService"),
                 (self.urls.authz.clone(), "praxis.authz.v1.AuthzService"),
             ],
-            _ => vec![(self.urls.patients.clone(), "")],
+            _ => vec![(
+                self.urls.patients.clone(),
+                "example.patients.v1.PatientService",
+            )],
         }
     }
 
@@ -392,7 +510,7 @@ impl System {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         for (url, service) in self.readiness(name) {
             loop {
-                if serving(&url, service).await {
+                if serving(&url, service, &self.tls).await {
                     break;
                 }
                 let exited = self
@@ -425,21 +543,19 @@ impl System {
         self.work.path()
     }
 
+    /// A channel to `url`, as a client holding this system's certificate when it has TLS.
     pub async fn channel(&self, url: &str) -> tonic::transport::Channel {
-        tonic::transport::Endpoint::from_shared(url.to_owned())
+        self.tls
+            .endpoint(url)
             .expect("endpoint")
             .timeout(Duration::from_secs(20))
             .connect_lazy()
     }
 }
 
-/// The gRPC health of `service` at `url` is SERVING (an empty name: the port accepts).
-async fn serving(url: &str, service: &str) -> bool {
-    if service.is_empty() {
-        let address = url.trim_start_matches("http://");
-        return tokio::net::TcpStream::connect(address).await.is_ok();
-    }
-    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url.to_owned()) else {
+/// The gRPC health of `service` at `url` is SERVING.
+async fn serving(url: &str, service: &str, tls: &praxis_runtime::tls::TlsConfig) -> bool {
+    let Ok(endpoint) = tls.endpoint(url) else {
         return false;
     };
     let Ok(channel) = endpoint

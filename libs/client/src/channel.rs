@@ -1,12 +1,13 @@
 //! Channels to a Praxis service: one or several endpoints (load balanced), bounded connect and
 //! call times, and on every call the credential and the caller's W3C trace context.
 
+use praxis_runtime::tls::TlsConfig;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Where one Praxis service answers, and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct Target {
     pub connect_timeout: Duration,
     /// For each call, unless the call sets a shorter `grpc-timeout`.
     pub call_timeout: Duration,
+    /// For `https://` endpoints: the CA to trust and the client certificate to present (mTLS).
+    pub tls: TlsConfig,
 }
 
 impl Target {
@@ -29,7 +32,13 @@ impl Target {
             endpoints: endpoints.into_iter().collect(),
             connect_timeout: Duration::from_secs(2),
             call_timeout: Duration::from_secs(5),
+            tls: TlsConfig::default(),
         }
+    }
+
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = tls;
+        self
     }
 
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
@@ -42,8 +51,10 @@ impl Target {
     pub fn channel(&self) -> Result<Balanced, ClientError> {
         let mut members = Vec::with_capacity(self.endpoints.len());
         for address in &self.endpoints {
-            let endpoint = Endpoint::from_shared(address.clone())
-                .map_err(|_| ClientError::Endpoint(address.clone()))?
+            let endpoint = self
+                .tls
+                .endpoint(address)
+                .map_err(|error| ClientError::Endpoint(error.to_string()))?
                 .connect_timeout(self.connect_timeout)
                 .timeout(self.call_timeout)
                 .tcp_nodelay(true)

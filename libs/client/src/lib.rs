@@ -26,4 +26,5 @@ pub use praxis_runtime::auth::Caller;
 pub use praxis_runtime::{
     config::{LogFormat, TelemetryConfig},
     telemetry,
+    tls::TlsConfig,
 };

@@ -15,6 +15,7 @@
 use praxis_runtime::auth::{ApiKeyChecker, ApiKeyRefusal, AuthLayer, HttpApiKeyChecker};
 use praxis_runtime::config::AuthConfig;
 use praxis_runtime::request_context::RequestContextLayer;
+use praxis_runtime::tls::TlsConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::layer::util::{Identity, Stack};
@@ -35,6 +36,8 @@ pub struct Settings {
     pub audience: String,
     /// Methods served without a token (`/package.Service/Method`); health and reflection always are.
     pub public_methods: Vec<String>,
+    /// Trusts `ca_file` for `https://` key and API key URLs.
+    pub tls: TlsConfig,
 }
 
 impl Settings {
@@ -47,6 +50,7 @@ impl Settings {
             issuer: defaults.issuer,
             audience: defaults.audience,
             public_methods: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -66,10 +70,13 @@ impl Protect {
             audience: settings.audience.clone(),
             ..AuthConfig::default()
         };
-        let verifier = Arc::new(TokenVerifier::new(&config)?);
+        let verifier = Arc::new(TokenVerifier::with_tls(&config, &settings.tls)?);
         if let Some(url) = &settings.api_key_url {
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
+            let builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
+            let http = settings
+                .tls
+                .http_client(builder)
+                .map_err(|error| praxis_runtime::config::ConfigError::new(error.to_string()))?
                 .build()
                 .map_err(|error| {
                     praxis_runtime::config::ConfigError::new(format!("http client: {error}"))

@@ -242,6 +242,14 @@ impl AuthError {
 
 impl TokenVerifier {
     pub fn new(config: &AuthConfig) -> Result<Self, crate::config::ConfigError> {
+        Self::with_tls(config, &crate::tls::TlsConfig::default())
+    }
+
+    /// Like [`TokenVerifier::new`], trusting `tls.ca_file` for `https://` key and API key URLs.
+    pub fn with_tls(
+        config: &AuthConfig,
+        tls: &crate::tls::TlsConfig,
+    ) -> Result<Self, crate::config::ConfigError> {
         config.validate()?;
         let file = config
             .jwks_file
@@ -270,8 +278,10 @@ impl TokenVerifier {
         validation.set_audience(&[config.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
+        let builder = reqwest::Client::builder().timeout(Duration::from_secs(5));
+        let http = tls
+            .http_client(builder)
+            .map_err(|error| crate::config::ConfigError::new(error.to_string()))?
             .build()
             .map_err(|error| {
                 crate::config::ConfigError::new(format!("auth: http client: {error}"))

@@ -154,6 +154,8 @@ pub struct ServiceConfig {
     /// Apply pending migrations at start. Deployments that migrate in a separate step first
     /// (the Helm chart's hook Jobs) turn it off, so replicas never race each other.
     pub migrate_on_start: bool,
+    /// TLS for this service's listeners and its `https://` calls to other services.
+    pub tls: crate::tls::TlsConfig,
 }
 
 impl ServiceConfig {
@@ -169,6 +171,7 @@ impl ServiceConfig {
                 ..AuthConfig::default()
             },
             migrate_on_start: true,
+            tls: crate::tls::TlsConfig::default(),
         }
     }
 
@@ -184,6 +187,9 @@ impl ServiceConfig {
         if self.database_url.is_empty() {
             return Err(ConfigError::new("database_url is empty"));
         }
+        self.tls
+            .validate()
+            .map_err(|error| ConfigError(error.to_string()))?;
         self.auth.validate()
     }
 }

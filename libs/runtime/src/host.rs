@@ -28,6 +28,7 @@ pub struct ServiceHost {
     verifier: Arc<TokenVerifier>,
     drain: Duration,
     health_interval: Duration,
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 impl ServiceHost {
@@ -48,6 +49,7 @@ impl ServiceHost {
             verifier,
             drain: Duration::from_secs(20),
             health_interval: Duration::from_secs(2),
+            tls: None,
         }
     }
 
@@ -64,6 +66,12 @@ impl ServiceHost {
 
     pub fn drain(mut self, drain: Duration) -> Self {
         self.drain = drain;
+        self
+    }
+
+    /// Serves TLS (and mTLS when the config names client CAs); plain when `None`.
+    pub fn tls(mut self, tls: Option<tonic::transport::ServerTlsConfig>) -> Self {
+        self.tls = tls;
         self
     }
 
@@ -114,7 +122,13 @@ impl ServiceHost {
             .map_err(|error| HostError::Transport(error.to_string()))?;
         tracing::info!(service = self.name, %address, "serving gRPC");
 
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|error| HostError::Transport(error.to_string()))?;
+        }
+        let server = builder
             .layer(RequestContextLayer::new(self.name))
             .layer(AuthLayer::new(self.verifier, self.public_methods))
             .add_routes(self.routes)

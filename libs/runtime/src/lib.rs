@@ -14,6 +14,7 @@ pub mod notify;
 pub mod outbox;
 pub mod request_context;
 pub mod telemetry;
+pub mod tls;
 
 pub use auth::{Caller, TokenVerifier};
 pub use host::ServiceHost;

@@ -117,8 +117,10 @@ impl GrpcAuditSink {
     pub fn new(
         directory_url: &str,
         credential: &praxis_runtime::config::ServiceSecret,
+        tls: &praxis_runtime::tls::TlsConfig,
     ) -> Result<Self, String> {
-        let channel = tonic::transport::Endpoint::from_shared(directory_url.to_owned())
+        let channel = tls
+            .endpoint(directory_url)
             .map_err(|e| format!("directory_url: {e}"))?
             .connect_timeout(std::time::Duration::from_secs(2))
             .timeout(std::time::Duration::from_secs(10))

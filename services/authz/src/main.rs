@@ -32,10 +32,15 @@ async fn run(args: ServiceArgs, config: praxis_authz::AuthzConfig) -> anyhow::Re
             .await
             .map_err(|e| anyhow::anyhow!(e));
     }
-    let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&config.service.auth)?);
+    let tls = &config.service.tls;
+    let verifier = Arc::new(praxis_runtime::TokenVerifier::with_tls(
+        &config.service.auth,
+        tls,
+    )?);
     let cache = praxis_cache::open(&config.service.cache_url)?;
     let directory = Arc::new(praxis_authz::principals::GrpcDirectory::new(
         &config.directory_url,
+        tls,
     )?);
     let service = praxis_authz::open(&config.service, &config.decisions, directory, cache)
         .await
@@ -52,13 +57,15 @@ async fn run(args: ServiceArgs, config: praxis_authz::AuthzConfig) -> anyhow::Re
     .await?;
     let sink = match &config.audit_credential {
         Some(credential) => Some(Arc::new(
-            praxis_authz::audit::GrpcAuditSink::new(&config.directory_url, credential)
+            praxis_authz::audit::GrpcAuditSink::new(&config.directory_url, credential, tls)
                 .map_err(|e| anyhow::anyhow!(e))?,
         ) as Arc<dyn praxis_authz::audit::AuditSink>),
         None => None,
     };
     let follower = service.spawn_workers(shutdown.clone(), sink);
-    let host = service.host(verifier, Duration::from_secs(config.service.drain_seconds));
+    let host = service
+        .host(verifier, Duration::from_secs(config.service.drain_seconds))
+        .tls(tls.server()?);
     host.serve(listener, shutdown).await?;
     follower.abort();
     Ok(())

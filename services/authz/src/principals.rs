@@ -5,7 +5,7 @@ use praxis_proto::directory::v1 as directory;
 use praxis_runtime::Caller;
 use praxis_runtime::request_context::PropagateTraceContext;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
@@ -73,8 +73,12 @@ fn lookup_error(status: tonic::Status) -> LookupError {
 
 impl GrpcDirectory {
     /// Connects lazily: authz starts even while the directory is not up yet.
-    pub fn new(url: &str) -> Result<Self, tonic::transport::Error> {
-        let channel = Endpoint::from_shared(url.to_owned())?
+    pub fn new(
+        url: &str,
+        tls: &praxis_runtime::tls::TlsConfig,
+    ) -> Result<Self, praxis_runtime::tls::TlsError> {
+        let channel = tls
+            .endpoint(url)?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(2))
             .connect_lazy();

@@ -20,7 +20,10 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!(e));
     }
-    let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&config.auth)?);
+    let verifier = Arc::new(praxis_runtime::TokenVerifier::with_tls(
+        &config.auth,
+        &config.tls,
+    )?);
     let cache = praxis_cache::open(&config.cache_url)?;
     let audit: praxis_directory::domain::retention::AuditFileConfig =
         praxis_runtime::config::load(args.config.as_deref())?;
@@ -47,7 +50,9 @@ async fn main() -> anyhow::Result<()> {
         praxis_runtime::config::load(args.config.as_deref())?;
     let notifier = praxis_runtime::notify::from_config(&notify).map_err(|e| anyhow::anyhow!(e))?;
     service.spawn_workers(notifier, shutdown.clone());
-    let host = service.host(verifier, Duration::from_secs(config.drain_seconds));
+    let host = service
+        .host(verifier, Duration::from_secs(config.drain_seconds))
+        .tls(config.tls.server()?);
     host.serve(listener, shutdown).await?;
     Ok(())
 }

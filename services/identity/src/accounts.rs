@@ -327,8 +327,13 @@ pub const SERVICE_KIND: &str = "SERVICE";
 
 impl GrpcAccounts {
     /// Connects lazily: identity starts even while directory is not up yet.
-    pub fn new(url: &str, keys: crate::keys::KeyRing) -> Result<Self, tonic::transport::Error> {
-        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
+    pub fn new(
+        url: &str,
+        keys: crate::keys::KeyRing,
+        tls: &praxis_runtime::tls::TlsConfig,
+    ) -> Result<Self, praxis_runtime::tls::TlsError> {
+        let channel = tls
+            .endpoint(url)?
             .connect_timeout(std::time::Duration::from_secs(2))
             .timeout(std::time::Duration::from_secs(3))
             .connect_lazy();

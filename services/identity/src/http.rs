@@ -29,6 +29,7 @@ pub async fn serve(
     sso: Arc<Sso>,
     api_keys: Arc<crate::api_keys::ApiKeys>,
     listener: tokio::net::TcpListener,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
 ) -> Result<(), crate::StartError> {
     sso.bound_to(listener.local_addr()?);
@@ -45,13 +46,24 @@ pub async fn serve(
             sso,
             api_keys,
         });
-    tracing::info!(address = %listener.local_addr()?, "serving identity HTTP");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
-    .await?;
+    tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving identity HTTP");
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let stopped = shutdown.cancelled_owned();
+    match tls {
+        Some(tls) => {
+            // `tap_io` gives the TLS listener the peer address `ConnectInfo` needs.
+            use axum::serve::ListenerExt;
+            let listener = praxis_runtime::tls::TlsListener::new(listener, tls)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await?;
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await?;
+        }
+    }
     Ok(())
 }
 

@@ -186,7 +186,11 @@ pub async fn open(
     keys.ensure_active(chrono::Utc::now()).await?;
     let accounts: Arc<dyn accounts::Accounts> = match accounts {
         AccountSource::Given(accounts) => accounts,
-        AccountSource::Directory(url) => Arc::new(accounts::GrpcAccounts::new(&url, keys.clone())?),
+        AccountSource::Directory(url) => Arc::new(accounts::GrpcAccounts::new(
+            &url,
+            keys.clone(),
+            &config.service.tls,
+        )?),
     };
     let api_keys = Arc::new(api_keys::ApiKeys::new(
         db.clone(),
@@ -394,10 +398,11 @@ impl IdentityService {
         })
     }
 
-    /// The HTTP endpoints, served until `shutdown`.
+    /// The HTTP endpoints, served until `shutdown`; over TLS when `tls` is given.
     pub async fn serve_http(
         &self,
         listener: tokio::net::TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
         shutdown: tokio_util::sync::CancellationToken,
     ) -> Result<(), StartError> {
         http::serve(
@@ -405,6 +410,7 @@ impl IdentityService {
             self.sso.clone(),
             self.api_keys.clone(),
             listener,
+            tls,
             shutdown,
         )
         .await

@@ -28,7 +28,10 @@ async fn main() -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!(e))?,
     );
-    let verifier = Arc::new(praxis_runtime::TokenVerifier::new(&config.service.auth)?);
+    let verifier = Arc::new(praxis_runtime::TokenVerifier::with_tls(
+        &config.service.auth,
+        &config.service.tls,
+    )?);
     verifier.set_api_key_checker(service.api_keys.clone());
     let grpc_listener = tokio::net::TcpListener::bind(&config.service.listen).await?;
     let http_listener = tokio::net::TcpListener::bind(&config.http_listen).await?;
@@ -44,12 +47,17 @@ async fn main() -> anyhow::Result<()> {
     let drain = Duration::from_secs(config.service.drain_seconds);
     let grpc = service
         .host(verifier, drain)
+        .tls(config.service.tls.server()?)
         .serve(grpc_listener, shutdown.clone());
     let notify: praxis_runtime::notify::NotifyConfig =
         praxis_runtime::config::load(args.config.as_deref())?;
     let notifier = praxis_runtime::notify::from_config(&notify).map_err(|e| anyhow::anyhow!(e))?;
     let relay = service.spawn_workers(notifier, shutdown.clone());
-    let http = service.serve_http(http_listener, shutdown.clone());
+    let http = service.serve_http(
+        http_listener,
+        config.service.tls.http_server()?,
+        shutdown.clone(),
+    );
     let (grpc, http) = tokio::join!(grpc, http);
     relay.abort();
     grpc?;

@@ -26,6 +26,9 @@ pub struct PraxisConfig {
     /// Shared secrets other Praxis services call these with (`auth.service_credentials`).
     pub service_credentials:
         std::collections::BTreeMap<String, praxis_runtime::config::ServiceSecret>,
+    /// TLS for the three gRPC listeners and identity's HTTP one (mTLS with
+    /// `require_client_cert`).
+    pub tls: praxis_runtime::tls::TlsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +81,7 @@ impl Default for PraxisConfig {
             sms: None,
             audit: Default::default(),
             service_credentials: Default::default(),
+            tls: Default::default(),
         }
     }
 }
@@ -101,6 +105,7 @@ impl PraxisConfig {
             drain_seconds: self.drain_seconds,
             telemetry: self.telemetry.clone(),
             migrate_on_start: true,
+            tls: self.tls.clone(),
             auth: AuthConfig {
                 jwks_file: Some(self.jwks_file()),
                 jwks_url: None,

@@ -107,7 +107,10 @@ pub async fn start_with(
         cache.clone(),
     )
     .await?;
-    let verifier = Arc::new(TokenVerifier::new(&directory_config.auth)?);
+    let verifier = Arc::new(TokenVerifier::with_tls(
+        &directory_config.auth,
+        &config.tls,
+    )?);
     // API keys are checked by identity here, without a hop over HTTP.
     verifier.set_api_key_checker(identity.api_keys.clone());
 
@@ -123,19 +126,25 @@ pub async fn start_with(
     };
 
     let mut tasks: JoinSet<Result<(), StartError>> = JoinSet::new();
-    let host = directory.host(verifier.clone(), drain);
+    let tls = config.tls.server()?;
+    let host = directory.host(verifier.clone(), drain).tls(tls.clone());
     let token = shutdown.clone();
     tasks.spawn(async move { Ok(host.serve(directory_listener, token).await?) });
-    let host = identity.host(verifier.clone(), drain);
+    let host = identity.host(verifier.clone(), drain).tls(tls.clone());
     let token = shutdown.clone();
     tasks.spawn(async move { Ok(host.serve(identity_listener, token).await?) });
-    let host = authz.host(verifier, drain);
+    let host = authz.host(verifier, drain).tls(tls);
     let token = shutdown.clone();
     tasks.spawn(async move { Ok(host.serve(authz_listener, token).await?) });
     let relay = identity.spawn_workers(notifier.clone(), shutdown.clone());
     tasks.spawn(async move { relay.await.map_err(|error| error.into()) });
     let token = shutdown.clone();
-    tasks.spawn(async move { identity.serve_http(identity_http_listener, token).await });
+    let http_tls = config.tls.http_server()?;
+    tasks.spawn(async move {
+        identity
+            .serve_http(identity_http_listener, http_tls, token)
+            .await
+    });
 
     let follower = authz.spawn_workers(
         shutdown.clone(),

@@ -10,7 +10,7 @@ use praxis_example_patients::api;
 use clap::Parser;
 use praxis_client::audit::AuditSink;
 use praxis_client::server::{Protect, Settings};
-use praxis_client::{Authorizer, Config, Credential, Praxis, Target};
+use praxis_client::{Authorizer, Config, Credential, Praxis, Target, TlsConfig};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -63,6 +63,21 @@ struct Args {
     /// How long an authz decision is reused, in milliseconds.
     #[arg(long, env = "PATIENTS_DECISION_CACHE_MS", default_value_t = 3000)]
     decision_cache_ms: u64,
+    /// This service's certificate (PEM): serve TLS, and present it to Praxis over `https://`.
+    #[arg(long, env = "PATIENTS_TLS_CERT_FILE")]
+    tls_cert_file: Option<std::path::PathBuf>,
+    #[arg(long, env = "PATIENTS_TLS_KEY_FILE")]
+    tls_key_file: Option<std::path::PathBuf>,
+    /// The CA (PEM) that signs Praxis's certificates and, with mTLS, this service's callers'.
+    #[arg(long, env = "PATIENTS_TLS_CA_FILE")]
+    tls_ca_file: Option<std::path::PathBuf>,
+    /// Refuse callers without a client certificate signed by the CA.
+    #[arg(
+        long,
+        env = "PATIENTS_TLS_REQUIRE_CLIENT_CERT",
+        default_value_t = false
+    )]
+    tls_require_client_cert: bool,
     /// `json` or `pretty`.
     #[arg(long, env = "PATIENTS_LOG_FORMAT", default_value = "json")]
     log_format: String,
@@ -81,16 +96,23 @@ async fn main() -> anyhow::Result<()> {
     };
     let _telemetry = praxis_client::telemetry::init("patients", &telemetry)?;
 
+    let tls = TlsConfig {
+        cert_file: args.tls_cert_file,
+        key_file: args.tls_key_file,
+        ca_file: args.tls_ca_file,
+        require_client_cert: args.tls_require_client_cert,
+    };
     let config = Config {
-        directory: Target::balanced(args.directory),
-        identity: Target::balanced(args.identity),
-        authz: Target::balanced(args.authz),
+        directory: Target::balanced(args.directory).tls(tls.clone()),
+        identity: Target::balanced(args.identity).tls(tls.clone()),
+        authz: Target::balanced(args.authz).tls(tls.clone()),
         retry: praxis_client::retry::Retry::default(),
     };
     let praxis = Praxis::connect(&config, Credential::none())?;
     let protect = Protect::new(&Settings {
         api_key_url: args.api_key_url,
         api_key_cache: Duration::from_millis(args.api_key_cache_ms),
+        tls: tls.clone(),
         ..Settings::new(args.jwks_url)
     })?;
     let audit = AuditSink::start(
@@ -102,10 +124,20 @@ async fn main() -> anyhow::Result<()> {
         audit.clone(),
     );
 
+    // Health for probes, answered without a token (the layers let health through).
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<api::pb::patient_service_server::PatientServiceServer<api::Patients>>()
+        .await;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(address = %listener.local_addr()?, "serving patients");
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls.server()? {
+        server = server.tls_config(tls)?;
+    }
+    server
         .layer(protect.layers("patients"))
+        .add_service(health)
         .add_service(api::server(api))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
