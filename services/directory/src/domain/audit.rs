@@ -521,6 +521,54 @@ mod tests {
         }
     }
 
+    fn incoming(enterprise_id: &str, actor: &str, action: &str) -> IncomingEvent {
+        IncomingEvent {
+            enterprise_id: enterprise_id.to_owned(),
+            entry: AuditEntry {
+                id: None,
+                actor: actor.to_owned(),
+                action: action.to_owned(),
+                target: "patient:p-1".to_owned(),
+                outcome: "SUCCESS".to_owned(),
+                details: serde_json::json!({}),
+                time: Utc::now(),
+                ip: String::new(),
+                user_agent: String::new(),
+                trace_id: String::new(),
+            },
+        }
+    }
+
+    fn caller(user_id: &str, kind: &str, enterprise_id: &str) -> Actor {
+        Actor::Caller(praxis_runtime::Caller {
+            user_id: user_id.to_owned(),
+            kind: kind.to_owned(),
+            enterprise_id: enterprise_id.to_owned(),
+            ..praxis_runtime::Caller::default()
+        })
+    }
+
+    #[test]
+    fn au2_downstream_services_append_data_access_for_their_users_only() {
+        let patients = caller("service:patients", SERVICE_KIND, "");
+        for enterprise in ["e-1", "e-2"] {
+            assert!(
+                may_append(&patients, &incoming(enterprise, "user:u-1", "patient.read")).is_ok()
+            );
+        }
+        for forged in ["login", "authz.check", "user.update", "alert.raised"] {
+            assert!(
+                may_append(&patients, &incoming("e-1", "user:u-1", forged)).is_err(),
+                "{forged}"
+            );
+        }
+        // A user appends only as themselves, in their enterprise.
+        let staff = caller("u-1", "STAFF", "e-1");
+        assert!(may_append(&staff, &incoming("e-1", "user:u-1", "patient.read")).is_ok());
+        assert!(may_append(&staff, &incoming("e-1", "user:u-2", "patient.read")).is_err());
+        assert!(may_append(&staff, &incoming("e-2", "user:u-1", "patient.read")).is_err());
+    }
+
     #[test]
     fn page_tokens_round_trip_and_refuse_forgeries() {
         assert_eq!(decode_token(&encode_token(42)), Some(42));
