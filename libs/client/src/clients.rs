@@ -113,10 +113,8 @@ impl AuthzClient {
         request: authz::CheckRequest,
     ) -> Result<authz::CheckResponse, Status> {
         self.retry
-            .idempotent(|| {
-                let mut raw = self.raw.clone();
-                let request = request.clone();
-                async move { raw.check(request).await.map(tonic::Response::into_inner) }
+            .call(&self.raw, request, |mut client, request| async move {
+                client.check(request).await
             })
             .await
     }
@@ -126,14 +124,8 @@ impl AuthzClient {
         request: authz::BatchCheckRequest,
     ) -> Result<authz::BatchCheckResponse, Status> {
         self.retry
-            .idempotent(|| {
-                let mut raw = self.raw.clone();
-                let request = request.clone();
-                async move {
-                    raw.batch_check(request)
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
+            .call(&self.raw, request, |mut client, request| async move {
+                client.batch_check(request).await
             })
             .await
     }
@@ -143,14 +135,8 @@ impl AuthzClient {
         request: authz::LookupResourcesRequest,
     ) -> Result<authz::LookupResourcesResponse, Status> {
         self.retry
-            .idempotent(|| {
-                let mut raw = self.raw.clone();
-                let request = request.clone();
-                async move {
-                    raw.lookup_resources(request)
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
+            .call(&self.raw, request, |mut client, request| async move {
+                client.lookup_resources(request).await
             })
             .await
     }
@@ -174,29 +160,19 @@ impl IdentityClient {
         request: identity::IntrospectRequest,
     ) -> Result<identity::IntrospectResponse, Status> {
         self.retry
-            .idempotent(|| {
-                let mut raw = self.raw.clone();
-                let request = request.clone();
-                async move {
-                    raw.introspect(request)
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
+            .call(&self.raw, request, |mut client, request| async move {
+                client.introspect(request).await
             })
             .await
     }
 
     pub async fn jwks(&self) -> Result<identity::GetJwksResponse, Status> {
         self.retry
-            .idempotent(|| {
-                let mut tokens = self.tokens.clone();
-                async move {
-                    tokens
-                        .get_jwks(identity::GetJwksRequest {})
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
-            })
+            .call(
+                &self.tokens,
+                identity::GetJwksRequest {},
+                |mut client, request| async move { client.get_jwks(request).await },
+            )
             .await
     }
 }
@@ -217,10 +193,8 @@ impl UsersClient {
         request: directory::GetUserRequest,
     ) -> Result<directory::GetUserResponse, Status> {
         self.retry
-            .idempotent(|| {
-                let mut raw = self.raw.clone();
-                let request = request.clone();
-                async move { raw.get_user(request).await.map(tonic::Response::into_inner) }
+            .call(&self.raw, request, |mut client, request| async move {
+                client.get_user(request).await
             })
             .await
     }
@@ -230,14 +204,8 @@ impl UsersClient {
         request: directory::ListUsersRequest,
     ) -> Result<directory::ListUsersResponse, Status> {
         self.retry
-            .idempotent(|| {
-                let mut raw = self.raw.clone();
-                let request = request.clone();
-                async move {
-                    raw.list_users(request)
-                        .await
-                        .map(tonic::Response::into_inner)
-                }
+            .call(&self.raw, request, |mut client, request| async move {
+                client.list_users(request).await
             })
             .await
     }

@@ -54,6 +54,29 @@ impl Retry {
     }
 }
 
+impl Retry {
+    /// [`Retry::idempotent`] for one generated-client call: `call` gets a fresh clone of the
+    /// client and of the request each time.
+    pub async fn call<C, Req, Res, F, Fut>(
+        &self,
+        client: &C,
+        request: Req,
+        call: F,
+    ) -> Result<Res, Status>
+    where
+        C: Clone,
+        Req: Clone,
+        F: Fn(C, Req) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Res>, Status>>,
+    {
+        self.idempotent(|| {
+            let answer = call(client.clone(), request.clone());
+            async move { answer.await.map(tonic::Response::into_inner) }
+        })
+        .await
+    }
+}
+
 /// UNAVAILABLE is what tonic reports when it cannot connect, and what a draining or starting
 /// server answers; anything else is the service's answer and asking again would not change it.
 fn retryable(status: &Status) -> bool {
