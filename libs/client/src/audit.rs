@@ -64,20 +64,23 @@ impl AuditSink {
     /// Queues the event for `caller`, without waiting.
     pub fn record(&self, caller: &Caller, access: Access) -> Result<(), AuditError> {
         let event = event(caller, access);
-        self.queue.try_send(event).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => AuditError::Full,
-            mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
-        })?;
+        // Counted before it is queued, so the sender never delivers more than was counted.
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
-        Ok(())
+        self.queue.try_send(event).map_err(|error| {
+            self.counters.queued.fetch_sub(1, Ordering::Relaxed);
+            match error {
+                mpsc::error::TrySendError::Full(_) => AuditError::Full,
+                mpsc::error::TrySendError::Closed(_) => AuditError::Stopped,
+            }
+        })
     }
 
     /// Events queued and not yet stored by directory.
     pub fn pending(&self) -> u64 {
         let counters = &self.counters;
-        counters.queued.load(Ordering::Relaxed)
-            - counters.delivered.load(Ordering::Relaxed)
-            - counters.rejected.load(Ordering::Relaxed)
+        let done =
+            counters.delivered.load(Ordering::Relaxed) + counters.rejected.load(Ordering::Relaxed);
+        counters.queued.load(Ordering::Relaxed).saturating_sub(done)
     }
 
     /// Waits until everything queued is delivered, or `deadline` passes (at shutdown).
@@ -166,5 +169,68 @@ async fn deliver(praxis: Praxis, mut events: mpsc::Receiver<pb::Event>, counters
             }
         }
         batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::{Credential, Target};
+    use crate::clients::Config;
+
+    fn unreachable_praxis() -> Praxis {
+        // A port nothing listens on.
+        let address = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| format!("http://{address}"))
+            .unwrap_or_default();
+        let target = Target::new(address);
+        let config = Config {
+            directory: target.clone(),
+            identity: target.clone(),
+            authz: target,
+            retry: crate::retry::Retry::never(),
+        };
+        Praxis::connect(&config, Credential::none()).unwrap_or_else(|_| unreachable!())
+    }
+
+    fn access() -> Access {
+        Access {
+            action: "patient.read".into(),
+            target_type: "patient".into(),
+            target_id: "p-1".into(),
+            outcome: pb::Outcome::Success,
+            ip: String::new(),
+            user_agent: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn events_wait_while_directory_is_away_and_a_full_queue_says_so() {
+        let sink = AuditSink::start(unreachable_praxis(), 2);
+        let caller = Caller {
+            user_id: "u-1".into(),
+            enterprise_id: "e-1".into(),
+            ..Caller::default()
+        };
+        // The sender takes the first event and keeps retrying it; two more fill the queue.
+        let mut accepted = 0;
+        let mut refused = 0;
+        for _ in 0..6 {
+            match sink.record(&caller, access()) {
+                Ok(()) => accepted += 1,
+                Err(AuditError::Full) => refused += 1,
+                Err(AuditError::Stopped) => unreachable!("the sender runs"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(refused > 0, "a full queue refuses at once");
+        assert_eq!(accepted + refused, 6);
+        assert_eq!(
+            sink.pending(),
+            accepted,
+            "nothing delivered, nothing dropped"
+        );
+        assert!(!sink.flush(Duration::from_millis(200)).await);
     }
 }

@@ -193,7 +193,12 @@ impl TlsListener {
         let (sender, handshaken) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match listener.accept().await {
+                // Ends (and frees the port) once the server has dropped this listener.
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = sender.closed() => break,
+                };
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         tracing::debug!(%error, "accept failed");
@@ -213,9 +218,6 @@ impl TlsListener {
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
                 });
-                if sender.is_closed() {
-                    break;
-                }
             }
         });
         Ok(Self { handshaken, local })
