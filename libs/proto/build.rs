@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "praxis/directory/v1/user.proto",
         "praxis/directory/v1/account.proto",
         "praxis/directory/v1/access.proto",
+        "praxis/directory/v1/directory_sync.proto",
         "praxis/identity/v1/token.proto",
         "praxis/identity/v1/auth.proto",
         "praxis/identity/v1/sso.proto",

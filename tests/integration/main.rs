@@ -10,6 +10,7 @@ mod authz_decisions;
 mod datagen;
 mod directory;
 mod directory_roles;
+mod directory_sync;
 mod directory_users;
 mod e2e;
 mod foundation;

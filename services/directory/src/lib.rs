@@ -11,6 +11,7 @@ use praxis_cache::{Cache, CacheProbe};
 use praxis_proto::audit::v1::audit_service_server::AuditServiceServer;
 use praxis_proto::directory::v1::access_service_server::AccessServiceServer;
 use praxis_proto::directory::v1::account_service_server::AccountServiceServer;
+use praxis_proto::directory::v1::directory_sync_service_server::DirectorySyncServiceServer;
 use praxis_proto::directory::v1::email_domain_service_server::EmailDomainServiceServer;
 use praxis_proto::directory::v1::enterprise_service_server::EnterpriseServiceServer;
 use praxis_proto::directory::v1::person_service_server::PersonServiceServer;
@@ -235,6 +236,9 @@ impl DirectoryService {
         .add_service(AuditServiceServer::new(grpc::AuditApi {
             directory: self.directory.clone(),
             cache: self.cache.clone(),
+        }))
+        .add_service(DirectorySyncServiceServer::new(grpc::DirectorySyncApi {
+            directory: self.directory.clone(),
         }));
         let names = vec![
             <EnterpriseServiceServer<grpc::EnterpriseApi> as NamedService>::NAME,
@@ -247,6 +251,7 @@ impl DirectoryService {
             <AccountServiceServer<grpc::AccountApi> as NamedService>::NAME,
             <AccessServiceServer<grpc::AccessApi> as NamedService>::NAME,
             <AuditServiceServer<grpc::AuditApi> as NamedService>::NAME,
+            <DirectorySyncServiceServer<grpc::DirectorySyncApi> as NamedService>::NAME,
         ];
         ServiceHost::new("directory", routes, names, verifier)
             .probe(Arc::new(DatabaseProbe(self.db.clone())))

@@ -17,6 +17,7 @@ pub mod review;
 pub mod roles;
 pub mod service;
 pub mod structure;
+pub mod sync;
 pub mod users;
 
 pub use authority::Authority;

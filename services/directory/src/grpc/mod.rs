@@ -11,6 +11,7 @@ mod persons;
 mod policy;
 mod practices;
 mod roles;
+mod sync;
 mod users;
 
 pub use access::AccessApi;
@@ -21,6 +22,7 @@ pub use enterprises::EnterpriseApi;
 pub use persons::PersonApi;
 pub use practices::PracticeApi;
 pub use roles::{RoleApi, RoleBindingApi};
+pub use sync::DirectorySyncApi;
 pub use users::UserApi;
 
 use crate::domain::{Actor, DomainError};

@@ -467,3 +467,28 @@ pub mod break_glass_use {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod scim_token {
+    use sea_orm::entity::prelude::*;
+
+    /// Directory sync: a SCIM client's bearer token, stored hashed.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scim_tokens")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub enterprise_id: String,
+        pub display_name: String,
+        pub prefix: String,
+        pub secret_hash: String,
+        pub created_by: String,
+        pub created_at: DateTimeUtc,
+        pub revoked_at: Option<DateTimeUtc>,
+        pub last_used_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -8,6 +8,7 @@ pub mod migrations;
 mod persons;
 mod roles;
 mod structure;
+mod sync;
 mod users;
 
 pub use audit::{AuditEntry, BrokenLink};

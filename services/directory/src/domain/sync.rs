@@ -1,0 +1,241 @@
+//! Directory sync: the bearer tokens a corporate directory provisions an enterprise with over
+//! SCIM 2.0. A token is shown once, stored as its SHA-256, found by its public prefix, and acts
+//! for its one enterprise; revoking it takes effect on the next request.
+
+use super::*;
+use crate::store::entities::scim_token;
+use chrono::{DateTime, Utc};
+
+/// Every token starts with this; then the public prefix, `_`, and the secret part.
+pub const TOKEN_PREFIX: &str = "scim_";
+const PREFIX_BYTES: usize = 6;
+const SECRET_BYTES: usize = 32;
+const MAX_DISPLAY_NAME: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimToken {
+    pub id: String,
+    pub enterprise_id: EnterpriseId,
+    pub display_name: String,
+    pub prefix: String,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl From<scim_token::Model> for ScimToken {
+    fn from(row: scim_token::Model) -> Self {
+        Self {
+            id: row.id,
+            enterprise_id: EnterpriseId(row.enterprise_id),
+            display_name: row.display_name,
+            prefix: row.prefix,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+            last_used_at: row.last_used_at,
+        }
+    }
+}
+
+/// Who a SCIM request acts as: one token of one enterprise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimClient {
+    pub enterprise_id: EnterpriseId,
+    pub token_id: String,
+}
+
+impl ScimClient {
+    /// The actor its changes are audited under.
+    pub fn actor(&self) -> String {
+        format!("scim:{}", self.token_id)
+    }
+}
+
+fn digest(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut raw = vec![0u8; bytes];
+    rand::thread_rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut raw = [0u8; SECRET_BYTES];
+    rand::thread_rng().fill_bytes(&mut raw);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The public prefix of a presented token, if it has the token's shape.
+fn prefix_of(secret: &str) -> Option<&str> {
+    let rest = secret.strip_prefix(TOKEN_PREFIX)?;
+    let (prefix, tail) = rest.split_once('_')?;
+    (prefix.len() == PREFIX_BYTES * 2
+        && prefix.bytes().all(|b| b.is_ascii_hexdigit())
+        && !tail.is_empty())
+    .then_some(prefix)
+}
+
+impl Directory {
+    async fn administered(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<(), DomainError> {
+        self.visible_enterprise(actor, enterprise_id).await?;
+        if !self.authority(actor, enterprise_id).await?.administers() {
+            return Err(DomainError::PermissionDenied(
+                "only enterprise admins manage directory sync",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A new token and its secret (shown this once).
+    pub async fn create_scim_token(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+        display_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(ScimToken, String), DomainError> {
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > MAX_DISPLAY_NAME {
+            return Err(DomainError::invalid(
+                "display_name",
+                format!("1-{MAX_DISPLAY_NAME} characters, e.g. Okta"),
+            ));
+        }
+        self.administered(actor, enterprise_id).await?;
+        let id = uuid::Uuid::now_v7().to_string();
+        let prefix = random_hex(PREFIX_BYTES);
+        let secret = format!("{TOKEN_PREFIX}{prefix}_{}", random_secret());
+        let audit = actor.audit(
+            "scim_token.create",
+            format!("scim_token:{id}"),
+            serde_json::json!({"display_name": display_name, "prefix": prefix}),
+            now,
+        );
+        let row = scim_token::Model {
+            id,
+            enterprise_id: enterprise_id.0.clone(),
+            display_name: display_name.to_owned(),
+            prefix,
+            secret_hash: digest(&secret),
+            created_by: audit.actor.clone(),
+            created_at: now,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        self.store.insert_scim_token(&row, &audit).await?;
+        Ok((row.into(), secret))
+    }
+
+    pub async fn list_scim_tokens(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<Vec<ScimToken>, DomainError> {
+        self.administered(actor, enterprise_id).await?;
+        Ok(self
+            .store
+            .scim_tokens(enterprise_id)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Revokes a token (again: a no-op); it stops working at once.
+    pub async fn revoke_scim_token(
+        &self,
+        actor: &Actor,
+        token_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ScimToken, DomainError> {
+        let row = self
+            .store
+            .scim_token(token_id)
+            .await?
+            .ok_or(DomainError::NotFound("SCIM token"))?;
+        let enterprise_id = EnterpriseId(row.enterprise_id.clone());
+        // Another enterprise's token does not exist for this actor.
+        if self.administered(actor, &enterprise_id).await.is_err() {
+            return Err(DomainError::NotFound("SCIM token"));
+        }
+        let audit = actor.audit(
+            "scim_token.revoke",
+            format!("scim_token:{}", row.id),
+            serde_json::json!({"prefix": row.prefix}),
+            now,
+        );
+        self.store.revoke_scim_token(&row, now, &audit).await?;
+        self.store
+            .scim_token(token_id)
+            .await?
+            .map(Into::into)
+            .ok_or(DomainError::NotFound("SCIM token"))
+    }
+
+    /// The client a presented bearer token is, or PermissionDenied for anything else (a token
+    /// never issued, altered, or revoked): the caller learns nothing about which.
+    pub async fn authenticate_scim(
+        &self,
+        secret: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ScimClient, DomainError> {
+        const REFUSED: DomainError = DomainError::PermissionDenied("invalid SCIM token");
+        let prefix = prefix_of(secret).ok_or(REFUSED)?;
+        let row = self
+            .store
+            .scim_token_by_prefix(prefix)
+            .await?
+            .ok_or(REFUSED)?;
+        if row.revoked_at.is_some() || row.secret_hash != digest(secret) {
+            return Err(REFUSED);
+        }
+        if let Err(error) = self.store.touch_scim_token(&row.id, now).await {
+            tracing::warn!(%error, "could not record a SCIM token's use");
+        }
+        Ok(ScimClient {
+            enterprise_id: EnterpriseId(row.enterprise_id),
+            token_id: row.id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_token_shape_has_a_prefix() {
+        let secret = format!(
+            "{TOKEN_PREFIX}{}_{}",
+            random_hex(PREFIX_BYTES),
+            random_secret()
+        );
+        assert!(prefix_of(&secret).is_some());
+        for bad in [
+            "",
+            "scim_",
+            "scim_abc_def",
+            "scim_zzzzzzzzzzzz_x",
+            "prx_0123456789ab_x",
+            "scim_0123456789ab_",
+        ] {
+            assert!(prefix_of(bad).is_none(), "{bad}");
+        }
+        assert_ne!(digest(&secret), digest(&format!("{secret}x")));
+    }
+}

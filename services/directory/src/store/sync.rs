@@ -1,0 +1,111 @@
+//! Directory sync: SCIM tokens, each written with the audit entry that records it.
+
+use super::entities::scim_token;
+use super::*;
+
+impl Store {
+    pub async fn insert_scim_token(
+        &self,
+        token: &scim_token::Model,
+        audit: &AuditEntry,
+    ) -> Result<i64, DomainError> {
+        let row: scim_token::ActiveModel = token.clone().into();
+        let enterprise_id = EnterpriseId(token.enterprise_id.clone());
+        self.write(&enterprise_id, audit, async |txn| {
+            scim_token::Entity::insert(row)
+                .exec_without_returning(txn)
+                .await
+                .map(|_| ())
+                .map_err(storage)
+        })
+        .await
+        .map(|((), revision)| revision)
+    }
+
+    pub async fn scim_token(&self, id: &str) -> Result<Option<scim_token::Model>, DomainError> {
+        scim_token::Entity::find_by_id(id)
+            .one(&self.db)
+            .await
+            .map_err(storage)
+    }
+
+    pub async fn scim_token_by_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<scim_token::Model>, DomainError> {
+        scim_token::Entity::find()
+            .filter(scim_token::Column::Prefix.eq(prefix))
+            .one(&self.db)
+            .await
+            .map_err(storage)
+    }
+
+    /// An enterprise's tokens, oldest first.
+    pub async fn scim_tokens(
+        &self,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<Vec<scim_token::Model>, DomainError> {
+        scim_token::Entity::find()
+            .filter(scim_token::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .order_by_asc(scim_token::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .map_err(storage)
+    }
+
+    /// Marks a token revoked unless it already is; false when it already was.
+    pub async fn revoke_scim_token(
+        &self,
+        token: &scim_token::Model,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<bool, DomainError> {
+        let enterprise_id = EnterpriseId(token.enterprise_id.clone());
+        let id = token.id.clone();
+        let result = self
+            .write(&enterprise_id, audit, async |txn| {
+                let updated = scim_token::Entity::update_many()
+                    .col_expr(scim_token::Column::RevokedAt, Expr::value(Some(now)))
+                    .filter(scim_token::Column::Id.eq(id.as_str()))
+                    .filter(scim_token::Column::RevokedAt.is_null())
+                    .exec(txn)
+                    .await
+                    .map_err(storage)?;
+                if updated.rows_affected == 0 {
+                    // Nothing to record: roll the audit entry back with it.
+                    return Err(DomainError::precondition(
+                        "SCIM_TOKEN_REVOKED",
+                        "this SCIM token is already revoked",
+                    ));
+                }
+                Ok(())
+            })
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(DomainError::FailedPrecondition {
+                reason: "SCIM_TOKEN_REVOKED",
+                ..
+            }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Records a use; at most one write a minute per token, so busy syncs do not write on
+    /// every request.
+    pub async fn touch_scim_token(&self, id: &str, now: DateTime<Utc>) -> Result<(), DomainError> {
+        let stale = now - chrono::Duration::minutes(1);
+        scim_token::Entity::update_many()
+            .col_expr(scim_token::Column::LastUsedAt, Expr::value(Some(now)))
+            .filter(scim_token::Column::Id.eq(id))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(scim_token::Column::LastUsedAt.is_null())
+                    .add(scim_token::Column::LastUsedAt.lt(stale)),
+            )
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+            .map_err(storage)
+    }
+}
