@@ -197,3 +197,404 @@ async fn scim_tokens_are_shown_once_scoped_to_their_enterprise_and_revoked_at_on
         assert!(!format!("{events:?}").contains(&secret), "{b}");
     }
 }
+
+/// A SCIM client of `enterprise` over plain HTTP against the install.
+struct ScimClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl ScimClient {
+    async fn new(
+        install: &praxis_tests::Install,
+        enterprise: &praxis_directory::domain::EnterpriseId,
+    ) -> Self {
+        let (_, token) = install
+            .directory
+            .create_scim_token(&Actor::Operator, enterprise, "Okta", chrono::Utc::now())
+            .await
+            .expect("token");
+        Self {
+            http: reqwest::Client::new(),
+            base: format!("http://{}/scim/v2", install.addresses.scim),
+            token,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        if_match: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/scim+json");
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        if let Some(etag) = if_match {
+            request = request.header("if-match", etag);
+        }
+        let response = request.send().await.expect("SCIM request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            headers,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, _, body) = self.send(reqwest::Method::GET, path, None, None).await;
+        (status, body)
+    }
+}
+
+const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+fn okta_user(user_name: &str, external_id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "schemas": [
+            "urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+        ],
+        "userName": user_name,
+        "externalId": external_id,
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"primary": true, "value": user_name, "type": "work"}],
+        "active": true,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+            "employeeNumber": "701",
+            "department": "Cardiology"
+        }
+    })
+}
+
+#[tokio::test]
+async fn scim_users_and_groups_over_http_with_filters_patches_and_etags() {
+    use reqwest::Method;
+    for install in installs().await {
+        let b = install.backend.clone();
+        let clinic = fixture(&install, "Provisioned").await;
+        let other = fixture(&install, "Unrelated").await;
+        let scim = ScimClient::new(&install, &clinic.enterprise.id).await;
+        let stranger = ScimClient::new(&install, &other.enterprise.id).await;
+
+        // Without a valid token: 401 with a SCIM error body.
+        let anonymous = reqwest::Client::new()
+            .get(format!("{}/Users", scim.base))
+            .bearer_auth("scim_000000000000_nope")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(anonymous.status().as_u16(), 401, "{b}");
+        assert!(anonymous.headers().contains_key("www-authenticate"));
+        let body: serde_json::Value = anonymous.json().await.unwrap_or_default();
+        assert_eq!(body["schemas"][0], ERROR, "{b}");
+
+        // Discovery.
+        let (status, headers, config) = scim
+            .send(Method::GET, "/ServiceProviderConfig", None, None)
+            .await;
+        assert_eq!(status, 200, "{b}");
+        assert_eq!(headers["content-type"], "application/scim+json");
+        assert_eq!(config["patch"]["supported"], true);
+        assert_eq!(config["etag"]["supported"], true);
+        let (_, types) = scim.get("/ResourceTypes").await;
+        assert_eq!(types["totalResults"], 2, "{b}: {types}");
+        let (status, _) = scim
+            .get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+            .await;
+        assert_eq!(status, 200, "{b}");
+        let (status, missing) = scim.get("/Schemas/urn:nothing").await;
+        assert_eq!(
+            (status, missing["schemas"][0].as_str()),
+            (404, Some(ERROR)),
+            "{b}"
+        );
+        let (status, _, _) = scim
+            .send(
+                Method::POST,
+                "/ServiceProviderConfig",
+                Some(serde_json::json!({})),
+                None,
+            )
+            .await;
+        assert_eq!(status, 405, "{b}");
+        let (status, _) = scim.get("/Nowhere").await;
+        assert_eq!(status, 404, "{b}");
+
+        // Create: 201, Location and ETag agree with meta; values round-trip.
+        let sent = okta_user("ada@provisioned.example", "00u1");
+        let (status, headers, ada) = scim
+            .send(Method::POST, "/Users", Some(sent.clone()), None)
+            .await;
+        assert_eq!(status, 201, "{b}: {ada}");
+        let id = ada["id"].as_str().expect("id").to_owned();
+        assert_eq!(
+            headers["location"],
+            ada["meta"]["location"].as_str().unwrap_or_default()
+        );
+        assert!(
+            ada["meta"]["location"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(&format!("/Users/{id}"))
+        );
+        assert_eq!(
+            headers["etag"],
+            ada["meta"]["version"].as_str().unwrap_or_default()
+        );
+        assert_eq!(ada["meta"]["resourceType"], "User");
+        for key in [
+            "userName",
+            "externalId",
+            "name",
+            "emails",
+            "active",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+        ] {
+            assert_eq!(ada[key], sent[key], "{b}: {key}");
+        }
+        let (status, conflict) = scim
+            .send(
+                Method::POST,
+                "/Users",
+                Some(okta_user("ADA@provisioned.example", "00u9")),
+                None,
+            )
+            .await
+            .into_status_body();
+        assert_eq!(
+            (status, conflict["scimType"].as_str()),
+            (409, Some("uniqueness")),
+            "{b}"
+        );
+        let mut nameless = okta_user("x@provisioned.example", "00u2");
+        nameless.as_object_mut().map(|o| o.remove("userName"));
+        let (status, problem) = scim
+            .send(Method::POST, "/Users", Some(nameless), None)
+            .await
+            .into_status_body();
+        assert_eq!(
+            (status, problem["scimType"].as_str()),
+            (400, Some("invalidValue")),
+            "{b}"
+        );
+        let (status, problem) = scim
+            .send(
+                Method::POST,
+                "/Users",
+                Some(serde_json::json!({"userName": "no schemas"})),
+                None,
+            )
+            .await
+            .into_status_body();
+        assert_eq!(
+            (status, problem["scimType"].as_str()),
+            (400, Some("invalidSyntax")),
+            "{b}"
+        );
+
+        // Filters and pages.
+        for n in 2..=3 {
+            let (status, _, _) = scim
+                .send(
+                    Method::POST,
+                    "/Users",
+                    Some(okta_user(
+                        &format!("user{n}@provisioned.example"),
+                        &format!("00u{n}"),
+                    )),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 201, "{b}");
+        }
+        let list = |filter: &str| {
+            format!(
+                "/Users?filter={}",
+                url::form_urlencoded::byte_serialize(filter.as_bytes()).collect::<String>()
+            )
+        };
+        let (_, found) = scim
+            .get(&list(r#"userName eq "Ada@Provisioned.example""#))
+            .await;
+        assert_eq!(found["totalResults"], 1, "{b}: {found}");
+        assert_eq!(found["Resources"][0]["id"], id.as_str());
+        let (_, found) = scim
+            .get(&list(r#"externalId eq "00u2" or externalId eq "00u3""#))
+            .await;
+        assert_eq!(found["totalResults"], 2, "{b}");
+        let (_, found) = scim
+            .get(&list(r#"userName sw "user" and active eq true"#))
+            .await;
+        assert_eq!(found["totalResults"], 2, "{b}");
+        let (status, bad) = scim.get(&list("userName zz 1")).await;
+        assert_eq!(
+            (status, bad["scimType"].as_str()),
+            (400, Some("invalidFilter")),
+            "{b}"
+        );
+        let (_, page) = scim.get("/Users?startIndex=2&count=1").await;
+        assert_eq!(
+            (
+                page["totalResults"].as_i64(),
+                page["itemsPerPage"].as_i64(),
+                page["startIndex"].as_i64()
+            ),
+            (Some(3), Some(1), Some(2)),
+            "{b}"
+        );
+
+        // Okta deactivates; Entra ID changes the email and sends booleans as strings.
+        let version = ada["meta"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (status, _, patched) = scim
+            .send(
+                Method::PATCH,
+                &format!("/Users/{id}"),
+                Some(serde_json::json!({
+                    "schemas": [PATCH_OP],
+                    "Operations": [{"op": "replace", "value": {"active": false}}]
+                })),
+                Some(&version),
+            )
+            .await;
+        assert_eq!(status, 200, "{b}: {patched}");
+        assert_eq!(patched["active"], false);
+        assert_ne!(patched["meta"]["version"].as_str(), Some(version.as_str()));
+        let (status, _, patched) = scim
+            .send(Method::PATCH, &format!("/Users/{id}"), Some(serde_json::json!({
+                "schemas": [PATCH_OP],
+                "Operations": [
+                    {"op": "Replace", "path": "active", "value": "True"},
+                    {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "ada.l@provisioned.example"},
+                    {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "mgr-1"}
+                ]
+            })), None)
+            .await;
+        assert_eq!(status, 200, "{b}: {patched}");
+        assert_eq!(patched["active"], true);
+        assert_eq!(patched["emails"][0]["value"], "ada.l@provisioned.example");
+        assert_eq!(
+            patched["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"],
+            "mgr-1"
+        );
+
+        // A replace over a stale ETag is refused and changes nothing; over the current one it lands.
+        let (status, _, _) = scim
+            .send(
+                Method::PUT,
+                &format!("/Users/{id}"),
+                Some(okta_user("ada@provisioned.example", "changed")),
+                Some(&version),
+            )
+            .await;
+        assert_eq!(status, 412, "{b}");
+        let current = patched["meta"]["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (status, _, replaced) = scim
+            .send(
+                Method::PUT,
+                &format!("/Users/{id}"),
+                Some(okta_user("ada@provisioned.example", "changed")),
+                Some(&current),
+            )
+            .await;
+        assert_eq!(
+            (status, replaced["externalId"].as_str()),
+            (200, Some("changed")),
+            "{b}"
+        );
+
+        // Groups and their members.
+        let (status, _, group) = scim
+            .send(
+                Method::POST,
+                "/Groups",
+                Some(serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Nurses",
+                    "members": [{"value": id}]
+                })),
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "{b}: {group}");
+        let group_id = group["id"].as_str().unwrap_or_default().to_owned();
+        let (_, _, group) = scim
+            .send(
+                Method::PATCH,
+                &format!("/Groups/{group_id}"),
+                Some(serde_json::json!({
+                    "schemas": [PATCH_OP],
+                    "Operations": [
+                        {"op": "add", "path": "members", "value": [{"value": "someone-else"}]},
+                        {"op": "remove", "path": format!("members[value eq \"{id}\"]")}
+                    ]
+                })),
+                None,
+            )
+            .await;
+        assert_eq!(
+            group["members"],
+            serde_json::json!([{"value": "someone-else"}]),
+            "{b}"
+        );
+
+        // Another enterprise sees none of it.
+        let (status, _) = stranger.get(&format!("/Users/{id}")).await;
+        assert_eq!(status, 404, "{b}");
+        let (_, theirs) = stranger.get("/Users").await;
+        assert_eq!(theirs["totalResults"], 0, "{b}");
+
+        // Delete, then gone.
+        let (status, _, _) = scim
+            .send(Method::DELETE, &format!("/Users/{id}"), None, None)
+            .await;
+        assert_eq!(status, 204, "{b}");
+        let (status, _) = scim.get(&format!("/Users/{id}")).await;
+        assert_eq!(status, 404, "{b}");
+
+        // The changes are audited with the token as actor.
+        let (events, _) = install
+            .directory
+            .list_events(
+                &Actor::Operator,
+                &praxis_directory::store::audit::EventQuery {
+                    enterprise_id: clinic.enterprise.id.0.clone(),
+                    action_prefix: Some("scim.user".into()),
+                    ..Default::default()
+                },
+                100,
+                "",
+            )
+            .await
+            .expect("events");
+        assert!(events.iter().any(|e| e.action == "scim.user.delete"), "{b}");
+        assert!(events.iter().all(|e| e.actor.starts_with("scim:")), "{b}");
+    }
+}
+
+trait StatusBody {
+    fn into_status_body(self) -> (u16, serde_json::Value);
+}
+
+impl StatusBody for (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    fn into_status_body(self) -> (u16, serde_json::Value) {
+        (self.0, self.2)
+    }
+}

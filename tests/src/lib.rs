@@ -38,6 +38,7 @@ fn loopback_any_port(config: &mut PraxisConfig) {
     config.identity.listen = "127.0.0.1:0".into();
     config.identity.http_listen = "127.0.0.1:0".into();
     config.authz.listen = "127.0.0.1:0".into();
+    config.scim_listen = "127.0.0.1:0".into();
 }
 
 /// One install per backend available to this run.

@@ -355,6 +355,7 @@ impl System {
                     ("PRAXIS_IDENTITY__ENCRYPTION_KEY", &encryption_key),
                     ("PRAXIS_SERVICE_CREDENTIALS__PATIENTS", &patients_credential),
                     ("PRAXIS_DRAIN_SECONDS", "2"),
+                    ("PRAXIS_SCIM_LISTEN", &format!("127.0.0.1:{}", free_port())),
                     (
                         "PRAXIS_IDENTITY__LOGIN__ATTEMPTS_PER_IP_PER_MINUTE",
                         ATTEMPTS_PER_IP,

@@ -5,6 +5,7 @@
 
 pub mod domain;
 pub mod grpc;
+pub mod scim;
 pub mod store;
 
 use praxis_cache::{Cache, CacheProbe};

@@ -50,9 +50,27 @@ async fn main() -> anyhow::Result<()> {
         praxis_runtime::config::load(args.config.as_deref())?;
     let notifier = praxis_runtime::notify::from_config(&notify).map_err(|e| anyhow::anyhow!(e))?;
     service.spawn_workers(notifier, shutdown.clone());
+    let scim: praxis_directory::scim::ScimFileConfig =
+        praxis_runtime::config::load(args.config.as_deref())?;
+    let scim = match scim.scim.listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(&address).await?;
+            let task = praxis_directory::scim::serve(
+                service.directory.clone(),
+                listener,
+                config.tls.http_server()?,
+                shutdown.clone(),
+            );
+            Some(tokio::spawn(task))
+        }
+        None => None,
+    };
     let host = service
         .host(verifier, Duration::from_secs(config.drain_seconds))
         .tls(config.tls.server()?);
     host.serve(listener, shutdown).await?;
+    if let Some(scim) = scim {
+        scim.await?.map_err(|e| anyhow::anyhow!(e))?;
+    }
     Ok(())
 }

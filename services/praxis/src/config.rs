@@ -29,6 +29,8 @@ pub struct PraxisConfig {
     /// TLS for the three gRPC listeners and identity's HTTP one (mTLS with
     /// `require_client_cert`).
     pub tls: praxis_runtime::tls::TlsConfig,
+    /// Directory's SCIM 2.0 endpoint (`/scim/v2`), where corporate directories provision users.
+    pub scim_listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,9 +84,12 @@ impl Default for PraxisConfig {
             audit: Default::default(),
             service_credentials: Default::default(),
             tls: Default::default(),
+            scim_listen: DEFAULT_SCIM_LISTEN.to_owned(),
         }
     }
 }
+
+pub const DEFAULT_SCIM_LISTEN: &str = "127.0.0.1:8081";
 
 impl PraxisConfig {
     fn database_url(&self, explicit: &Option<String>, file: &str) -> String {

@@ -27,6 +27,8 @@ pub struct Addresses {
     pub identity: SocketAddr,
     pub identity_http: SocketAddr,
     pub authz: SocketAddr,
+    /// Directory's SCIM 2.0 endpoint (HTTP).
+    pub scim: SocketAddr,
 }
 
 pub struct Running {
@@ -118,11 +120,13 @@ pub async fn start_with(
     let identity_listener = TcpListener::bind(&identity_config.service.listen).await?;
     let identity_http_listener = TcpListener::bind(&identity_config.http_listen).await?;
     let authz_listener = TcpListener::bind(&authz_config.listen).await?;
+    let scim_listener = TcpListener::bind(&config.scim_listen).await?;
     let addresses = Addresses {
         directory: directory_listener.local_addr()?,
         identity: identity_listener.local_addr()?,
         identity_http: identity_http_listener.local_addr()?,
         authz: authz_listener.local_addr()?,
+        scim: scim_listener.local_addr()?,
     };
 
     let mut tasks: JoinSet<Result<(), StartError>> = JoinSet::new();
@@ -140,6 +144,13 @@ pub async fn start_with(
     tasks.spawn(async move { relay.await.map_err(|error| error.into()) });
     let token = shutdown.clone();
     let http_tls = config.tls.http_server()?;
+    let scim = praxis_directory::scim::serve(
+        directory.directory.clone(),
+        scim_listener,
+        http_tls.clone(),
+        shutdown.clone(),
+    );
+    tasks.spawn(scim);
     tasks.spawn(async move {
         identity
             .serve_http(identity_http_listener, http_tls, token)

@@ -92,7 +92,7 @@ fn may_append(actor: &Actor, event: &IncomingEvent) -> Result<(), DomainError> {
 /// Actions Praxis's own services record: a downstream caller appending one could forge a login,
 /// a policy change or an alert.
 fn reserved(action: &str) -> bool {
-    const PRAXIS: [&str; 23] = [
+    const PRAXIS: [&str; 24] = [
         "login",
         "session",
         "password",
@@ -116,6 +116,7 @@ fn reserved(action: &str) -> bool {
         "audit",
         "system",
         "scim_token",
+        "scim",
     ];
     let first = action.split(['.', ':']).next().unwrap_or_default();
     PRAXIS.contains(&first)

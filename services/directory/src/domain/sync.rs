@@ -3,7 +3,7 @@
 //! for its one enterprise; revoking it takes effect on the next request.
 
 use super::*;
-use crate::store::entities::scim_token;
+use crate::store::entities::{scim_resource, scim_token};
 use chrono::{DateTime, Utc};
 
 /// Every token starts with this; then the public prefix, `_`, and the secret part.
@@ -211,6 +211,240 @@ impl Directory {
             enterprise_id: EnterpriseId(row.enterprise_id),
             token_id: row.id,
         })
+    }
+}
+
+/// The SCIM resource types kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimType {
+    User,
+    Group,
+}
+
+impl ScimType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimType::User => "User",
+            ScimType::Group => "Group",
+        }
+    }
+
+    /// The attribute that names a resource, unique within its enterprise.
+    pub fn name_attribute(self) -> &'static str {
+        match self {
+            ScimType::User => "userName",
+            ScimType::Group => "displayName",
+        }
+    }
+}
+
+/// A User or Group as its client sent it (no `id` or `meta` in `body`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimResource {
+    pub id: String,
+    pub resource_type: ScimType,
+    pub body: serde_json::Value,
+    /// Moves on with every change: the ETag.
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn resource_from(
+    row: scim_resource::Model,
+    resource_type: ScimType,
+) -> Result<ScimResource, DomainError> {
+    Ok(ScimResource {
+        body: serde_json::from_str(&row.body)
+            .map_err(|error| DomainError::Storage(format!("SCIM resource {}: {error}", row.id)))?,
+        id: row.id,
+        resource_type,
+        version: row.version,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+/// What names the resource (lowercased for uniqueness) and its externalId.
+fn keys(
+    resource_type: ScimType,
+    body: &serde_json::Value,
+) -> Result<(String, Option<String>), DomainError> {
+    let attribute = resource_type.name_attribute();
+    let name = body
+        .as_object()
+        .and_then(|fields| {
+            fields
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(attribute))
+                .and_then(|(_, value)| value.as_str())
+        })
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| DomainError::invalid(attribute, "required"))?;
+    let external_id = body
+        .get("externalId")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    Ok((name.to_lowercase(), external_id))
+}
+
+/// The body as kept: without what the server owns.
+fn stored_body(mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(fields) = body.as_object_mut() {
+        fields
+            .retain(|key, _| !key.eq_ignore_ascii_case("id") && !key.eq_ignore_ascii_case("meta"));
+    }
+    body
+}
+
+impl Directory {
+    pub async fn scim_create(
+        &self,
+        client: &ScimClient,
+        resource_type: ScimType,
+        body: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<ScimResource, DomainError> {
+        let body = stored_body(body);
+        let (name_key, external_id) = keys(resource_type, &body)?;
+        let row = scim_resource::Model {
+            id: uuid::Uuid::now_v7().to_string(),
+            enterprise_id: client.enterprise_id.0.clone(),
+            resource_type: resource_type.as_str().to_owned(),
+            name_key,
+            external_id,
+            body: body.to_string(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let audit = crate::store::AuditEntry::write(
+            client.actor(),
+            scim_action(resource_type, "create"),
+            format!("scim_{}:{}", resource_type.as_str().to_lowercase(), row.id),
+            serde_json::json!({"name": row.name_key, "external_id": row.external_id}),
+            now,
+        );
+        match self.store.insert_scim_resource(&row, &audit).await {
+            Err(DomainError::AlreadyExists(_)) => {
+                return Err(DomainError::AlreadyExists("a resource with this name"));
+            }
+            other => other?,
+        };
+        resource_from(row, resource_type)
+    }
+
+    pub async fn scim_get(
+        &self,
+        client: &ScimClient,
+        resource_type: ScimType,
+        id: &str,
+    ) -> Result<ScimResource, DomainError> {
+        let row = self
+            .store
+            .scim_resource(&client.enterprise_id, resource_type.as_str(), id)
+            .await?
+            .ok_or(DomainError::NotFound("resource"))?;
+        resource_from(row, resource_type)
+    }
+
+    pub async fn scim_list(
+        &self,
+        client: &ScimClient,
+        resource_type: ScimType,
+    ) -> Result<Vec<ScimResource>, DomainError> {
+        self.store
+            .scim_resources(&client.enterprise_id, resource_type.as_str())
+            .await?
+            .into_iter()
+            .map(|row| resource_from(row, resource_type))
+            .collect()
+    }
+
+    /// Replaces the resource's body; `expected` is the version the client last saw (If-Match),
+    /// or `None` to replace whatever is there.
+    pub async fn scim_replace(
+        &self,
+        client: &ScimClient,
+        resource_type: ScimType,
+        id: &str,
+        body: serde_json::Value,
+        expected: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<ScimResource, DomainError> {
+        let current = self
+            .store
+            .scim_resource(&client.enterprise_id, resource_type.as_str(), id)
+            .await?
+            .ok_or(DomainError::NotFound("resource"))?;
+        if expected.is_some_and(|version| version != current.version) {
+            return Err(DomainError::Aborted(
+                "the resource changed since it was read",
+            ));
+        }
+        let body = stored_body(body);
+        let (name_key, external_id) = keys(resource_type, &body)?;
+        let row = scim_resource::Model {
+            name_key,
+            external_id,
+            body: body.to_string(),
+            version: current.version + 1,
+            updated_at: now,
+            ..current.clone()
+        };
+        let audit = crate::store::AuditEntry::write(
+            client.actor(),
+            scim_action(resource_type, "replace"),
+            format!("scim_{}:{}", resource_type.as_str().to_lowercase(), row.id),
+            serde_json::json!({"name": row.name_key, "version": row.version}),
+            now,
+        );
+        match self
+            .store
+            .update_scim_resource(&row, current.version, &audit)
+            .await
+        {
+            Err(DomainError::AlreadyExists(_)) => {
+                return Err(DomainError::AlreadyExists("a resource with this name"));
+            }
+            other => other?,
+        };
+        resource_from(row, resource_type)
+    }
+
+    pub async fn scim_delete(
+        &self,
+        client: &ScimClient,
+        resource_type: ScimType,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        let row = self
+            .store
+            .scim_resource(&client.enterprise_id, resource_type.as_str(), id)
+            .await?
+            .ok_or(DomainError::NotFound("resource"))?;
+        let audit = crate::store::AuditEntry::write(
+            client.actor(),
+            scim_action(resource_type, "delete"),
+            format!("scim_{}:{}", resource_type.as_str().to_lowercase(), row.id),
+            serde_json::json!({"name": row.name_key}),
+            now,
+        );
+        self.store.delete_scim_resource(&row, &audit).await?;
+        Ok(())
+    }
+}
+
+fn scim_action(resource_type: ScimType, verb: &str) -> &'static str {
+    match (resource_type, verb) {
+        (ScimType::User, "create") => "scim.user.create",
+        (ScimType::User, "replace") => "scim.user.replace",
+        (ScimType::User, _) => "scim.user.delete",
+        (ScimType::Group, "create") => "scim.group.create",
+        (ScimType::Group, "replace") => "scim.group.replace",
+        (ScimType::Group, _) => "scim.group.delete",
     }
 }
 

@@ -492,3 +492,29 @@ pub mod scim_token {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod scim_resource {
+    use sea_orm::entity::prelude::*;
+
+    /// Directory sync: a SCIM User or Group as its client sent it (`body`, without id and meta).
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scim_resources")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub enterprise_id: String,
+        pub resource_type: String,
+        pub name_key: String,
+        pub external_id: Option<String>,
+        #[sea_orm(column_type = "Text")]
+        pub body: String,
+        pub version: i64,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

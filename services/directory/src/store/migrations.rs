@@ -13,6 +13,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0003BindingSource),
             Box::new(M0004AccessExtras),
             Box::new(M0005ScimTokens),
+            Box::new(M0006ScimResources),
         ]
     }
 
@@ -707,6 +708,52 @@ impl MigrationTrait for M0005ScimTokens {
                     .name("scim_tokens_by_enterprise")
                     .table("scim_tokens")
                     .col("enterprise_id")
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+struct M0006ScimResources;
+
+impl MigrationName for M0006ScimResources {
+    fn name(&self) -> &str {
+        "m0006_scim_resources"
+    }
+}
+
+/// Directory sync: the Users and Groups SCIM clients keep here, as they sent them.
+#[async_trait::async_trait]
+impl MigrationTrait for M0006ScimResources {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("scim_resources")
+                    .col(string("id").primary_key())
+                    .col(string("enterprise_id"))
+                    // `User` or `Group`.
+                    .col(string("resource_type"))
+                    // userName (Users) or displayName (Groups), lowercased: unique per type.
+                    .col(string("name_key"))
+                    .col(string_null("external_id"))
+                    .col(text("body"))
+                    .col(big_integer("version"))
+                    .col(timestamp_with_time_zone("created_at"))
+                    .col(timestamp_with_time_zone("updated_at"))
+                    .foreign_key(&mut fk("scim_resources", "enterprise_id", "enterprises"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("scim_resources_unique_name")
+                    .table("scim_resources")
+                    .col("enterprise_id")
+                    .col("resource_type")
+                    .col("name_key")
+                    .unique()
                     .to_owned(),
             )
             .await

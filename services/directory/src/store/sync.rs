@@ -1,6 +1,6 @@
 //! Directory sync: SCIM tokens, each written with the audit entry that records it.
 
-use super::entities::scim_token;
+use super::entities::{scim_resource, scim_token};
 use super::*;
 
 impl Store {
@@ -107,5 +107,108 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(storage)
+    }
+
+    pub async fn insert_scim_resource(
+        &self,
+        row: &scim_resource::Model,
+        audit: &AuditEntry,
+    ) -> Result<i64, DomainError> {
+        let active: scim_resource::ActiveModel = row.clone().into();
+        let enterprise_id = EnterpriseId(row.enterprise_id.clone());
+        self.write(&enterprise_id, audit, async |txn| {
+            scim_resource::Entity::insert(active)
+                .exec_without_returning(txn)
+                .await
+                .map(|_| ())
+                .map_err(storage)
+        })
+        .await
+        .map(|((), revision)| revision)
+    }
+
+    pub async fn scim_resource(
+        &self,
+        enterprise_id: &EnterpriseId,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<scim_resource::Model>, DomainError> {
+        scim_resource::Entity::find_by_id(id)
+            .filter(scim_resource::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .filter(scim_resource::Column::ResourceType.eq(resource_type))
+            .one(&self.db)
+            .await
+            .map_err(storage)
+    }
+
+    /// An enterprise's resources of one type, oldest first.
+    pub async fn scim_resources(
+        &self,
+        enterprise_id: &EnterpriseId,
+        resource_type: &str,
+    ) -> Result<Vec<scim_resource::Model>, DomainError> {
+        scim_resource::Entity::find()
+            .filter(scim_resource::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .filter(scim_resource::Column::ResourceType.eq(resource_type))
+            .order_by_asc(scim_resource::Column::CreatedAt)
+            .order_by_asc(scim_resource::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(storage)
+    }
+
+    /// Stores `row` over the version `expected` (ABORTED when another write came first).
+    pub async fn update_scim_resource(
+        &self,
+        row: &scim_resource::Model,
+        expected: i64,
+        audit: &AuditEntry,
+    ) -> Result<i64, DomainError> {
+        let enterprise_id = EnterpriseId(row.enterprise_id.clone());
+        self.write(&enterprise_id, audit, async |txn| {
+            let updated = scim_resource::Entity::update_many()
+                .col_expr(
+                    scim_resource::Column::NameKey,
+                    Expr::value(row.name_key.clone()),
+                )
+                .col_expr(
+                    scim_resource::Column::ExternalId,
+                    Expr::value(row.external_id.clone()),
+                )
+                .col_expr(scim_resource::Column::Body, Expr::value(row.body.clone()))
+                .col_expr(scim_resource::Column::Version, Expr::value(row.version))
+                .col_expr(
+                    scim_resource::Column::UpdatedAt,
+                    Expr::value(row.updated_at),
+                )
+                .filter(scim_resource::Column::Id.eq(row.id.as_str()))
+                .filter(scim_resource::Column::Version.eq(expected))
+                .exec(txn)
+                .await
+                .map_err(storage)?;
+            if updated.rows_affected != 1 {
+                return Err(DomainError::Aborted("the resource changed meanwhile"));
+            }
+            Ok(())
+        })
+        .await
+        .map(|((), revision)| revision)
+    }
+
+    pub async fn delete_scim_resource(
+        &self,
+        row: &scim_resource::Model,
+        audit: &AuditEntry,
+    ) -> Result<i64, DomainError> {
+        let enterprise_id = EnterpriseId(row.enterprise_id.clone());
+        self.write(&enterprise_id, audit, async |txn| {
+            scim_resource::Entity::delete_by_id(row.id.as_str())
+                .exec(txn)
+                .await
+                .map(|_| ())
+                .map_err(storage)
+        })
+        .await
+        .map(|((), revision)| revision)
     }
 }
