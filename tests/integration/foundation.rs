@@ -49,6 +49,7 @@ async fn every_service_is_serving_and_lists_itself_by_reflection_without_a_token
                     "praxis.directory.v1.RoleBindingService",
                     "praxis.directory.v1.AccountService",
                     "praxis.directory.v1.AccessService",
+                    "praxis.directory.v1.DirectorySyncService",
                     "praxis.audit.v1.AuditService",
                 ],
             ),

@@ -10,6 +10,7 @@
 
 pub mod filter;
 pub mod patch;
+pub mod projection;
 mod schemas;
 
 use crate::domain::sync::{ScimClient, ScimResource, ScimType};
@@ -148,9 +149,15 @@ pub fn router(directory: Directory, tls: bool) -> Router {
                 }),
             )
             .route(
+                "/.search",
+                axum::routing::post(move |state, client, headers, body| {
+                    search_post(state, resource_type, client, headers, body)
+                }),
+            )
+            .route(
                 "/{id}",
-                get(move |state, client, path, headers| {
-                    fetch(state, resource_type, client, path, headers)
+                get(move |state, client, path, query, headers| {
+                    fetch(state, resource_type, client, path, query, headers)
                 })
                 .put(move |state, client, path, headers, body| {
                     replace(state, resource_type, client, path, headers, body)
@@ -162,6 +169,16 @@ pub fn router(directory: Directory, tls: bool) -> Router {
             )
     };
     let discovery = Router::new()
+        .route(
+            "/.search",
+            axum::routing::post(|| async {
+                ScimError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    None,
+                    "search one resource type at a time: POST /Users/.search or /Groups/.search",
+                )
+            }),
+        )
         .route("/ServiceProviderConfig", get(service_provider_config))
         .route("/ResourceTypes", get(resource_types))
         .route("/ResourceTypes/{id}", get(resource_type))
@@ -404,12 +421,28 @@ fn validate(resource_type: ScimType, value: &Value) -> Result<(), ScimError> {
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Default)]
 struct ListQuery {
     filter: Option<String>,
     #[serde(rename = "startIndex")]
     start_index: Option<i64>,
     count: Option<i64>,
+    attributes: Option<String>,
+    #[serde(rename = "excludedAttributes")]
+    excluded_attributes: Option<String>,
+}
+
+/// `POST …/.search`: the same question in a body, lists as JSON arrays.
+#[derive(serde::Deserialize)]
+struct SearchRequest {
+    filter: Option<String>,
+    #[serde(rename = "startIndex")]
+    start_index: Option<i64>,
+    count: Option<i64>,
+    #[serde(default)]
+    attributes: Vec<String>,
+    #[serde(rename = "excludedAttributes", default)]
+    excluded_attributes: Vec<String>,
 }
 
 async fn list(
@@ -419,6 +452,41 @@ async fn list(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
+    search(&scim, resource_type, &client, &headers, query).await
+}
+
+async fn search_post(
+    State(scim): State<Scim>,
+    resource_type: ScimType,
+    axum::Extension(client): axum::Extension<ScimClient>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ScimError> {
+    let request: SearchRequest = serde_json::from_slice(&body).map_err(|error| {
+        ScimError::new(
+            StatusCode::BAD_REQUEST,
+            Some("invalidSyntax"),
+            error.to_string(),
+        )
+    })?;
+    let joined = |list: Vec<String>| (!list.is_empty()).then(|| list.join(","));
+    let query = ListQuery {
+        filter: request.filter,
+        start_index: request.start_index,
+        count: request.count,
+        attributes: joined(request.attributes),
+        excluded_attributes: joined(request.excluded_attributes),
+    };
+    search(&scim, resource_type, &client, &headers, query).await
+}
+
+async fn search(
+    scim: &Scim,
+    resource_type: ScimType,
+    client: &ScimClient,
+    headers: &HeaderMap,
+    query: ListQuery,
+) -> Result<Response, ScimError> {
     let filter = query
         .filter
         .as_deref()
@@ -427,8 +495,8 @@ async fn list(
         .transpose()
         .map_err(|error| ScimError::new(StatusCode::BAD_REQUEST, Some("invalidFilter"), error))?;
     let mut matching = Vec::new();
-    for resource in scim.directory.scim_list(&client, resource_type).await? {
-        let body = rendered(&scim, &headers, &resource);
+    for resource in scim.directory.scim_list(client, resource_type).await? {
+        let body = rendered(scim, headers, &resource);
         if filter.as_ref().is_none_or(|f| f.matches(&body)) {
             matching.push(body);
         }
@@ -439,7 +507,18 @@ async fn list(
         .unwrap_or(0)
         .min(MAX_RESULTS);
     let total = matching.len();
-    let page: Vec<Value> = matching.into_iter().skip(start - 1).take(count).collect();
+    let page: Vec<Value> = matching
+        .into_iter()
+        .skip(start - 1)
+        .take(count)
+        .map(|body| {
+            projection::project(
+                body,
+                query.attributes.as_deref(),
+                query.excluded_attributes.as_deref(),
+            )
+        })
+        .collect();
     Ok(scim_json(
         StatusCode::OK,
         &json!({
@@ -472,10 +551,20 @@ async fn fetch(
     resource_type: ScimType,
     axum::Extension(client): axum::Extension<ScimClient>,
     Path(id): Path<String>,
+    Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
     let resource = scim.directory.scim_get(&client, resource_type, &id).await?;
-    Ok(answer(&scim, &headers, StatusCode::OK, &resource))
+    let mut response = answer(&scim, &headers, StatusCode::OK, &resource);
+    if query.attributes.is_some() || query.excluded_attributes.is_some() {
+        let body = projection::project(
+            rendered(&scim, &headers, &resource),
+            query.attributes.as_deref(),
+            query.excluded_attributes.as_deref(),
+        );
+        *response.body_mut() = axum::body::Body::from(body.to_string());
+    }
+    Ok(response)
 }
 
 async fn replace(

@@ -232,8 +232,26 @@ fn apply_one(
         return Ok(());
     };
     let target = split_path(path)?;
+    if kind == Kind::Remove
+        && target.attribute.is_empty()
+        && let (Some(urn), Some(root)) = (&target.extension, resource.as_object_mut())
+    {
+        // The whole extension goes, and its schema with it.
+        let key = key_of(root, urn);
+        root.remove(&key);
+        if let Some(Value::Array(schemas)) = root.get_mut("schemas") {
+            schemas.retain(|schema| schema.as_str().is_none_or(|s| !s.eq_ignore_ascii_case(urn)));
+        }
+        return Ok(());
+    }
     let create = kind != Kind::Remove;
-    let object = container(resource, &target.extension, create)?;
+    // Removing an attribute that is not there leaves nothing to do; only a value filter that
+    // matches nothing is an error (noTarget).
+    let absent_is_fine = kind == Kind::Remove && target.filter.is_none();
+    let object = match container(resource, &target.extension, create) {
+        Err(error) if absent_is_fine && error.scim_type == "noTarget" => return Ok(()),
+        other => other?,
+    };
     if target.attribute.is_empty() {
         // The whole extension object.
         return match (kind, value) {
@@ -252,7 +270,10 @@ fn apply_one(
             _ => Err(error("invalidValue", "an extension is set with an object")),
         };
     }
-    let holder = parent(object, &target.attribute, create)?;
+    let holder = match parent(object, &target.attribute, create) {
+        Err(error) if absent_is_fine && error.scim_type == "noTarget" => return Ok(()),
+        other => other?,
+    };
     let last = target
         .attribute
         .last()
