@@ -598,3 +598,149 @@ impl StatusBody for (u16, reqwest::header::HeaderMap, serde_json::Value) {
         (self.0, self.2)
     }
 }
+
+#[tokio::test]
+async fn d14_deactivated_or_deleted_in_the_corporate_directory_means_disabled_here() {
+    use praxis_directory::domain::UserStatus;
+    use reqwest::Method;
+    for install in installs().await {
+        let b = install.backend.clone();
+        let clinic = fixture(&install, "Offboarding").await;
+        let scim = ScimClient::new(&install, &clinic.enterprise.id).await;
+        let staff = clinic.user(UserKind::Staff).clone();
+        let manager = clinic.user(UserKind::Manager).clone();
+        let status = |id: praxis_directory::domain::UserId| {
+            let install = &install;
+            async move {
+                install
+                    .directory
+                    .get_user(&Actor::Operator, &id)
+                    .await
+                    .expect("user")
+                    .0
+                    .status
+            }
+        };
+
+        // The staff member is logged in.
+        let identity = install.channel(install.addresses.identity).await;
+        let session = praxis_tests::datagen::first_login(
+            identity.clone(),
+            &install.platform_admin_token().await,
+            &praxis_tests::datagen::GeneratedUser {
+                id: staff.id.0.clone(),
+                email: staff.email.clone(),
+                kind: praxis_proto::directory::v1::UserKind::Staff,
+                practice_id: String::new(),
+                role_ids: Vec::new(),
+            },
+            "a long enough password 42",
+        )
+        .await
+        .expect("login");
+        let introspect = |token: String| {
+            let identity = identity.clone();
+            async move {
+                praxis_proto::identity::v1::auth_service_client::AuthServiceClient::new(identity)
+                    .introspect(authed(
+                        praxis_proto::identity::v1::IntrospectRequest {
+                            access_token: token.clone(),
+                        },
+                        &token,
+                    ))
+                    .await
+                    .map(|answer| answer.into_inner().active)
+                    .unwrap_or(false)
+            }
+        };
+        assert!(
+            introspect(session.clone()).await,
+            "{b}: the session is open"
+        );
+
+        // Known to SCIM and active: nothing changes here.
+        let (code, _, created) = scim
+            .send(
+                Method::POST,
+                "/Users",
+                Some(okta_user(&staff.email, "00u-staff")),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{b}: {created}");
+        assert_eq!(status(staff.id.clone()).await, UserStatus::Active, "{b}");
+        // Okta deactivates: the Praxis user is disabled, by the connector, and stays so.
+        let id = created["id"].as_str().unwrap_or_default().to_owned();
+        for _ in 0..2 {
+            let (code, _, patched) = scim
+                .send(
+                    Method::PATCH,
+                    &format!("/Users/{id}"),
+                    Some(serde_json::json!({
+                        "schemas": [PATCH_OP],
+                        "Operations": [{"op": "replace", "value": {"active": false}}]
+                    })),
+                    None,
+                )
+                .await;
+            assert_eq!(code, 200, "{b}: {patched}");
+            assert_eq!(status(staff.id.clone()).await, UserStatus::Disabled, "{b}");
+        }
+        // Which ends their session (identity hears of the change, as of an admin's).
+        let started = std::time::Instant::now();
+        while introspect(session.clone()).await {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{b}: the session of a user deactivated over SCIM stayed open"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        // Deleted in the corporate directory: disabled too.
+        let (code, _, created) = scim
+            .send(
+                Method::POST,
+                "/Users",
+                Some(okta_user(&manager.email, "00u-manager")),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{b}: {created}");
+        let id = created["id"].as_str().unwrap_or_default().to_owned();
+        let (code, _, _) = scim
+            .send(Method::DELETE, &format!("/Users/{id}"), None, None)
+            .await;
+        assert_eq!(code, 204, "{b}");
+        assert_eq!(
+            status(manager.id.clone()).await,
+            UserStatus::Disabled,
+            "{b}"
+        );
+        // A SCIM user nobody here has is kept without touching anyone.
+        let (code, _, _) = scim
+            .send(
+                Method::POST,
+                "/Users",
+                Some(okta_user("stranger@elsewhere.example", "00u-x")),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{b}");
+
+        let (events, _) = install
+            .directory
+            .list_events(
+                &Actor::Operator,
+                &praxis_directory::store::audit::EventQuery {
+                    enterprise_id: clinic.enterprise.id.0.clone(),
+                    action: Some("user.disable".into()),
+                    ..Default::default()
+                },
+                100,
+                "",
+            )
+            .await
+            .expect("events");
+        assert_eq!(events.len(), 2, "{b}: once each");
+        assert!(events.iter().all(|e| e.actor.starts_with("scim:")), "{b}");
+    }
+}

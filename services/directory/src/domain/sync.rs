@@ -332,7 +332,9 @@ impl Directory {
             }
             other => other?,
         };
-        resource_from(row, resource_type)
+        let resource = resource_from(row, resource_type)?;
+        self.follow_scim_user(client, &resource, false, now).await?;
+        Ok(resource)
     }
 
     pub async fn scim_get(
@@ -410,7 +412,9 @@ impl Directory {
             }
             other => other?,
         };
-        resource_from(row, resource_type)
+        let resource = resource_from(row, resource_type)?;
+        self.follow_scim_user(client, &resource, false, now).await?;
+        Ok(resource)
     }
 
     pub async fn scim_delete(
@@ -433,7 +437,64 @@ impl Directory {
             now,
         );
         self.store.delete_scim_resource(&row, &audit).await?;
-        Ok(())
+        let resource = resource_from(row, resource_type)?;
+        self.follow_scim_user(client, &resource, true, now).await
+    }
+
+    /// What a SCIM User's change means for the Praxis user with its email (userName) in the
+    /// client's enterprise: deactivated (`active: false`) or deleted in the corporate
+    /// directory, they are disabled here (D14), which ends their sessions. Anything else
+    /// leaves them as they are (group rules that create and shape users are not done yet).
+    async fn follow_scim_user(
+        &self,
+        client: &ScimClient,
+        resource: &ScimResource,
+        deleted: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        if resource.resource_type != ScimType::User {
+            return Ok(());
+        }
+        let inactive = resource.body.get("active") == Some(&serde_json::Value::Bool(false));
+        if !deleted && !inactive {
+            return Ok(());
+        }
+        let Some(email) = resource
+            .body
+            .get("userName")
+            .and_then(serde_json::Value::as_str)
+            .map(|name| name.trim().to_lowercase())
+        else {
+            return Ok(());
+        };
+        let Some(user) = self.store.user_by_email(&email).await? else {
+            return Ok(());
+        };
+        if user.enterprise_id != client.enterprise_id
+            || !matches!(user.status, UserStatus::Active | UserStatus::Invited)
+            || user.kind == UserKind::ServiceAccount
+        {
+            return Ok(());
+        }
+        let audit = crate::store::AuditEntry::write(
+            client.actor(),
+            "user.disable",
+            format!("user:{}", user.id),
+            serde_json::json!({
+                "via": "scim",
+                "scim_user": resource.id,
+                "reason": if deleted { "deleted in the corporate directory" } else { "deactivated in the corporate directory" },
+            }),
+            now,
+        );
+        let change = crate::store::UserChange {
+            status: Some(UserStatus::Disabled),
+            ..crate::store::UserChange::default()
+        };
+        self.store
+            .update_user(&user.id, user.version, change, &audit)
+            .await
+            .map(|_| ())
     }
 }
 
