@@ -139,7 +139,17 @@ def check_promises(objects, label, expect_ingress):
             fail(f"{label}: {name}-migrate does not run the migrate command")
     if not by_kind(objects, "HorizontalPodAutoscaler"):
         fail(f"{label}: no HorizontalPodAutoscaler")
+    directory = deployments["praxis-directory"]["spec"]["template"]["spec"]["containers"][0]
+    scim_port = next((p["containerPort"] for p in directory["ports"] if p["name"] == "scim"), None)
+    scim_env = {e["name"]: e.get("value") for e in directory["env"]}.get("PRAXIS_SCIM__LISTEN", "")
+    if scim_port is None or not scim_env.endswith(f":{scim_port}"):
+        fail(f"{label}: directory does not serve SCIM on its scim port ({scim_env!r}, {scim_port})")
     ingresses = by_kind(objects, "Ingress")
+    for ingress in ingresses.values():
+        backends = {path["path"]: path["backend"]["service"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
+        scim = backends.get("/scim/v2/") or fail(f"{label}: the ingress does not route /scim/v2/")
+        if scim["name"] != "praxis-directory" or scim["port"]["name"] != "scim":
+            fail(f"{label}: /scim/v2/ goes to {scim}, not directory's scim port")
     if expect_ingress and not ingresses:
         fail(f"{label}: ingress requested but not rendered")
     if not expect_ingress and ingresses:
