@@ -285,6 +285,17 @@ async fn scim_users_and_groups_over_http_with_filters_patches_and_etags() {
         let b = install.backend.clone();
         let clinic = fixture(&install, "Provisioned").await;
         let other = fixture(&install, "Unrelated").await;
+        // Users named by emails must be on the enterprise's domains (D2).
+        install
+            .directory
+            .add_email_domain(
+                &Actor::Operator,
+                &clinic.enterprise.id,
+                "provisioned.example",
+                chrono::Utc::now(),
+            )
+            .await
+            .expect("domain");
         let scim = ScimClient::new(&install, &clinic.enterprise.id).await;
         let stranger = ScimClient::new(&install, &other.enterprise.id).await;
 
@@ -715,7 +726,7 @@ async fn d14_deactivated_or_deleted_in_the_corporate_directory_means_disabled_he
             UserStatus::Disabled,
             "{b}"
         );
-        // A SCIM user nobody here has is kept without touching anyone.
+        // A user named by an email off the enterprise's domains is refused (D2).
         let (code, _, _) = scim
             .send(
                 Method::POST,
@@ -724,7 +735,7 @@ async fn d14_deactivated_or_deleted_in_the_corporate_directory_means_disabled_he
                 None,
             )
             .await;
-        assert_eq!(code, 201, "{b}");
+        assert_eq!(code, 400, "{b}");
 
         let (events, _) = install
             .directory
@@ -742,5 +753,261 @@ async fn d14_deactivated_or_deleted_in_the_corporate_directory_means_disabled_he
             .expect("events");
         assert_eq!(events.len(), 2, "{b}: once each");
         assert!(events.iter().all(|e| e.actor.starts_with("scim:")), "{b}");
+    }
+}
+
+#[tokio::test]
+async fn scim_group_rules_make_members_praxis_users_with_their_roles() {
+    use praxis_directory::domain::UserStatus;
+    use praxis_directory::domain::roles::{BindingFilter, BindingScope};
+    use reqwest::Method;
+    for install in installs().await {
+        let b = install.backend.clone();
+        let clinic = fixture(&install, "Rules").await;
+        let other = fixture(&install, "Elsewhere").await;
+        let north = &clinic.practices[0];
+        let line = north.lines[0].id.0.clone();
+        let admin = install
+            .token_for(&clinic.user(UserKind::EnterpriseAdmin).email)
+            .await;
+        let mut sync =
+            DirectorySyncServiceClient::new(install.channel(install.addresses.directory).await);
+        let nurses = pb::ScimGroupRule {
+            group: "Nurses".into(),
+            kind: pb::UserKind::Staff.into(),
+            practice_ids: vec![north.id.0.clone()],
+            line_ids: vec![line.clone()],
+            role_ids: vec!["builtin-billing".into()],
+        };
+        let set = |rules: Vec<pb::ScimGroupRule>| {
+            let mut sync = sync.clone();
+            let enterprise_id = clinic.enterprise.id.0.clone();
+            let admin = admin.clone();
+            async move {
+                sync.set_scim_group_rules(authed(
+                    pb::SetScimGroupRulesRequest {
+                        enterprise_id,
+                        rules,
+                    },
+                    &admin,
+                ))
+                .await
+            }
+        };
+        let stored = set(vec![nurses.clone()])
+            .await
+            .expect("rules")
+            .into_inner()
+            .rules;
+        assert_eq!(stored[0].group, "nurses", "{b}");
+        // Rules naming no kind or another enterprise's practice are refused, and change nothing.
+        let refused = set(vec![
+            pb::ScimGroupRule {
+                kind: 0,
+                ..nurses.clone()
+            },
+            pb::ScimGroupRule {
+                practice_ids: vec![other.practices[0].id.0.clone()],
+                ..nurses.clone()
+            },
+        ])
+        .await
+        .expect_err("bad rules");
+        let fields = praxis_tests::violated_fields(&refused);
+        assert!(
+            fields.contains(&"rules[0].kind".to_owned()),
+            "{b}: {fields:?}"
+        );
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.starts_with("rules[1].practice_ids")),
+            "{b}: {fields:?}"
+        );
+        let kept = sync
+            .get_scim_group_rules(authed(
+                pb::GetScimGroupRulesRequest {
+                    enterprise_id: clinic.enterprise.id.0.clone(),
+                },
+                &admin,
+            ))
+            .await
+            .expect("get")
+            .into_inner()
+            .rules;
+        assert_eq!(kept.len(), 1, "{b}");
+
+        let scim = ScimClient::new(&install, &clinic.enterprise.id).await;
+        let email = format!("nurse@{}", clinic.domain);
+        let revision = |install: &praxis_tests::Install| {
+            let id = clinic.enterprise.id.clone();
+            let directory = install.directory.clone();
+            async move {
+                directory
+                    .get_enterprise(&Actor::Operator, &id)
+                    .await
+                    .expect("enterprise")
+                    .revision
+            }
+        };
+        // A user in no group with a rule is kept, not made.
+        let (code, _, nurse) = scim
+            .send(
+                Method::POST,
+                "/Users",
+                Some(okta_user(&email, "00u-nurse")),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{b}: {nurse}");
+        assert!(
+            install
+                .directory
+                .find_user_by_email(&Actor::Operator, &email)
+                .await
+                .is_err(),
+            "{b}"
+        );
+        let nurse_id = nurse["id"].as_str().unwrap_or_default().to_owned();
+        let before = revision(&install).await;
+        let (code, _, group) = scim
+            .send(
+                Method::POST,
+                "/Groups",
+                Some(serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "NURSES",
+                    "members": [{"value": nurse_id}]
+                })),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{b}: {group}");
+        let group_id = group["id"].as_str().unwrap_or_default().to_owned();
+        let user = install
+            .directory
+            .find_user_by_email(&Actor::Operator, &email)
+            .await
+            .expect("made by the rule");
+        assert_eq!(
+            (user.kind, user.status),
+            (UserKind::Staff, UserStatus::Active),
+            "{b}"
+        );
+        assert_eq!(user.memberships.len(), 1);
+        assert_eq!(user.memberships[0].practice_id, north.id);
+        assert_eq!(
+            user.memberships[0]
+                .line_ids
+                .iter()
+                .map(|l| l.0.clone())
+                .collect::<Vec<_>>(),
+            vec![line.clone()]
+        );
+        assert!(
+            revision(&install).await > before,
+            "{b}: authz sees the change by the revision"
+        );
+        let roles = |install: &praxis_tests::Install| {
+            let directory = install.directory.clone();
+            let filter = BindingFilter {
+                user_id: Some(user.id.clone()),
+                ..BindingFilter::default()
+            };
+            let enterprise_id = clinic.enterprise.id.clone();
+            async move {
+                directory
+                    .list_bindings(&Actor::Operator, &enterprise_id, &filter)
+                    .await
+                    .expect("bindings")
+                    .0
+            }
+        };
+        let held = roles(&install).await;
+        assert_eq!(held.len(), 1, "{b}: {held:?}");
+        assert_eq!(held[0].role_id.0, "builtin-billing");
+        assert_eq!(held[0].scope, BindingScope::Practice(north.id.clone()));
+        assert_eq!(
+            held[0].source.as_deref(),
+            Some(format!("scim:{}", clinic.enterprise.id.0).as_str())
+        );
+
+        // Entra ID takes them out of the group: the role goes, the user stays; back in, it returns.
+        let membership_patch = |op: &str| {
+            serde_json::json!({
+                "schemas": [PATCH_OP],
+                "Operations": [if op == "remove" {
+                    serde_json::json!({"op": "Remove", "path": format!("members[value eq \"{nurse_id}\"]")})
+                } else {
+                    serde_json::json!({"op": "Add", "path": "members", "value": [{"value": nurse_id}]})
+                }]
+            })
+        };
+        let (code, _, _) = scim
+            .send(
+                Method::PATCH,
+                &format!("/Groups/{group_id}"),
+                Some(membership_patch("remove")),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{b}");
+        assert!(roles(&install).await.is_empty(), "{b}");
+        assert_eq!(
+            install
+                .directory
+                .find_user_by_email(&Actor::Operator, &email)
+                .await
+                .map(|u| u.status)
+                .ok(),
+            Some(UserStatus::Active)
+        );
+        let (code, _, _) = scim
+            .send(
+                Method::PATCH,
+                &format!("/Groups/{group_id}"),
+                Some(membership_patch("add")),
+                None,
+            )
+            .await;
+        assert_eq!(code, 200, "{b}");
+        assert_eq!(roles(&install).await.len(), 1, "{b}");
+
+        // An email off the enterprise's domains is refused with a SCIM error and not kept.
+        let (code, _, refused) = scim
+            .send(
+                Method::POST,
+                "/Users",
+                Some(okta_user("outsider@gmail.com", "00u-out")),
+                None,
+            )
+            .await;
+        assert_eq!(code, 400, "{b}: {refused}");
+        assert_eq!(refused["schemas"][0], ERROR);
+        let (_, found) = scim
+            .get(&format!(
+                "/Users?filter={}",
+                url::form_urlencoded::byte_serialize(br#"userName eq "outsider@gmail.com""#)
+                    .collect::<String>()
+            ))
+            .await;
+        assert_eq!(found["totalResults"], 0, "{b}");
+
+        let (events, _) = install
+            .directory
+            .list_events(
+                &Actor::Operator,
+                &praxis_directory::store::audit::EventQuery {
+                    enterprise_id: clinic.enterprise.id.0.clone(),
+                    action: Some("user.create".into()),
+                    actor: Some(format!("scim:{}", clinic.enterprise.id.0)),
+                    ..Default::default()
+                },
+                100,
+                "",
+            )
+            .await
+            .expect("events");
+        assert_eq!(events.len(), 1, "{b}: the connector made the user");
     }
 }

@@ -15,6 +15,7 @@ pub mod provisioning;
 pub mod retention;
 pub mod review;
 pub mod roles;
+pub mod scim_rules;
 pub mod service;
 pub mod structure;
 pub mod sync;

@@ -50,10 +50,32 @@ impl Directory {
         if !source.starts_with("sso:") || source.len() <= 4 || source.len() > MAX_SOURCE_LENGTH {
             return Err(DomainError::invalid("source", "sso:<connection id>"));
         }
+        let (user, revision, created) = self.provision(&source, request, now).await?;
+        let account = self
+            .account(actor, AccountKey::UserId(user.id.clone()))
+            .await?
+            .ok_or(DomainError::NotFound("user"))?;
+        Ok(Provisioned {
+            account,
+            created,
+            revision,
+        })
+    }
+
+    /// What SSO and SCIM provisioning share: `source` (`sso:<connection>`, `scim:<enterprise>`)
+    /// is the actor of every change and owns the role bindings it makes.
+    pub(crate) async fn provision(
+        &self,
+        source: &str,
+        request: Provision,
+        now: DateTime<Utc>,
+    ) -> Result<(User, i64, bool), DomainError> {
+        let source = source.to_owned();
+        let via = source.split(':').next().unwrap_or_default().to_owned();
         if request.kind == Some(UserKind::ServiceAccount) {
             return Err(DomainError::invalid(
                 "kind",
-                "SSO logs in people, not service accounts",
+                "provisioning makes people, not service accounts",
             ));
         }
         let email = normalize_email(&request.email)?;
@@ -115,7 +137,7 @@ impl Directory {
                     let entry = audit(
                         "user.update",
                         format!("user:{}", user.id),
-                        serde_json::json!({"via": "sso", "kind": change.kind.map(|k| k.as_str())}),
+                        serde_json::json!({"via": via, "kind": change.kind.map(|k| k.as_str())}),
                     );
                     let (user, revision) = self
                         .store
@@ -150,7 +172,7 @@ impl Directory {
                 let entry = audit(
                     "user.create",
                     format!("user:{email}"),
-                    serde_json::json!({"via": "sso", "kind": kind.as_str()}),
+                    serde_json::json!({"via": via, "kind": kind.as_str()}),
                 );
                 let (user, revision, _) = self
                     .store
@@ -169,18 +191,10 @@ impl Directory {
 
         // Roles follow the identity provider's groups on every login, also down to none.
         revision = self
-            .reconcile_bindings(&user, &source, &request.roles, &audit, now)
+            .reconcile_bindings(&user, &source, &via, &request.roles, &audit, now)
             .await?
             .unwrap_or(revision);
-        let account = self
-            .account(actor, AccountKey::UserId(user.id.clone()))
-            .await?
-            .ok_or(DomainError::NotFound("user"))?;
-        Ok(Provisioned {
-            account,
-            created,
-            revision,
-        })
+        Ok((user, revision, created))
     }
 
     /// The enterprise's allowlisted email domains (an SSO connection serves only these) and
@@ -209,6 +223,7 @@ impl Directory {
         &self,
         user: &User,
         source: &str,
+        via: &str,
         wanted: &[(RoleId, Option<PracticeId>)],
         audit: &impl Fn(&'static str, String, serde_json::Value) -> AuditEntry,
         now: DateTime<Utc>,
@@ -263,7 +278,7 @@ impl Directory {
             let entry = audit(
                 "role_binding.delete",
                 format!("user:{}", user.id),
-                serde_json::json!({"binding_id": binding.id, "role_id": binding.role_id.0, "via": "sso"}),
+                serde_json::json!({"binding_id": binding.id, "role_id": binding.role_id.0, "via": via}),
             );
             revision = Some(
                 self.store
@@ -290,7 +305,7 @@ impl Directory {
             let entry = audit(
                 "role_binding.create",
                 format!("user:{}", user.id),
-                serde_json::json!({"binding_id": binding.id, "role_id": role_id, "via": "sso"}),
+                serde_json::json!({"binding_id": binding.id, "role_id": role_id, "via": via}),
             );
             revision = Some(self.store.insert_binding(&binding, &entry).await?);
         }

@@ -308,6 +308,7 @@ impl Directory {
     ) -> Result<ScimResource, DomainError> {
         let body = stored_body(body);
         let (name_key, external_id) = keys(resource_type, &body)?;
+        self.check_scim_email(client, resource_type, &body).await?;
         let row = scim_resource::Model {
             id: uuid::Uuid::now_v7().to_string(),
             enterprise_id: client.enterprise_id.0.clone(),
@@ -333,7 +334,8 @@ impl Directory {
             other => other?,
         };
         let resource = resource_from(row, resource_type)?;
-        self.follow_scim_user(client, &resource, false, now).await?;
+        self.after_scim_write(client, None, Some(&resource), now)
+            .await?;
         Ok(resource)
     }
 
@@ -387,6 +389,8 @@ impl Directory {
         }
         let body = stored_body(body);
         let (name_key, external_id) = keys(resource_type, &body)?;
+        self.check_scim_email(client, resource_type, &body).await?;
+        let before = resource_from(current.clone(), resource_type)?;
         let row = scim_resource::Model {
             name_key,
             external_id,
@@ -413,7 +417,8 @@ impl Directory {
             other => other?,
         };
         let resource = resource_from(row, resource_type)?;
-        self.follow_scim_user(client, &resource, false, now).await?;
+        self.after_scim_write(client, Some(&before), Some(&resource), now)
+            .await?;
         Ok(resource)
     }
 
@@ -438,7 +443,65 @@ impl Directory {
         );
         self.store.delete_scim_resource(&row, &audit).await?;
         let resource = resource_from(row, resource_type)?;
-        self.follow_scim_user(client, &resource, true, now).await
+        self.after_scim_write(client, Some(&resource), None, now)
+            .await
+    }
+
+    /// A User named by an email must be on the enterprise's domains (D2) before it is kept:
+    /// the refusal changes nothing.
+    async fn check_scim_email(
+        &self,
+        client: &ScimClient,
+        resource_type: ScimType,
+        body: &serde_json::Value,
+    ) -> Result<(), DomainError> {
+        if resource_type != ScimType::User {
+            return Ok(());
+        }
+        match super::scim_rules::scim_email(body) {
+            Some(email) => self.check_email_domain(&client.enterprise_id, &email).await,
+            None => Ok(()),
+        }
+    }
+
+    /// What a stored SCIM write means for Praxis users: the User's own, or every member a
+    /// Group had or has.
+    async fn after_scim_write(
+        &self,
+        client: &ScimClient,
+        before: Option<&ScimResource>,
+        after: Option<&ScimResource>,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        let Some(resource) = after.or(before) else {
+            return Ok(());
+        };
+        match resource.resource_type {
+            ScimType::User => {
+                self.follow_scim_user(client, resource, after.is_none(), now)
+                    .await?;
+                if after.is_some() {
+                    self.reconcile_scim_users(client, [resource.id.clone()].into(), now)
+                        .await?;
+                }
+                Ok(())
+            }
+            ScimType::Group => {
+                let members = |group: Option<&ScimResource>| {
+                    group
+                        .and_then(|g| g.body.get("members"))
+                        .and_then(serde_json::Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|m| m.get("value").and_then(serde_json::Value::as_str))
+                        .map(str::to_owned)
+                        .collect::<std::collections::BTreeSet<String>>()
+                };
+                let mut touched = members(before);
+                touched.extend(members(after));
+                self.reconcile_scim_users(client, touched, now).await
+            }
+        }
     }
 
     /// What a SCIM User's change means for the Praxis user with its email (userName) in the

@@ -1,5 +1,7 @@
-use super::convert::timestamp;
+use super::convert::{timestamp, user_kind};
 use super::{actor, required};
+use crate::domain::UserKind;
+use crate::domain::scim_rules::GroupRule;
 use crate::domain::sync::ScimToken;
 use crate::domain::{Directory, EnterpriseId};
 use praxis_proto::directory::v1 as pb;
@@ -23,8 +25,71 @@ fn token_proto(token: ScimToken) -> pb::ScimToken {
     }
 }
 
+fn rule_in(rule: pb::ScimGroupRule) -> GroupRule {
+    GroupRule {
+        group: rule.group,
+        // An unknown or unset kind is refused by the domain, with the rule's index.
+        kind: user_kind(rule.kind)
+            .ok()
+            .flatten()
+            .map(|kind| kind.as_str().to_owned())
+            .unwrap_or_default(),
+        practice_ids: rule.practice_ids,
+        line_ids: rule.line_ids,
+        role_ids: rule.role_ids,
+    }
+}
+
+fn rule_out(rule: GroupRule) -> pb::ScimGroupRule {
+    pb::ScimGroupRule {
+        group: rule.group,
+        kind: UserKind::parse(&rule.kind).map_or(0, |kind| pb::UserKind::from(kind).into()),
+        practice_ids: rule.practice_ids,
+        line_ids: rule.line_ids,
+        role_ids: rule.role_ids,
+    }
+}
+
 #[tonic::async_trait]
 impl DirectorySyncService for DirectorySyncApi {
+    async fn set_scim_group_rules(
+        &self,
+        request: Request<pb::SetScimGroupRulesRequest>,
+    ) -> Result<Response<pb::SetScimGroupRulesResponse>, Status> {
+        let actor = actor(&request)?;
+        let body = request.into_inner();
+        let enterprise_id =
+            EnterpriseId(required("enterprise_id", &body.enterprise_id)?.to_owned());
+        let rules = self
+            .directory
+            .set_scim_group_rules(
+                &actor,
+                &enterprise_id,
+                body.rules.into_iter().map(rule_in).collect(),
+                chrono::Utc::now(),
+            )
+            .await?;
+        Ok(Response::new(pb::SetScimGroupRulesResponse {
+            rules: rules.into_iter().map(rule_out).collect(),
+        }))
+    }
+
+    async fn get_scim_group_rules(
+        &self,
+        request: Request<pb::GetScimGroupRulesRequest>,
+    ) -> Result<Response<pb::GetScimGroupRulesResponse>, Status> {
+        let actor = actor(&request)?;
+        let enterprise_id =
+            EnterpriseId(required("enterprise_id", &request.get_ref().enterprise_id)?.to_owned());
+        let rules = self
+            .directory
+            .get_scim_group_rules(&actor, &enterprise_id)
+            .await?;
+        Ok(Response::new(pb::GetScimGroupRulesResponse {
+            rules: rules.into_iter().map(rule_out).collect(),
+        }))
+    }
+
     async fn create_scim_token(
         &self,
         request: Request<pb::CreateScimTokenRequest>,

@@ -518,3 +518,23 @@ pub mod scim_resource {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod scim_settings {
+    use sea_orm::entity::prelude::*;
+
+    /// Directory sync: an enterprise's SCIM group rules, as JSON.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "scim_settings")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub enterprise_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub group_rules: String,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

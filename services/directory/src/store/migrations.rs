@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0004AccessExtras),
             Box::new(M0005ScimTokens),
             Box::new(M0006ScimResources),
+            Box::new(M0007ScimSettings),
         ]
     }
 
@@ -754,6 +755,32 @@ impl MigrationTrait for M0006ScimResources {
                     .col("resource_type")
                     .col("name_key")
                     .unique()
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+struct M0007ScimSettings;
+
+impl MigrationName for M0007ScimSettings {
+    fn name(&self) -> &str {
+        "m0007_scim_settings"
+    }
+}
+
+/// Directory sync: an enterprise's SCIM group rules.
+#[async_trait::async_trait]
+impl MigrationTrait for M0007ScimSettings {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("scim_settings")
+                    .col(string("enterprise_id").primary_key())
+                    .col(text("group_rules"))
+                    .col(timestamp_with_time_zone("updated_at"))
+                    .foreign_key(&mut fk("scim_settings", "enterprise_id", "enterprises"))
                     .to_owned(),
             )
             .await

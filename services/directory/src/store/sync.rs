@@ -1,6 +1,6 @@
 //! Directory sync: SCIM tokens, each written with the audit entry that records it.
 
-use super::entities::{scim_resource, scim_token};
+use super::entities::{scim_resource, scim_settings, scim_token};
 use super::*;
 
 impl Store {
@@ -204,6 +204,48 @@ impl Store {
         self.write(&enterprise_id, audit, async |txn| {
             scim_resource::Entity::delete_by_id(row.id.as_str())
                 .exec(txn)
+                .await
+                .map(|_| ())
+                .map_err(storage)
+        })
+        .await
+        .map(|((), revision)| revision)
+    }
+
+    pub async fn scim_group_rules(
+        &self,
+        enterprise_id: &EnterpriseId,
+    ) -> Result<Option<String>, DomainError> {
+        Ok(scim_settings::Entity::find_by_id(enterprise_id.as_str())
+            .one(&self.db)
+            .await
+            .map_err(storage)?
+            .map(|row| row.group_rules))
+    }
+
+    pub async fn put_scim_group_rules(
+        &self,
+        enterprise_id: &EnterpriseId,
+        rules: String,
+        now: DateTime<Utc>,
+        audit: &AuditEntry,
+    ) -> Result<i64, DomainError> {
+        let row = scim_settings::ActiveModel {
+            enterprise_id: Set(enterprise_id.0.clone()),
+            group_rules: Set(rules),
+            updated_at: Set(now),
+        };
+        self.write(enterprise_id, audit, async |txn| {
+            scim_settings::Entity::insert(row)
+                .on_conflict(
+                    sea_orm::sea_query::OnConflict::column(scim_settings::Column::EnterpriseId)
+                        .update_columns([
+                            scim_settings::Column::GroupRules,
+                            scim_settings::Column::UpdatedAt,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
                 .await
                 .map(|_| ())
                 .map_err(storage)
