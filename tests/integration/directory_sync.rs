@@ -770,7 +770,7 @@ async fn scim_group_rules_make_members_praxis_users_with_their_roles() {
         let admin = install
             .token_for(&clinic.user(UserKind::EnterpriseAdmin).email)
             .await;
-        let mut sync =
+        let sync =
             DirectorySyncServiceClient::new(install.channel(install.addresses.directory).await);
         let nurses = pb::ScimGroupRule {
             group: "Nurses".into(),
@@ -825,6 +825,7 @@ async fn scim_group_rules_make_members_praxis_users_with_their_roles() {
             "{b}: {fields:?}"
         );
         let kept = sync
+            .clone()
             .get_scim_group_rules(authed(
                 pb::GetScimGroupRulesRequest {
                     enterprise_id: clinic.enterprise.id.0.clone(),
@@ -973,6 +974,55 @@ async fn scim_group_rules_make_members_praxis_users_with_their_roles() {
         assert_eq!(code, 200, "{b}");
         assert_eq!(roles(&install).await.len(), 1, "{b}");
 
+        // Rules set later apply to the people SCIM already keeps.
+        let late = format!("late@{}", clinic.domain);
+        let (code, _, late_user) = scim
+            .send(
+                Method::POST,
+                "/Users",
+                Some(okta_user(&late, "00u-late")),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{b}: {late_user}");
+        let (code, _, _) = scim
+            .send(
+                Method::POST,
+                "/Groups",
+                Some(serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Front desk",
+                    "members": [{"value": late_user["id"]}]
+                })),
+                None,
+            )
+            .await;
+        assert_eq!(code, 201, "{b}");
+        assert!(
+            install
+                .directory
+                .find_user_by_email(&Actor::Operator, &late)
+                .await
+                .is_err(),
+            "{b}: no rule for the group yet"
+        );
+        set(vec![
+            nurses.clone(),
+            pb::ScimGroupRule {
+                group: "front desk".into(),
+                role_ids: Vec::new(),
+                ..nurses.clone()
+            },
+        ])
+        .await
+        .expect("rules");
+        let made = install
+            .directory
+            .find_user_by_email(&Actor::Operator, &late)
+            .await
+            .expect("made when the rule came");
+        assert_eq!(made.kind, UserKind::Staff, "{b}");
+
         // An email off the enterprise's domains is refused with a SCIM error and not kept.
         let (code, _, refused) = scim
             .send(
@@ -1008,6 +1058,6 @@ async fn scim_group_rules_make_members_praxis_users_with_their_roles() {
             )
             .await
             .expect("events");
-        assert_eq!(events.len(), 1, "{b}: the connector made the user");
+        assert_eq!(events.len(), 2, "{b}: the connector made both users");
     }
 }

@@ -147,6 +147,18 @@ impl Directory {
         self.store
             .put_scim_group_rules(enterprise_id, text, now, &audit)
             .await?;
+        // New rules apply to everyone SCIM already keeps, not only at their next change.
+        let client = ScimClient {
+            enterprise_id: enterprise_id.clone(),
+            token_id: String::new(),
+        };
+        let everyone = self
+            .scim_list(&client, ScimType::User)
+            .await?
+            .into_iter()
+            .map(|user| user.id)
+            .collect();
+        self.reconcile_scim_users(&client, everyone, now).await?;
         Ok(cleaned)
     }
 

@@ -497,8 +497,20 @@ impl Directory {
                         .map(str::to_owned)
                         .collect::<std::collections::BTreeSet<String>>()
                 };
-                let mut touched = members(before);
-                touched.extend(members(after));
+                let name = |group: Option<&ScimResource>| {
+                    group
+                        .and_then(|g| g.body.get("displayName"))
+                        .and_then(serde_json::Value::as_str)
+                        .map(|name| name.trim().to_lowercase())
+                };
+                let (old, new) = (members(before), members(after));
+                // A renamed, new or removed group may change every member's rules; otherwise
+                // only those who joined or left (a group of thousands gains one at a time).
+                let touched = if name(before) != name(after) {
+                    old.union(&new).cloned().collect()
+                } else {
+                    old.symmetric_difference(&new).cloned().collect()
+                };
                 self.reconcile_scim_users(client, touched, now).await
             }
         }
