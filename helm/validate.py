@@ -145,6 +145,9 @@ def check_promises(objects, label, expect_ingress):
     if scim_port is None or not scim_env.endswith(f":{scim_port}"):
         fail(f"{label}: directory does not serve SCIM on its scim port ({scim_env!r}, {scim_port})")
     ingresses = by_kind(objects, "Ingress")
+    public = {e["name"]: e.get("value") for e in directory["env"]}.get("PRAXIS_SCIM__PUBLIC_URL")
+    if ingresses and not (public or "").startswith("https://"):
+        fail(f"{label}: behind the ingress, SCIM locations must be its https URL, not {public!r}")
     for ingress in ingresses.values():
         backends = {path["path"]: path["backend"]["service"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]}
         scim = backends.get("/scim/v2/") or fail(f"{label}: the ingress does not route /scim/v2/")

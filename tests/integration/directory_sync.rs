@@ -1061,3 +1061,28 @@ async fn scim_group_rules_make_members_praxis_users_with_their_roles() {
         assert_eq!(events.len(), 2, "{b}: the connector made both users");
     }
 }
+
+#[tokio::test]
+async fn scim_locations_use_the_public_url_behind_a_proxy() {
+    let install = praxis_tests::start_configured(false, |config| {
+        config.scim_public_url = Some("https://login.clinic.example/".into());
+    })
+    .await;
+    let clinic = fixture(&install, "Proxied").await;
+    let scim = ScimClient::new(&install, &clinic.enterprise.id).await;
+    let (code, headers, user) = scim
+        .send(
+            reqwest::Method::POST,
+            "/Users",
+            Some(okta_user(&format!("ada@{}", clinic.domain), "00u1")),
+            None,
+        )
+        .await;
+    assert_eq!(code, 201, "{user}");
+    let location = format!(
+        "https://login.clinic.example/scim/v2/Users/{}",
+        user["id"].as_str().unwrap_or_default()
+    );
+    assert_eq!(user["meta"]["location"], location.as_str());
+    assert_eq!(headers["location"], location.as_str());
+}

@@ -55,13 +55,20 @@ async fn main() -> anyhow::Result<()> {
     let scim = match scim.scim.listen {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(&address).await?;
-            let task = praxis_directory::scim::serve(
-                service.directory.clone(),
-                listener,
-                config.tls.http_server()?,
-                shutdown.clone(),
-            );
-            Some(tokio::spawn(task))
+            let public_url = scim.scim.public_url.clone();
+            let directory = service.directory.clone();
+            let tls = config.tls.http_server()?;
+            let token = shutdown.clone();
+            Some(tokio::spawn(async move {
+                praxis_directory::scim::serve(
+                    directory,
+                    listener,
+                    tls,
+                    public_url.as_deref(),
+                    token,
+                )
+                .await
+            }))
         }
         None => None,
     };

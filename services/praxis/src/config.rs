@@ -31,6 +31,8 @@ pub struct PraxisConfig {
     pub tls: praxis_runtime::tls::TlsConfig,
     /// Directory's SCIM 2.0 endpoint (`/scim/v2`), where corporate directories provision users.
     pub scim_listen: String,
+    /// How SCIM clients reach it when that is not the listener itself (behind a proxy).
+    pub scim_public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +87,7 @@ impl Default for PraxisConfig {
             service_credentials: Default::default(),
             tls: Default::default(),
             scim_listen: DEFAULT_SCIM_LISTEN.to_owned(),
+            scim_public_url: None,
         }
     }
 }

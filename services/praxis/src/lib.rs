@@ -144,13 +144,20 @@ pub async fn start_with(
     tasks.spawn(async move { relay.await.map_err(|error| error.into()) });
     let token = shutdown.clone();
     let http_tls = config.tls.http_server()?;
-    let scim = praxis_directory::scim::serve(
-        directory.directory.clone(),
-        scim_listener,
-        http_tls.clone(),
-        shutdown.clone(),
-    );
-    tasks.spawn(scim);
+    let scim_directory = directory.directory.clone();
+    let scim_tls = http_tls.clone();
+    let scim_public_url = config.scim_public_url.clone();
+    let scim_token = shutdown.clone();
+    tasks.spawn(async move {
+        praxis_directory::scim::serve(
+            scim_directory,
+            scim_listener,
+            scim_tls,
+            scim_public_url.as_deref(),
+            scim_token,
+        )
+        .await
+    });
     tasks.spawn(async move {
         identity
             .serve_http(identity_http_listener, http_tls, token)

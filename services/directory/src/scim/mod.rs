@@ -37,6 +37,10 @@ const MAX_RESULTS: usize = 200;
 #[serde(default)]
 pub struct ScimSettings {
     pub listen: Option<String>,
+    /// How SCIM clients reach this server, e.g. `https://login.clinic.example` behind an
+    /// ingress that ends TLS; resource locations are built on it. Unset: from the request's
+    /// Host header and this listener's own scheme.
+    pub public_url: Option<String>,
 }
 
 /// The section as it appears in directory's config file.
@@ -50,6 +54,7 @@ pub struct ScimFileConfig {
 struct Scim {
     directory: Directory,
     scheme: &'static str,
+    public_url: Option<Arc<str>>,
 }
 
 /// A SCIM error answer (RFC 7644 §3.12).
@@ -132,10 +137,14 @@ impl From<DomainError> for ScimError {
     }
 }
 
-pub fn router(directory: Directory, tls: bool) -> Router {
+pub fn router(directory: Directory, tls: bool, public_url: Option<&str>) -> Router {
     let state = Scim {
         directory,
         scheme: if tls { "https" } else { "http" },
+        public_url: public_url
+            .map(|url| url.trim().trim_end_matches('/'))
+            .filter(|url| !url.is_empty())
+            .map(Arc::from),
     };
     let resources = |resource_type: ScimType| {
         Router::new()
@@ -208,10 +217,11 @@ pub async fn serve(
     directory: Directory,
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    public_url: Option<&str>,
     shutdown: CancellationToken,
 ) -> Result<(), crate::StartError> {
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving SCIM");
-    let app = router(directory, tls.is_some());
+    let app = router(directory, tls.is_some(), public_url);
     let stopped = shutdown.cancelled_owned();
     match tls {
         Some(tls) => {
@@ -267,6 +277,9 @@ async fn authenticate(State(scim): State<Scim>, mut request: Request, next: Next
 
 /// `http(s)://<host>/scim/v2`, as the client reached it.
 fn base(scim: &Scim, headers: &HeaderMap) -> String {
+    if let Some(public) = &scim.public_url {
+        return format!("{public}/scim/v2");
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
@@ -519,16 +532,7 @@ async fn search(
             )
         })
         .collect();
-    Ok(scim_json(
-        StatusCode::OK,
-        &json!({
-            "schemas": [LIST_SCHEMA],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": page.len(),
-            "Resources": page,
-        }),
-    ))
+    Ok(list_response(total, start, page))
 }
 
 async fn create(
@@ -645,6 +649,28 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// A ListResponse (RFC 7644 §3.4.2) of one page.
+fn list_response(total: usize, start: usize, page: Vec<Value>) -> Response {
+    scim_json(
+        StatusCode::OK,
+        &json!({
+            "schemas": [LIST_SCHEMA],
+            "totalResults": total,
+            "startIndex": start,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        }),
+    )
+}
+
+/// The one of `all` whose `id` is `id`.
+fn one_of(all: Vec<Value>, id: &str, what: &str) -> Result<Response, ScimError> {
+    all.into_iter()
+        .find(|item| item["id"].as_str() == Some(id))
+        .map(|item| scim_json(StatusCode::OK, &item))
+        .ok_or_else(|| ScimError::new(StatusCode::NOT_FOUND, None, format!("no such {what}")))
+}
+
 async fn service_provider_config(State(scim): State<Scim>, headers: HeaderMap) -> Response {
     scim_json(
         StatusCode::OK,
@@ -654,16 +680,7 @@ async fn service_provider_config(State(scim): State<Scim>, headers: HeaderMap) -
 
 async fn resource_types(State(scim): State<Scim>, headers: HeaderMap) -> Response {
     let all = schemas::resource_types(&base(&scim, &headers));
-    scim_json(
-        StatusCode::OK,
-        &json!({
-            "schemas": [LIST_SCHEMA],
-            "totalResults": all.len(),
-            "startIndex": 1,
-            "itemsPerPage": all.len(),
-            "Resources": all,
-        }),
-    )
+    list_response(all.len(), 1, all)
 }
 
 async fn resource_type(
@@ -671,25 +688,16 @@ async fn resource_type(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    schemas::resource_types(&base(&scim, &headers))
-        .into_iter()
-        .find(|resource| resource["id"].as_str() == Some(id.as_str()))
-        .map(|resource| scim_json(StatusCode::OK, &resource))
-        .ok_or_else(|| ScimError::new(StatusCode::NOT_FOUND, None, "no such resource type"))
+    one_of(
+        schemas::resource_types(&base(&scim, &headers)),
+        &id,
+        "resource type",
+    )
 }
 
 async fn all_schemas(State(scim): State<Scim>, headers: HeaderMap) -> Response {
     let all = schemas::schemas(&base(&scim, &headers));
-    scim_json(
-        StatusCode::OK,
-        &json!({
-            "schemas": [LIST_SCHEMA],
-            "totalResults": all.len(),
-            "startIndex": 1,
-            "itemsPerPage": all.len(),
-            "Resources": all,
-        }),
-    )
+    list_response(all.len(), 1, all)
 }
 
 async fn one_schema(
@@ -697,9 +705,5 @@ async fn one_schema(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
-    schemas::schemas(&base(&scim, &headers))
-        .into_iter()
-        .find(|schema| schema["id"].as_str() == Some(id.as_str()))
-        .map(|schema| scim_json(StatusCode::OK, &schema))
-        .ok_or_else(|| ScimError::new(StatusCode::NOT_FOUND, None, "no such schema"))
+    one_of(schemas::schemas(&base(&scim, &headers)), &id, "schema")
 }
