@@ -752,7 +752,8 @@ async fn d14_deactivated_or_deleted_in_the_corporate_directory_means_disabled_he
             .await
             .expect("events");
         assert_eq!(events.len(), 2, "{b}: once each");
-        assert!(events.iter().all(|e| e.actor.starts_with("scim:")), "{b}");
+        let connector = format!("scim:{}", clinic.enterprise.id.0);
+        assert!(events.iter().all(|e| e.actor == connector), "{b}");
     }
 }
 

@@ -551,12 +551,15 @@ impl Directory {
         {
             return Ok(());
         }
+        // Changes to Praxis users are the connector's, as provisioning's are; the token that
+        // carried the request is in the details.
         let audit = crate::store::AuditEntry::write(
-            client.actor(),
+            format!("scim:{}", client.enterprise_id.0),
             "user.disable",
             format!("user:{}", user.id),
             serde_json::json!({
                 "via": "scim",
+                "token": client.token_id,
                 "scim_user": resource.id,
                 "reason": if deleted { "deleted in the corporate directory" } else { "deactivated in the corporate directory" },
             }),
