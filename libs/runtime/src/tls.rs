@@ -171,6 +171,32 @@ impl TlsConfig {
     }
 }
 
+/// Serves `app` on `listener` until `shutdown`, over TLS when `tls` is given. Handlers may read
+/// the peer's address (`ConnectInfo<SocketAddr>`) either way.
+pub async fn serve_http(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: axum::Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let stopped = shutdown.cancelled_owned();
+    match tls {
+        // `tap_io` gives the TLS listener the peer address `ConnectInfo` needs.
+        Some(tls) => {
+            axum::serve(TlsListener::new(listener, tls)?.tap_io(|_| {}), app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }
+    }
+}
+
 /// A TCP listener whose connections are TLS: handshakes run beside the accept loop (bounded
 /// in time), so a slow client holds up no one else. For `axum::serve`.
 pub struct TlsListener {

@@ -47,23 +47,7 @@ pub async fn serve(
             api_keys,
         });
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving identity HTTP");
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
-    let stopped = shutdown.cancelled_owned();
-    match tls {
-        Some(tls) => {
-            // `tap_io` gives the TLS listener the peer address `ConnectInfo` needs.
-            use axum::serve::ListenerExt;
-            let listener = praxis_runtime::tls::TlsListener::new(listener, tls)?.tap_io(|_| {});
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await?;
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await?;
-        }
-    }
+    praxis_runtime::tls::serve_http(listener, tls, router, shutdown).await?;
     Ok(())
 }
 

@@ -39,7 +39,7 @@ pub(super) fn scim_email(body: &serde_json::Value) -> Option<String> {
         .filter(|name| name.contains('@'))
 }
 
-fn member_ids(group: &ScimResource) -> BTreeSet<String> {
+pub(super) fn member_ids(group: &ScimResource) -> BTreeSet<String> {
     group
         .body
         .get("members")

@@ -488,14 +488,7 @@ impl Directory {
             }
             ScimType::Group => {
                 let members = |group: Option<&ScimResource>| {
-                    group
-                        .and_then(|g| g.body.get("members"))
-                        .and_then(serde_json::Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|m| m.get("value").and_then(serde_json::Value::as_str))
-                        .map(str::to_owned)
-                        .collect::<std::collections::BTreeSet<String>>()
+                    group.map(super::scim_rules::member_ids).unwrap_or_default()
                 };
                 let name = |group: Option<&ScimResource>| {
                     group
@@ -534,12 +527,7 @@ impl Directory {
         if !deleted && !inactive {
             return Ok(());
         }
-        let Some(email) = resource
-            .body
-            .get("userName")
-            .and_then(serde_json::Value::as_str)
-            .map(|name| name.trim().to_lowercase())
-        else {
+        let Some(email) = super::scim_rules::scim_email(&resource.body) else {
             return Ok(());
         };
         let Some(user) = self.store.user_by_email(&email).await? else {

@@ -222,20 +222,7 @@ pub async fn serve(
 ) -> Result<(), crate::StartError> {
     tracing::info!(address = %listener.local_addr()?, tls = tls.is_some(), "serving SCIM");
     let app = router(directory, tls.is_some(), public_url);
-    let stopped = shutdown.cancelled_owned();
-    match tls {
-        Some(tls) => {
-            let listener = praxis_runtime::tls::TlsListener::new(listener, tls)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await?;
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stopped)
-                .await?;
-        }
-    }
+    praxis_runtime::tls::serve_http(listener, tls, app, shutdown).await?;
     Ok(())
 }
 
@@ -367,7 +354,22 @@ fn answer(
     status: StatusCode,
     resource: &ScimResource,
 ) -> Response {
-    let body = rendered(scim, headers, resource);
+    answer_shown(scim, headers, status, resource, &ListQuery::default())
+}
+
+/// [`answer`] with the attributes the request asked for (`attributes`, `excludedAttributes`).
+fn answer_shown(
+    scim: &Scim,
+    headers: &HeaderMap,
+    status: StatusCode,
+    resource: &ScimResource,
+    query: &ListQuery,
+) -> Response {
+    let body = projection::project(
+        rendered(scim, headers, resource),
+        query.attributes.as_deref(),
+        query.excluded_attributes.as_deref(),
+    );
     let mut response = scim_json(status, &body);
     if let Ok(value) = HeaderValue::from_str(&etag(resource.version)) {
         response.headers_mut().insert(header::ETAG, value);
@@ -383,15 +385,20 @@ fn answer(
     response
 }
 
-/// The request body as a JSON object naming the resource type's core schema.
-fn resource_body(resource_type: ScimType, body: &Bytes) -> Result<Value, ScimError> {
-    let value: Value = serde_json::from_slice(body).map_err(|error| {
+/// A request body as JSON, or the SCIM answer for one that is not.
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ScimError> {
+    serde_json::from_slice(body).map_err(|error| {
         ScimError::new(
             StatusCode::BAD_REQUEST,
             Some("invalidSyntax"),
             error.to_string(),
         )
-    })?;
+    })
+}
+
+/// The request body as a JSON object naming the resource type's core schema.
+fn resource_body(resource_type: ScimType, body: &Bytes) -> Result<Value, ScimError> {
+    let value: Value = json_body(body)?;
     let names_schema = value
         .get("schemas")
         .and_then(Value::as_array)
@@ -475,13 +482,7 @@ async fn search_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ScimError> {
-    let request: SearchRequest = serde_json::from_slice(&body).map_err(|error| {
-        ScimError::new(
-            StatusCode::BAD_REQUEST,
-            Some("invalidSyntax"),
-            error.to_string(),
-        )
-    })?;
+    let request: SearchRequest = json_body(&body)?;
     let joined = |list: Vec<String>| (!list.is_empty()).then(|| list.join(","));
     let query = ListQuery {
         filter: request.filter,
@@ -559,16 +560,13 @@ async fn fetch(
     headers: HeaderMap,
 ) -> Result<Response, ScimError> {
     let resource = scim.directory.scim_get(&client, resource_type, &id).await?;
-    let mut response = answer(&scim, &headers, StatusCode::OK, &resource);
-    if query.attributes.is_some() || query.excluded_attributes.is_some() {
-        let body = projection::project(
-            rendered(&scim, &headers, &resource),
-            query.attributes.as_deref(),
-            query.excluded_attributes.as_deref(),
-        );
-        *response.body_mut() = axum::body::Body::from(body.to_string());
-    }
-    Ok(response)
+    Ok(answer_shown(
+        &scim,
+        &headers,
+        StatusCode::OK,
+        &resource,
+        &query,
+    ))
 }
 
 async fn replace(
@@ -604,21 +602,8 @@ async fn modify(
     body: Bytes,
 ) -> Result<Response, ScimError> {
     let expected = if_match(&headers)?;
-    let operations: Value = serde_json::from_slice(&body).map_err(|error| {
-        ScimError::new(
-            StatusCode::BAD_REQUEST,
-            Some("invalidSyntax"),
-            error.to_string(),
-        )
-    })?;
+    let operations: Value = json_body(&body)?;
     let current = scim.directory.scim_get(&client, resource_type, &id).await?;
-    if expected.is_some_and(|version| version != current.version) {
-        return Err(ScimError::new(
-            StatusCode::PRECONDITION_FAILED,
-            None,
-            "the resource changed since it was read",
-        ));
-    }
     let patched = patch::apply(&current.body, &operations).map_err(|error| {
         ScimError::new(StatusCode::BAD_REQUEST, Some(error.scim_type), error.detail)
     })?;
@@ -630,7 +615,9 @@ async fn modify(
             resource_type,
             &id,
             patched,
-            Some(current.version),
+            // The If-Match version when sent (412 when stale), else the one patched: a write
+            // in between is refused rather than overwritten.
+            Some(expected.unwrap_or(current.version)),
             chrono::Utc::now(),
         )
         .await?;
