@@ -9,6 +9,7 @@ mod authz;
 mod authz_decisions;
 mod datagen;
 mod directory;
+mod directory_ldap;
 mod directory_roles;
 mod directory_sync;
 mod directory_users;

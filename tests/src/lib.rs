@@ -311,6 +311,7 @@ pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
 
 /// Latency figures for the measurement examples (not for tests).
 pub mod datagen;
+pub mod ldap;
 pub mod system;
 
 pub mod bench {

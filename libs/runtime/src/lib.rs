@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod outbox;
 pub mod request_context;
+pub mod secrets;
 pub mod telemetry;
 pub mod tls;
 

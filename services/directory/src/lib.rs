@@ -5,6 +5,7 @@
 
 pub mod domain;
 pub mod grpc;
+pub mod ldap;
 pub mod scim;
 pub mod store;
 
@@ -39,6 +40,22 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// `{"enterprise_id": "…", "revision": 42}`; `"*"` means announcements were lost and every
 /// enterprise must be treated as changed.
 pub const REVISIONS_CHANNEL: &str = "praxis:directory:revisions";
+
+/// The `[encryption]` section of a directory's config (`PRAXIS_ENCRYPTION__KEY`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct EncryptionSettings {
+    /// 32 bytes, base64; deployments pass it from a secret.
+    pub key: Option<String>,
+    /// Otherwise a file holding it, created on first start.
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct EncryptionFileConfig {
+    pub encryption: EncryptionSettings,
+}
 
 pub fn default_config() -> ServiceConfig {
     ServiceConfig::with_defaults(DEFAULT_LISTEN, "directory.db")
@@ -85,9 +102,35 @@ impl DirectoryService {
         Ok(self)
     }
 
+    /// The key connectors' secrets (LDAP bind passwords) are sealed with: `settings.key`, else
+    /// the file (created on first start). Without either, directory runs but refuses to store
+    /// a bind password (FAILED_PRECONDITION NO_SECRETS_KEY).
+    pub fn with_secrets(
+        mut self,
+        settings: &EncryptionSettings,
+        default_key_file: &std::path::Path,
+    ) -> Result<Self, StartError> {
+        use praxis_runtime::secrets::Sealer;
+        let sealer = match settings.key.as_deref().filter(|k| !k.trim().is_empty()) {
+            Some(key) => Sealer::from_base64(key)?,
+            None => {
+                let file = settings.key_file.as_deref().unwrap_or(default_key_file);
+                match Sealer::from_file(file) {
+                    Ok(sealer) => sealer,
+                    Err(error) => {
+                        tracing::warn!(%error, "no secrets key: LDAP bind passwords cannot be stored");
+                        return Ok(self);
+                    }
+                }
+            }
+        };
+        self.directory = self.directory.with_sealer(sealer);
+        Ok(self)
+    }
+
     /// Background work until `shutdown`: revision announcements on the cache's pub/sub, the
     /// outbox relay to `notifier`, alert announcements, and the hourly audit retention (AU3)
-    /// and inactivity sweep (D19).
+    /// and inactivity sweep (D19), and LDAP syncs on their schedules.
     pub fn spawn_workers(
         &self,
         notifier: Arc<dyn domain::notifier::Notifier>,
@@ -168,6 +211,7 @@ impl DirectoryService {
         };
         let sweeper = {
             let directory = self.directory.clone();
+            let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 loop {
                     match directory.apply_audit_retention(chrono::Utc::now()).await {
@@ -203,7 +247,19 @@ impl DirectoryService {
                 }
             })
         };
-        vec![announcer, relay, sweeper, alerts]
+        let ldap = {
+            let directory = self.directory.clone();
+            tokio::spawn(async move {
+                loop {
+                    run_due_ldap_syncs(&directory).await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(LDAP_SCHEDULE_TICK) => {}
+                    }
+                }
+            })
+        };
+        vec![announcer, relay, sweeper, alerts, ldap]
     }
 
     pub fn host(&self, verifier: Arc<TokenVerifier>, drain: Duration) -> ServiceHost {
@@ -258,5 +314,31 @@ impl DirectoryService {
             .probe(Arc::new(DatabaseProbe(self.db.clone())))
             .probe(Arc::new(CacheProbe(self.cache.clone())))
             .drain(drain)
+    }
+}
+
+/// How often the scheduler looks for LDAP syncs that are due.
+const LDAP_SCHEDULE_TICK: Duration = Duration::from_secs(60);
+
+/// Runs every LDAP sync whose time has come, one after another; a run another replica holds
+/// is skipped.
+pub async fn run_due_ldap_syncs(directory: &Directory) {
+    let due = match directory.due_ldap_syncs(chrono::Utc::now()).await {
+        Ok(due) => due,
+        Err(error) => {
+            tracing::warn!(%error, "cannot look for due LDAP syncs; retrying next round");
+            return;
+        }
+    };
+    for enterprise_id in due {
+        match directory
+            .run_ldap_sync(&enterprise_id, "schedule", &ldap::Ldap3Reader)
+            .await
+        {
+            Ok(_) | Err(domain::DomainError::FailedPrecondition { .. }) => {}
+            Err(error) => {
+                tracing::warn!(enterprise = %enterprise_id.0, %error, "scheduled LDAP sync failed")
+            }
+        }
     }
 }

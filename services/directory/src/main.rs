@@ -27,12 +27,20 @@ async fn main() -> anyhow::Result<()> {
     let cache = praxis_cache::open(&config.cache_url)?;
     let audit: praxis_directory::domain::retention::AuditFileConfig =
         praxis_runtime::config::load(args.config.as_deref())?;
+    let encryption: praxis_directory::EncryptionFileConfig =
+        praxis_runtime::config::load(args.config.as_deref())?;
     let service = praxis_directory::open(&config, cache)
         .await
         .and_then(|service| {
             service.with_audit(
                 &audit.audit,
                 std::path::Path::new(".praxis/audit-checkpoint.key"),
+            )
+        })
+        .and_then(|service| {
+            service.with_secrets(
+                &encryption.encryption,
+                std::path::Path::new(".praxis/directory-secrets.key"),
             )
         })
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -10,7 +10,8 @@ pub mod auth;
 pub mod keys;
 pub mod passwords;
 pub mod resets;
-pub mod secrets;
+/// Sealing moved to `praxis-runtime` so directory seals its LDAP bind secrets the same way.
+pub use praxis_runtime::secrets;
 pub mod sessions;
 pub mod sso;
 pub mod store;

@@ -33,6 +33,9 @@ pub struct PraxisConfig {
     pub scim_listen: String,
     /// How SCIM clients reach it when that is not the listener itself (behind a proxy).
     pub scim_public_url: Option<String>,
+    /// The key directory seals LDAP bind passwords with (`key`, 32 bytes base64); by default
+    /// `directory-secrets.key` in `data_dir`.
+    pub directory_encryption: praxis_directory::EncryptionSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +91,7 @@ impl Default for PraxisConfig {
             tls: Default::default(),
             scim_listen: DEFAULT_SCIM_LISTEN.to_owned(),
             scim_public_url: None,
+            directory_encryption: praxis_directory::EncryptionSettings::default(),
         }
     }
 }

@@ -88,7 +88,11 @@ pub async fn start_with(
         .get_or_insert_with(|| config.data_dir.join("audit-archive"));
     let directory = praxis_directory::open(&directory_config, cache.clone())
         .await?
-        .with_audit(&audit, &config.data_dir.join("audit-checkpoint.key"))?;
+        .with_audit(&audit, &config.data_dir.join("audit-checkpoint.key"))?
+        .with_secrets(
+            &config.directory_encryption,
+            &config.data_dir.join("directory-secrets.key"),
+        )?;
     let identity_config = config.identity();
     let accounts = Arc::new(inprocess::DirectoryAccounts(directory.directory.clone()));
     let identity = Arc::new(

@@ -7,6 +7,7 @@ pub mod authority;
 pub mod catalogue;
 pub mod email_domains;
 pub mod error;
+pub mod ldap_sync;
 pub mod model;
 pub mod notifier;
 pub mod persons;

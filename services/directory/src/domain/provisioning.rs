@@ -35,6 +35,14 @@ pub struct Provisioned {
 
 const MAX_SOURCE_LENGTH: usize = 128;
 
+/// What provisioning did to the user, for connectors that report counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Created,
+    Updated,
+    Unchanged,
+}
+
 impl Directory {
     /// Creates the user (ACTIVE: the identity provider vouched for the email) or brings an
     /// existing one in line with the mapping. Disabled users stay disabled (D14): a corporate
@@ -50,14 +58,14 @@ impl Directory {
         if !source.starts_with("sso:") || source.len() <= 4 || source.len() > MAX_SOURCE_LENGTH {
             return Err(DomainError::invalid("source", "sso:<connection id>"));
         }
-        let (user, revision, created) = self.provision(&source, request, now).await?;
+        let (user, revision, outcome) = self.provision(&source, request, now).await?;
         let account = self
             .account(actor, AccountKey::UserId(user.id.clone()))
             .await?
             .ok_or(DomainError::NotFound("user"))?;
         Ok(Provisioned {
             account,
-            created,
+            created: outcome == Outcome::Created,
             revision,
         })
     }
@@ -69,7 +77,7 @@ impl Directory {
         source: &str,
         request: Provision,
         now: DateTime<Utc>,
-    ) -> Result<(User, i64, bool), DomainError> {
+    ) -> Result<(User, i64, Outcome), DomainError> {
         let source = source.to_owned();
         let via = source.split(':').next().unwrap_or_default().to_owned();
         if request.kind == Some(UserKind::ServiceAccount) {
@@ -92,7 +100,7 @@ impl Directory {
         };
 
         let existing = self.store.user_by_email(&email).await?;
-        let (user, mut revision, created) = match existing {
+        let (user, revision, outcome) = match existing {
             Some(user) if user.enterprise_id != enterprise_id => {
                 return Err(DomainError::precondition(
                     "EMAIL_IN_OTHER_ENTERPRISE",
@@ -132,7 +140,7 @@ impl Directory {
                 }
                 if is_empty(&change) {
                     let revision = self.store.revision(&enterprise_id).await?;
-                    (user, revision, false)
+                    (user, revision, Outcome::Unchanged)
                 } else {
                     let entry = audit(
                         "user.update",
@@ -143,7 +151,7 @@ impl Directory {
                         .store
                         .update_user(&user.id, user.version, change, &entry)
                         .await?;
-                    (user, revision, false)
+                    (user, revision, Outcome::Updated)
                 }
             }
             None => {
@@ -185,16 +193,21 @@ impl Directory {
                         &entry,
                     )
                     .await?;
-                (user, revision, true)
+                (user, revision, Outcome::Created)
             }
         };
 
         // Roles follow the identity provider's groups on every login, also down to none.
-        revision = self
+        match self
             .reconcile_bindings(&user, &source, &via, &request.roles, &audit, now)
             .await?
-            .unwrap_or(revision);
-        Ok((user, revision, created))
+        {
+            Some(revision) if outcome == Outcome::Unchanged => {
+                Ok((user, revision, Outcome::Updated))
+            }
+            Some(revision) => Ok((user, revision, outcome)),
+            None => Ok((user, revision, outcome)),
+        }
     }
 
     /// The enterprise's allowlisted email domains (an SSO connection serves only these) and

@@ -24,6 +24,14 @@ pub struct GroupRule {
 
 const MAX_RULES: usize = 100;
 
+/// What group rules give one person.
+#[derive(Debug, Default)]
+pub(super) struct RuleAccess {
+    pub kind: Option<UserKind>,
+    pub memberships: Vec<Membership>,
+    pub roles: Vec<(RoleId, Option<PracticeId>)>,
+}
+
 fn source(enterprise_id: &EnterpriseId) -> String {
     format!("scim:{}", enterprise_id.0)
 }
@@ -71,33 +79,25 @@ impl Directory {
         Ok(memberships)
     }
 
-    /// Replaces the enterprise's rules, after checking each against the directory.
-    pub async fn set_scim_group_rules(
+    /// Rules as given, each checked against the directory: a kind of person, practices
+    /// (and lines) of the enterprise that suit the kind, roles of the enterprise. Group names
+    /// are kept lowercased.
+    pub(super) async fn checked_group_rules(
         &self,
-        actor: &Actor,
         enterprise_id: &EnterpriseId,
         rules: Vec<GroupRule>,
-        now: DateTime<Utc>,
+        field: &str,
     ) -> Result<Vec<GroupRule>, DomainError> {
-        self.visible_enterprise(actor, enterprise_id).await?;
-        if !self.authority(actor, enterprise_id).await?.administers() {
-            return Err(DomainError::PermissionDenied(
-                "only enterprise admins manage directory sync",
-            ));
-        }
         if rules.len() > MAX_RULES {
-            return Err(DomainError::invalid(
-                "rules",
-                format!("at most {MAX_RULES}"),
-            ));
+            return Err(DomainError::invalid(field, format!("at most {MAX_RULES}")));
         }
         let mut problems = Vec::new();
         let mut cleaned = Vec::with_capacity(rules.len());
         for (index, rule) in rules.into_iter().enumerate() {
-            let at = format!("rules[{index}]");
+            let at = format!("{field}[{index}]");
             let group = rule.group.trim().to_lowercase();
             if group.is_empty() {
-                problems.push((format!("{at}.group"), "a group's displayName".to_owned()));
+                problems.push((format!("{at}.group"), "a group's name".to_owned()));
             }
             let kind = match UserKind::parse(&rule.kind) {
                 Some(kind) if kind != UserKind::ServiceAccount => kind,
@@ -136,6 +136,77 @@ impl Directory {
         if !problems.is_empty() {
             return Err(DomainError::InvalidArgument(problems));
         }
+        Ok(cleaned)
+    }
+
+    /// What the rules give someone in the groups `names` (lowercased): the kind of the first
+    /// rule that matches, and the practices, lines and roles of every matching rule of that
+    /// kind. `matches` says whether a rule's group is one of the names.
+    pub(super) async fn access_from_rules(
+        &self,
+        rules: &[GroupRule],
+        matches: impl Fn(&GroupRule) -> bool,
+    ) -> Result<RuleAccess, DomainError> {
+        let matched: Vec<&GroupRule> = rules.iter().filter(|rule| matches(rule)).collect();
+        let kind = matched.first().and_then(|rule| UserKind::parse(&rule.kind));
+        let mut access = RuleAccess {
+            kind,
+            ..RuleAccess::default()
+        };
+        for rule in matched
+            .iter()
+            .filter(|rule| Some(rule.kind.as_str()) == kind.map(UserKind::as_str))
+        {
+            for membership in self.rule_memberships(rule).await? {
+                match access
+                    .memberships
+                    .iter_mut()
+                    .find(|m| m.practice_id == membership.practice_id)
+                {
+                    Some(held) => {
+                        for line in membership.line_ids {
+                            if !held.line_ids.contains(&line) {
+                                held.line_ids.push(line);
+                            }
+                        }
+                    }
+                    None => access.memberships.push(membership),
+                }
+            }
+            for role_id in &rule.role_ids {
+                if rule.practice_ids.is_empty() {
+                    access.roles.push((RoleId(role_id.clone()), None));
+                }
+                for practice_id in &rule.practice_ids {
+                    access.roles.push((
+                        RoleId(role_id.clone()),
+                        Some(PracticeId(practice_id.clone())),
+                    ));
+                }
+            }
+        }
+        access.roles.sort();
+        access.roles.dedup();
+        Ok(access)
+    }
+
+    /// Replaces the enterprise's rules, after checking each against the directory.
+    pub async fn set_scim_group_rules(
+        &self,
+        actor: &Actor,
+        enterprise_id: &EnterpriseId,
+        rules: Vec<GroupRule>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<GroupRule>, DomainError> {
+        self.visible_enterprise(actor, enterprise_id).await?;
+        if !self.authority(actor, enterprise_id).await?.administers() {
+            return Err(DomainError::PermissionDenied(
+                "only enterprise admins manage directory sync",
+            ));
+        }
+        let cleaned = self
+            .checked_group_rules(enterprise_id, rules, "rules")
+            .await?;
         let text = serde_json::to_string(&cleaned)
             .map_err(|error| DomainError::Storage(error.to_string()))?;
         let audit = actor.audit(
@@ -219,51 +290,12 @@ impl Directory {
                 .filter_map(|group| string_at(&group.body, "/displayName"))
                 .map(|name| name.trim().to_lowercase())
                 .collect();
-            let matched: Vec<&GroupRule> = rules
-                .iter()
-                .filter(|rule| names.contains(&rule.group))
-                .collect();
-            let kind = matched.first().and_then(|rule| UserKind::parse(&rule.kind));
-            let same_kind: Vec<&GroupRule> = matched
-                .iter()
-                .copied()
-                .filter(|rule| Some(rule.kind.as_str()) == kind.map(UserKind::as_str))
-                .collect();
-            let mut memberships: Vec<Membership> = Vec::new();
-            let mut roles = Vec::new();
-            for rule in &same_kind {
-                for membership in self.rule_memberships(rule).await? {
-                    match memberships
-                        .iter_mut()
-                        .find(|m| m.practice_id == membership.practice_id)
-                    {
-                        Some(held) => {
-                            for line in membership.line_ids {
-                                if !held.line_ids.contains(&line) {
-                                    held.line_ids.push(line);
-                                }
-                            }
-                        }
-                        None => memberships.push(membership),
-                    }
-                }
-                for role_id in &rule.role_ids {
-                    if rule.practice_ids.is_empty() {
-                        roles.push((RoleId(role_id.clone()), None));
-                    }
-                    for practice_id in &rule.practice_ids {
-                        roles.push((
-                            RoleId(role_id.clone()),
-                            Some(PracticeId(practice_id.clone())),
-                        ));
-                    }
-                }
-            }
-            roles.sort();
-            roles.dedup();
+            let access = self
+                .access_from_rules(&rules, |rule| names.contains(&rule.group))
+                .await?;
             // Nobody new without a rule; someone known keeps kind and practices but loses
             // the roles SCIM gave.
-            if kind.is_none() && self.store.user_by_email(&email).await?.is_none() {
+            if access.kind.is_none() && self.store.user_by_email(&email).await?.is_none() {
                 continue;
             }
             let request = Provision {
@@ -275,9 +307,9 @@ impl Directory {
                 family_name: string_at(&user.body, "/name/familyName")
                     .unwrap_or_default()
                     .to_owned(),
-                kind,
-                memberships,
-                roles,
+                kind: access.kind,
+                memberships: access.memberships,
+                roles: access.roles,
                 source: source(&client.enterprise_id),
             };
             self.provision(&source(&client.enterprise_id), request, now)

@@ -48,6 +48,8 @@ pub struct Directory {
     pub(super) audit_key: Option<super::retention::CheckpointKey>,
     /// Where retention archives removed events; retention runs only when set.
     pub(super) audit_archive: Option<std::path::PathBuf>,
+    /// Seals secrets kept for connectors (the LDAP bind password).
+    pub(super) sealer: Option<praxis_runtime::secrets::Sealer>,
 }
 
 pub(super) fn display_name(field: &'static str, value: &str) -> Result<String, DomainError> {
@@ -113,6 +115,7 @@ impl Directory {
             alerts: tokio::sync::broadcast::channel(1024).0,
             audit_key: None,
             audit_archive: None,
+            sealer: None,
         }
     }
 
@@ -128,6 +131,11 @@ impl Directory {
     ) -> Self {
         self.audit_key = Some(key);
         self.audit_archive = archive;
+        self
+    }
+
+    pub fn with_sealer(mut self, sealer: praxis_runtime::secrets::Sealer) -> Self {
+        self.sealer = Some(sealer);
         self
     }
 

@@ -1,6 +1,7 @@
 use super::convert::{timestamp, user_kind};
 use super::{actor, required};
 use crate::domain::UserKind;
+use crate::domain::ldap_sync::{LdapAttributes, LdapSettings, LdapSyncView, SyncRun};
 use crate::domain::scim_rules::GroupRule;
 use crate::domain::sync::ScimToken;
 use crate::domain::{Directory, EnterpriseId};
@@ -50,8 +51,174 @@ fn rule_out(rule: GroupRule) -> pb::ScimGroupRule {
     }
 }
 
+fn ldap_rule_in(rule: pb::LdapGroupRule) -> GroupRule {
+    rule_in(pb::ScimGroupRule {
+        group: rule.group,
+        kind: rule.kind,
+        practice_ids: rule.practice_ids,
+        line_ids: rule.line_ids,
+        role_ids: rule.role_ids,
+    })
+}
+
+fn ldap_rule_out(rule: GroupRule) -> pb::LdapGroupRule {
+    let rule = rule_out(rule);
+    pb::LdapGroupRule {
+        group: rule.group,
+        kind: rule.kind,
+        practice_ids: rule.practice_ids,
+        line_ids: rule.line_ids,
+        role_ids: rule.role_ids,
+    }
+}
+
+fn ldap_settings_in(sync: pb::LdapSync) -> LdapSettings {
+    let attributes = sync.attributes.unwrap_or_default();
+    LdapSettings {
+        url: sync.url,
+        start_tls: sync.start_tls,
+        ca_pem: sync.ca_pem,
+        bind_dn: sync.bind_dn,
+        base_dn: sync.base_dn,
+        user_filter: sync.user_filter,
+        group_filter: sync.group_filter,
+        disabled_filter: sync.disabled_filter,
+        // Empty names take the defaults in the domain.
+        attributes: LdapAttributes {
+            id: attributes.id,
+            email: attributes.email,
+            given_name: attributes.given_name,
+            family_name: attributes.family_name,
+        },
+        group_rules: sync.group_rules.into_iter().map(ldap_rule_in).collect(),
+        interval_minutes: sync.interval_minutes,
+    }
+}
+
+fn run_proto(run: SyncRun) -> pb::DirectorySyncRun {
+    pb::DirectorySyncRun {
+        enterprise_id: run.enterprise_id,
+        trigger: run.trigger,
+        start_time: Some(timestamp(run.started_at)),
+        end_time: Some(timestamp(run.ended_at)),
+        completed: run.completed,
+        entries: run.entries,
+        created: run.created,
+        updated: run.updated,
+        disabled: run.disabled,
+        enabled: run.enabled,
+        unchanged: run.unchanged,
+        skipped: run.skipped,
+        errors: run
+            .errors
+            .into_iter()
+            .map(|(dn, reason)| pb::DirectorySyncError { dn, reason })
+            .collect(),
+    }
+}
+
+fn ldap_sync_proto(view: LdapSyncView) -> pb::LdapSync {
+    let settings = view.settings;
+    pb::LdapSync {
+        enterprise_id: view.enterprise_id.0,
+        url: settings.url,
+        start_tls: settings.start_tls,
+        ca_pem: settings.ca_pem,
+        bind_dn: settings.bind_dn,
+        bind_password: String::new(),
+        bind_password_set: view.password_set,
+        base_dn: settings.base_dn,
+        user_filter: settings.user_filter,
+        group_filter: settings.group_filter,
+        disabled_filter: settings.disabled_filter,
+        attributes: Some(pb::LdapAttributeMapping {
+            id: settings.attributes.id,
+            email: settings.attributes.email,
+            given_name: settings.attributes.given_name,
+            family_name: settings.attributes.family_name,
+        }),
+        group_rules: settings
+            .group_rules
+            .into_iter()
+            .map(ldap_rule_out)
+            .collect(),
+        interval_minutes: settings.interval_minutes,
+        last_run: view.last_run.map(run_proto),
+        update_time: Some(timestamp(view.updated_at)),
+    }
+}
+
 #[tonic::async_trait]
 impl DirectorySyncService for DirectorySyncApi {
+    async fn set_ldap_sync(
+        &self,
+        request: Request<pb::SetLdapSyncRequest>,
+    ) -> Result<Response<pb::SetLdapSyncResponse>, Status> {
+        let actor = actor(&request)?;
+        let sync = request
+            .into_inner()
+            .ldap_sync
+            .ok_or_else(|| crate::domain::DomainError::invalid("ldap_sync", "required"))?;
+        let enterprise_id =
+            EnterpriseId(required("ldap_sync.enterprise_id", &sync.enterprise_id)?.to_owned());
+        let password = Some(sync.bind_password.clone()).filter(|p| !p.is_empty());
+        let view = self
+            .directory
+            .set_ldap_sync(
+                &actor,
+                &enterprise_id,
+                ldap_settings_in(sync),
+                password,
+                chrono::Utc::now(),
+            )
+            .await?;
+        Ok(Response::new(pb::SetLdapSyncResponse {
+            ldap_sync: Some(ldap_sync_proto(view)),
+        }))
+    }
+
+    async fn get_ldap_sync(
+        &self,
+        request: Request<pb::GetLdapSyncRequest>,
+    ) -> Result<Response<pb::GetLdapSyncResponse>, Status> {
+        let actor = actor(&request)?;
+        let enterprise_id =
+            EnterpriseId(required("enterprise_id", &request.get_ref().enterprise_id)?.to_owned());
+        let view = self.directory.get_ldap_sync(&actor, &enterprise_id).await?;
+        Ok(Response::new(pb::GetLdapSyncResponse {
+            ldap_sync: Some(ldap_sync_proto(view)),
+        }))
+    }
+
+    async fn delete_ldap_sync(
+        &self,
+        request: Request<pb::DeleteLdapSyncRequest>,
+    ) -> Result<Response<pb::DeleteLdapSyncResponse>, Status> {
+        let actor = actor(&request)?;
+        let enterprise_id =
+            EnterpriseId(required("enterprise_id", &request.get_ref().enterprise_id)?.to_owned());
+        self.directory
+            .delete_ldap_sync(&actor, &enterprise_id, chrono::Utc::now())
+            .await?;
+        Ok(Response::new(pb::DeleteLdapSyncResponse {}))
+    }
+
+    async fn run_directory_sync(
+        &self,
+        request: Request<pb::RunDirectorySyncRequest>,
+    ) -> Result<Response<pb::RunDirectorySyncResponse>, Status> {
+        let actor = actor(&request)?;
+        let enterprise_id =
+            EnterpriseId(required("enterprise_id", &request.get_ref().enterprise_id)?.to_owned());
+        let run = self
+            .directory
+            .run_ldap_sync_now(&actor, &enterprise_id, &crate::ldap::Ldap3Reader)
+            .await?;
+        Ok(Response::new(pb::RunDirectorySyncResponse {
+            run: Some(run_proto(run)),
+        }))
+    }
+
     async fn set_scim_group_rules(
         &self,
         request: Request<pb::SetScimGroupRulesRequest>,

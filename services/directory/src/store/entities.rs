@@ -538,3 +538,53 @@ pub mod scim_settings {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod ldap_sync {
+    use sea_orm::entity::prelude::*;
+
+    /// Directory sync: an enterprise's LDAP connection; the bind password sealed.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ldap_syncs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub enterprise_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub settings: String,
+        pub bind_secret: Option<Vec<u8>>,
+        pub interval_minutes: i32,
+        pub next_run_at: Option<DateTimeUtc>,
+        pub lease_until: Option<DateTimeUtc>,
+        #[sea_orm(column_type = "Text", nullable)]
+        pub last_run: Option<String>,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod ldap_link {
+    use sea_orm::entity::prelude::*;
+
+    /// Directory sync: the Praxis user an LDAP entry became.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "ldap_links")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub enterprise_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: String,
+        pub entry_id: String,
+        #[sea_orm(column_type = "Text")]
+        pub dn: String,
+        pub disabled_by_sync: bool,
+        pub updated_at: DateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -15,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0005ScimTokens),
             Box::new(M0006ScimResources),
             Box::new(M0007ScimSettings),
+            Box::new(M0008LdapSync),
         ]
     }
 
@@ -781,6 +782,58 @@ impl MigrationTrait for M0007ScimSettings {
                     .col(text("group_rules"))
                     .col(timestamp_with_time_zone("updated_at"))
                     .foreign_key(&mut fk("scim_settings", "enterprise_id", "enterprises"))
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
+struct M0008LdapSync;
+
+impl MigrationName for M0008LdapSync {
+    fn name(&self) -> &str {
+        "m0008_ldap_sync"
+    }
+}
+
+/// Directory sync: an enterprise's LDAP connection and which Praxis user each imported entry
+/// became.
+#[async_trait::async_trait]
+impl MigrationTrait for M0008LdapSync {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table("ldap_syncs")
+                    .col(string("enterprise_id").primary_key())
+                    // Everything but the password, as JSON.
+                    .col(text("settings"))
+                    // Sealed (AES-256-GCM under the directory's secrets key).
+                    .col(blob_null("bind_secret"))
+                    .col(integer("interval_minutes"))
+                    .col(timestamp_with_time_zone_null("next_run_at"))
+                    // A run holds the connection until then, so replicas do not run it twice.
+                    .col(timestamp_with_time_zone_null("lease_until"))
+                    .col(text_null("last_run"))
+                    .col(timestamp_with_time_zone("updated_at"))
+                    .foreign_key(&mut fk("ldap_syncs", "enterprise_id", "enterprises"))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table("ldap_links")
+                    .col(string("enterprise_id"))
+                    .col(string("user_id"))
+                    .col(string("entry_id"))
+                    .col(text("dn"))
+                    // Only a user the import disabled is enabled again by it (D14).
+                    .col(boolean("disabled_by_sync"))
+                    .col(timestamp_with_time_zone("updated_at"))
+                    .primary_key(Index::create().col("enterprise_id").col("user_id"))
+                    .foreign_key(&mut fk("ldap_links", "enterprise_id", "enterprises"))
+                    .foreign_key(&mut fk("ldap_links", "user_id", "users"))
                     .to_owned(),
             )
             .await

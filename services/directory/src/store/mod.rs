@@ -4,6 +4,7 @@
 mod access;
 pub mod audit;
 pub mod entities;
+mod ldap;
 pub mod migrations;
 mod persons;
 mod roles;
