@@ -153,6 +153,9 @@ def check_promises(objects, label, expect_ingress):
         scim = backends.get("/scim/v2/") or fail(f"{label}: the ingress does not route /scim/v2/")
         if scim["name"] != "praxis-directory" or scim["port"]["name"] != "scim":
             fail(f"{label}: /scim/v2/ goes to {scim}, not directory's scim port")
+    egress_ports = {port["port"] for rule in by_kind(objects, "NetworkPolicy")["praxis-directory"]["spec"]["egress"] for port in rule.get("ports", [])}
+    if not {389, 636} <= egress_ports:
+        fail(f"{label}: directory's NetworkPolicy keeps it from LDAP servers (egress ports {sorted(egress_ports)})")
     if expect_ingress and not ingresses:
         fail(f"{label}: ingress requested but not rendered")
     if not expect_ingress and ingresses:
@@ -191,6 +194,9 @@ def check_directory_audit(objects, label, expect_archive):
     key = env.get("PRAXIS_AUDIT__CHECKPOINT_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
     if key.get("key") != "audit-checkpoint-key":
         fail(f"{label}: directory has no audit checkpoint key from a Secret (it cannot write one to a read-only disk)")
+    sealing = env.get("PRAXIS_ENCRYPTION__KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    if sealing.get("key") != "directory-key":
+        fail(f"{label}: directory has no key from a Secret to seal LDAP bind passwords with")
     claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v]
     if expect_archive != bool(claims) or expect_archive != ("PRAXIS_AUDIT__ARCHIVE_DIR" in env):
         fail(f"{label}: audit archive volume {claims} does not match the values")

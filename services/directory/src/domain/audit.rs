@@ -92,7 +92,7 @@ fn may_append(actor: &Actor, event: &IncomingEvent) -> Result<(), DomainError> {
 /// Actions Praxis's own services record: a downstream caller appending one could forge a login,
 /// a policy change or an alert.
 fn reserved(action: &str) -> bool {
-    const PRAXIS: [&str; 24] = [
+    const PRAXIS: [&str; 25] = [
         "login",
         "session",
         "password",
@@ -117,6 +117,7 @@ fn reserved(action: &str) -> bool {
         "system",
         "scim_token",
         "scim",
+        "ldap_sync",
     ];
     let first = action.split(['.', ':']).next().unwrap_or_default();
     PRAXIS.contains(&first)
@@ -510,6 +511,7 @@ mod tests {
             "alert.raised",
             "policy.put",
             "authz.check",
+            "ldap_sync.set",
         ] {
             assert!(reserved(action), "{action}");
         }
