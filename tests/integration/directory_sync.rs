@@ -706,6 +706,33 @@ async fn d14_deactivated_or_deleted_in_the_corporate_directory_means_disabled_he
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        // Okta reactivates: enabled again, since the connector disabled them.
+        let reactivate = |id: String| {
+            let scim = &scim;
+            async move {
+                scim.send(
+                    Method::PATCH,
+                    &format!("/Users/{id}"),
+                    Some(serde_json::json!({
+                        "schemas": [PATCH_OP],
+                        "Operations": [{"op": "replace", "path": "active", "value": true}]
+                    })),
+                    None,
+                )
+                .await
+                .0
+            }
+        };
+        assert_eq!(reactivate(id.clone()).await, 200, "{b}");
+        assert_eq!(status(staff.id.clone()).await, UserStatus::Active, "{b}");
+        // One an admin disabled stays disabled, whatever SCIM says (D14).
+        install
+            .directory
+            .disable_user(&Actor::Operator, &staff.id, None, chrono::Utc::now())
+            .await
+            .expect("an admin disables them");
+        assert_eq!(reactivate(id.clone()).await, 200, "{b}");
+        assert_eq!(status(staff.id.clone()).await, UserStatus::Disabled, "{b}");
         // Deleted in the corporate directory: disabled too.
         let (code, _, created) = scim
             .send(
@@ -751,9 +778,13 @@ async fn d14_deactivated_or_deleted_in_the_corporate_directory_means_disabled_he
             )
             .await
             .expect("events");
-        assert_eq!(events.len(), 2, "{b}: once each");
         let connector = format!("scim:{}", clinic.enterprise.id.0);
-        assert!(events.iter().all(|e| e.actor == connector), "{b}");
+        let by_connector = events.iter().filter(|e| e.actor == connector).count();
+        assert_eq!(
+            by_connector, 2,
+            "{b}: once each, and the admin's own: {events:?}"
+        );
+        assert_eq!(events.len(), 3, "{b}");
     }
 }
 

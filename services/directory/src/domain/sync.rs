@@ -511,8 +511,9 @@ impl Directory {
 
     /// What a SCIM User's change means for the Praxis user with its email (userName) in the
     /// client's enterprise: deactivated (`active: false`) or deleted in the corporate
-    /// directory, they are disabled here (D14), which ends their sessions. Anything else
-    /// leaves them as they are (group rules that create and shape users are not done yet).
+    /// directory, they are disabled here (D14), which ends their sessions. Active again, they
+    /// are enabled again, but only if it was this connector that disabled them: an admin's
+    /// decision stands.
     async fn follow_scim_user(
         &self,
         client: &ScimClient,
@@ -524,43 +525,86 @@ impl Directory {
             return Ok(());
         }
         let inactive = resource.body.get("active") == Some(&serde_json::Value::Bool(false));
-        if !deleted && !inactive {
-            return Ok(());
-        }
         let Some(email) = super::scim_rules::scim_email(&resource.body) else {
             return Ok(());
         };
         let Some(user) = self.store.user_by_email(&email).await? else {
             return Ok(());
         };
-        if user.enterprise_id != client.enterprise_id
-            || !matches!(user.status, UserStatus::Active | UserStatus::Invited)
-            || user.kind == UserKind::ServiceAccount
-        {
+        if user.enterprise_id != client.enterprise_id || user.kind == UserKind::ServiceAccount {
             return Ok(());
         }
+        let connector = format!("scim:{}", client.enterprise_id.0);
+        let (status, action, reason) = match user.status {
+            UserStatus::Active | UserStatus::Invited if deleted || inactive => (
+                UserStatus::Disabled,
+                "user.disable",
+                if deleted {
+                    "deleted in the corporate directory"
+                } else {
+                    "deactivated in the corporate directory"
+                },
+            ),
+            UserStatus::Disabled
+                if !deleted && !inactive && self.last_disabled_by(&user, &connector).await? =>
+            {
+                (
+                    UserStatus::Active,
+                    "user.enable",
+                    "active again in the corporate directory",
+                )
+            }
+            _ => return Ok(()),
+        };
         // Changes to Praxis users are the connector's, as provisioning's are; the token that
         // carried the request is in the details.
         let audit = crate::store::AuditEntry::write(
-            format!("scim:{}", client.enterprise_id.0),
-            "user.disable",
+            connector,
+            action,
             format!("user:{}", user.id),
             serde_json::json!({
                 "via": "scim",
                 "token": client.token_id,
                 "scim_user": resource.id,
-                "reason": if deleted { "deleted in the corporate directory" } else { "deactivated in the corporate directory" },
+                "reason": reason,
             }),
             now,
         );
         let change = crate::store::UserChange {
-            status: Some(UserStatus::Disabled),
+            status: Some(status),
             ..crate::store::UserChange::default()
         };
         self.store
             .update_user(&user.id, user.version, change, &audit)
             .await
             .map(|_| ())
+    }
+
+    /// Whether the user's last disable or enable in the audit trail was a disable by `actor`.
+    /// Past retention nothing is known, and nothing is undone.
+    async fn last_disabled_by(&self, user: &User, actor: &str) -> Result<bool, DomainError> {
+        let query = crate::store::audit::EventQuery {
+            enterprise_id: user.enterprise_id.0.clone(),
+            action_prefix: Some("user.".into()),
+            target_type: Some("user".into()),
+            target_id: Some(user.id.0.clone()),
+            ..Default::default()
+        };
+        let mut before = None;
+        // Newest first; a user's own history is short, but is read in pages all the same.
+        loop {
+            let page = self.store.list_events(&query, before, 100).await?;
+            if let Some(last) = page
+                .iter()
+                .find(|event| matches!(event.action.as_str(), "user.disable" | "user.enable"))
+            {
+                return Ok(last.action == "user.disable" && last.actor == actor);
+            }
+            match page.last() {
+                Some(event) if page.len() == 100 => before = Some(event.seq),
+                _ => return Ok(false),
+            }
+        }
     }
 }
 
