@@ -210,6 +210,23 @@ impl Snapshots {
         .or_else(|| (caller.user_id == user_id).then(|| caller.enterprise_id.clone()));
 
         if let Some(enterprise) = &enterprise {
+            let cached = self
+                .local
+                .get(user_id)
+                .map(|entry| entry.principal.revision);
+            if min_revision > 0
+                && cached.is_none_or(|revision| revision < min_revision)
+                && self.fresh(enterprise, min_revision).is_none()
+            {
+                // The caller demands a revision (one it just wrote) this process has not
+                // confirmed, and holds no snapshot that new: the snapshot from directory carries
+                // its own revision, so asking for the revision first would only add a trip to
+                // directory before the one that is needed. (Without a demand, the revision is
+                // asked first so that the shared cache can answer at it.)
+                return self
+                    .fetch_once(caller, authorization, user_id, min_revision)
+                    .await;
+            }
             let current = self
                 .current(caller, authorization, enterprise, min_revision)
                 .await?;
@@ -245,6 +262,27 @@ impl Snapshots {
             return self
                 .fetch(caller, authorization, user_id, min_revision)
                 .await;
+        }
+        self.fetch(caller, authorization, user_id, min_revision)
+            .await
+    }
+
+    /// `fetch`, once for all the calls that need this principal at `min_revision` now.
+    async fn fetch_once(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        user_id: &str,
+        min_revision: i64,
+    ) -> Result<Arc<CompiledPrincipal>, SnapshotError> {
+        let gate = self.gate(format!("principal:{user_id}"));
+        let _turn = tokio::time::timeout(GATE_WAIT, gate.lock()).await.ok();
+        // Whoever went first may have loaded it meanwhile.
+        if let Some(entry) = self.local.get(user_id)
+            && let Some(current) = self.fresh(&entry.principal.enterprise_id, min_revision)
+            && entry.principal.revision >= current
+        {
+            return Ok(entry.principal);
         }
         self.fetch(caller, authorization, user_id, min_revision)
             .await
@@ -495,5 +533,52 @@ mod tests {
         }
         assert_eq!(source.revisions.load(Ordering::SeqCst), 1);
         assert_eq!(source.principals.load(Ordering::SeqCst), 1);
+    }
+
+    /// A8: checks demanding a revision this process has not seen (the caller's own write) read
+    /// the snapshot once, without asking for the revision first; what it carries confirms it.
+    #[tokio::test]
+    async fn a8_a_demanded_revision_costs_one_trip() {
+        let source = Arc::new(Fake::new(Duration::from_millis(20), false));
+        let cache = praxis_cache::open("memory").expect("memory cache");
+        let snapshots = Arc::new(Snapshots::new(
+            source.clone(),
+            cache,
+            Duration::from_secs(1),
+        ));
+        let caller = Caller {
+            user_id: "u-1".into(),
+            enterprise_id: "e-1".into(),
+            kind: "STAFF".into(),
+            ..Default::default()
+        };
+        let mut burst = Vec::new();
+        for _ in 0..16 {
+            let (snapshots, caller) = (snapshots.clone(), caller.clone());
+            burst.push(tokio::spawn(async move {
+                snapshots.principal(&caller, None, "u-1", 7).await
+            }));
+        }
+        for call in burst {
+            assert_eq!(call.await.expect("joined").expect("principal").revision, 7);
+        }
+        assert_eq!(source.revisions.load(Ordering::SeqCst), 0);
+        assert_eq!(source.principals.load(Ordering::SeqCst), 1);
+        // Demanding more than directory has is refused, never answered from older data.
+        let ahead = snapshots.principal(&caller, None, "u-1", 8).await;
+        assert!(
+            matches!(
+                ahead,
+                Err(SnapshotError::RevisionNotReached { have: 7, want: 8 })
+            ),
+            "{:?}",
+            ahead.map(|p| p.revision)
+        );
+        // Within the confirmation, the same demand is answered from memory.
+        snapshots
+            .principal(&caller, None, "u-1", 7)
+            .await
+            .expect("principal");
+        assert_eq!(source.principals.load(Ordering::SeqCst), 2);
     }
 }

@@ -5,7 +5,7 @@ use super::catalogue::{self, built_in_role, built_in_roles, is_built_in};
 use super::*;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RoleId(pub String);
@@ -625,28 +625,27 @@ impl Directory {
         actor: &Actor,
         user_id: &UserId,
     ) -> Result<PrincipalSnapshot, DomainError> {
+        let enterprise_id = self
+            .store
+            .user_enterprise(user_id)
+            .await?
+            .ok_or(DomainError::NotFound("user"))?;
+        if !actor.reaches(&enterprise_id) {
+            return Err(DomainError::NotFound("user"));
+        }
+        let own = matches!(actor, Actor::Caller(caller) if caller.user_id == user_id.0);
+        if !own
+            && !self.authority(actor, &enterprise_id).await?.administers()
+            && !self.checks_for_authz(actor, &enterprise_id).await?
+        {
+            return Err(DomainError::PermissionDenied(
+                "a user reads their own snapshot; admins and checking services anyone's",
+            ));
+        }
+        // Cold decisions wait on this read, so it is a handful of queries: the user, their
+        // bindings, the roles of every chain level by level, the locations.
         for _ in 0..5 {
-            let user = self
-                .store
-                .user(user_id)
-                .await?
-                .ok_or(DomainError::NotFound("user"))?;
-            if !actor.reaches(&user.enterprise_id) {
-                return Err(DomainError::NotFound("user"));
-            }
-            let own = matches!(actor, Actor::Caller(caller) if caller.user_id == user.id.0);
-            if !own
-                && !self
-                    .authority(actor, &user.enterprise_id)
-                    .await?
-                    .administers()
-                && !self.checks_for_authz(actor, &user.enterprise_id).await?
-            {
-                return Err(DomainError::PermissionDenied(
-                    "a user reads their own snapshot; admins and checking services anyone's",
-                ));
-            }
-            let before = self.store.revision(&user.enterprise_id).await?;
+            let before = self.store.revision(&enterprise_id).await?;
             let user = self
                 .store
                 .user(user_id)
@@ -656,15 +655,19 @@ impl Directory {
                 user_id: Some(user.id.clone()),
                 ..BindingFilter::default()
             };
-            let mut bindings = Vec::new();
-            for binding in self.store.bindings(&user.enterprise_id, &filter).await? {
-                let chain = self
-                    .role_chain(&user.enterprise_id, &binding.role_id)
-                    .await?;
-                bindings.push((binding, chain));
-            }
-            let locations = self.store.locations(&user.enterprise_id).await?;
-            let after = self.store.revision(&user.enterprise_id).await?;
+            let found = self.store.bindings(&enterprise_id, &filter).await?;
+            let chains = self
+                .role_chains(&enterprise_id, found.iter().map(|b| b.role_id.clone()))
+                .await?;
+            let bindings = found
+                .into_iter()
+                .map(|binding| {
+                    let chain = chains.get(&binding.role_id).cloned().unwrap_or_default();
+                    (binding, chain)
+                })
+                .collect();
+            let locations = self.store.locations(&enterprise_id).await?;
+            let after = self.store.revision(&enterprise_id).await?;
             if before == after {
                 return Ok(PrincipalSnapshot {
                     user,
@@ -677,6 +680,58 @@ impl Directory {
         Err(DomainError::Aborted(
             "the enterprise kept changing while its snapshot was read",
         ))
+    }
+
+    /// Each role's chain (the role, then its ancestors, nearest first), reading the roles of
+    /// one level of every chain in one query. A role of another enterprise, or missing, ends
+    /// its chain; a role that is not there has an empty chain.
+    async fn role_chains(
+        &self,
+        enterprise_id: &EnterpriseId,
+        role_ids: impl Iterator<Item = RoleId>,
+    ) -> Result<HashMap<RoleId, Vec<Role>>, DomainError> {
+        let starts: BTreeSet<RoleId> = role_ids.collect();
+        let mut known: HashMap<RoleId, Role> = HashMap::new();
+        let mut asked: BTreeSet<RoleId> = BTreeSet::new();
+        let mut wanted: BTreeSet<RoleId> = starts.clone();
+        while !wanted.is_empty() {
+            asked.extend(wanted.iter().cloned());
+            let (built_in, stored): (Vec<RoleId>, Vec<RoleId>) =
+                wanted.into_iter().partition(|id| is_built_in(&id.0));
+            let mut found: Vec<Role> = built_in
+                .iter()
+                .filter_map(|id| built_in_role(enterprise_id, &id.0))
+                .collect();
+            found.extend(
+                self.store
+                    .roles_among(enterprise_id, stored.into_iter().map(|id| id.0).collect())
+                    .await?,
+            );
+            wanted = found
+                .iter()
+                .filter_map(|role| role.parent_role_id.clone())
+                .filter(|parent| !asked.contains(parent))
+                .collect();
+            known.extend(found.into_iter().map(|role| (role.id.clone(), role)));
+        }
+        Ok(starts
+            .into_iter()
+            .map(|start| {
+                let mut chain: Vec<Role> = Vec::new();
+                let mut next = Some(start.clone());
+                while let Some(id) = next {
+                    if chain.iter().any(|role| role.id == id) {
+                        break;
+                    }
+                    let Some(role) = known.get(&id) else {
+                        break;
+                    };
+                    next = role.parent_role_id.clone();
+                    chain.push(role.clone());
+                }
+                (start, chain)
+            })
+            .collect())
     }
 
     /// A service account of the enterprise holding `authz:check` through a binding valid now

@@ -104,6 +104,24 @@ impl Store {
         row.map(role_from).transpose()
     }
 
+    /// The enterprise's stored roles among `ids`, in one query.
+    pub async fn roles_among(
+        &self,
+        enterprise_id: &EnterpriseId,
+        ids: Vec<String>,
+    ) -> Result<Vec<Role>, DomainError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = role::Entity::find()
+            .filter(role::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .filter(role::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await
+            .map_err(storage)?;
+        rows.into_iter().map(role_from).collect()
+    }
+
     pub async fn roles(&self, enterprise_id: &EnterpriseId) -> Result<Vec<Role>, DomainError> {
         let rows = role::Entity::find()
             .filter(role::Column::EnterpriseId.eq(enterprise_id.as_str()))
