@@ -44,7 +44,7 @@ wait_for() {
 
 PRAXIS_LISTEN=127.0.0.1:16051 PRAXIS_DATABASE_URL=$postgres/bench_directory \
   PRAXIS_AUTH__SERVICE_CREDENTIALS__AUTHZ=$audit_credential PRAXIS_AUDIT__CHECKPOINT_KEY=$(secret) \
-  "$bin/praxis-directory" >"$work/directory.log" 2>&1 &
+  PRAXIS_ENCRYPTION__KEY=$(secret) "$bin/praxis-directory" >"$work/directory.log" 2>&1 &
 pids+=($!)
 wait_for 16051 directory
 PRAXIS_LISTEN=127.0.0.1:16052 PRAXIS_HTTP_LISTEN=127.0.0.1:16080 PRAXIS_DATABASE_URL=$postgres/bench_identity \

@@ -315,6 +315,10 @@ impl System {
                         "PRAXIS_AUDIT__CHECKPOINT_KEY",
                         &base64::engine::general_purpose::STANDARD.encode(random_bytes(32)),
                     ),
+                    (
+                        "PRAXIS_ENCRYPTION__KEY",
+                        &base64::engine::general_purpose::STANDARD.encode(random_bytes(32)),
+                    ),
                 ]));
                 add("directory", "praxis-directory", &[], own);
                 let mut own = auth.clone();
