@@ -277,20 +277,6 @@ fn checked_settings(settings: LdapSettings) -> Result<LdapSettings, DomainError>
 }
 
 impl Directory {
-    async fn sync_admin(
-        &self,
-        actor: &Actor,
-        enterprise_id: &EnterpriseId,
-    ) -> Result<(), DomainError> {
-        self.visible_enterprise(actor, enterprise_id).await?;
-        if !self.authority(actor, enterprise_id).await?.administers() {
-            return Err(DomainError::PermissionDenied(
-                "only enterprise admins manage directory sync",
-            ));
-        }
-        Ok(())
-    }
-
     fn view(row: ldap_sync::Model) -> Result<LdapSyncView, DomainError> {
         let settings = serde_json::from_str(&row.settings)
             .map_err(|error| DomainError::Storage(format!("LDAP sync settings: {error}")))?;
@@ -316,7 +302,7 @@ impl Directory {
         password: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<LdapSyncView, DomainError> {
-        self.sync_admin(actor, enterprise_id).await?;
+        self.administered(actor, enterprise_id).await?;
         let mut settings = checked_settings(settings)?;
         settings.group_rules = self
             .checked_group_rules(
@@ -384,7 +370,7 @@ impl Directory {
         actor: &Actor,
         enterprise_id: &EnterpriseId,
     ) -> Result<LdapSyncView, DomainError> {
-        self.sync_admin(actor, enterprise_id).await?;
+        self.administered(actor, enterprise_id).await?;
         self.stored_ldap_sync(enterprise_id).await
     }
 
@@ -394,7 +380,7 @@ impl Directory {
         enterprise_id: &EnterpriseId,
         now: DateTime<Utc>,
     ) -> Result<(), DomainError> {
-        self.sync_admin(actor, enterprise_id).await?;
+        self.administered(actor, enterprise_id).await?;
         let audit = actor.audit(
             "ldap_sync.delete",
             format!("enterprise:{}", enterprise_id.0),
@@ -428,7 +414,7 @@ impl Directory {
         enterprise_id: &EnterpriseId,
         reader: &dyn LdapReader,
     ) -> Result<SyncRun, DomainError> {
-        self.sync_admin(actor, enterprise_id).await?;
+        self.administered(actor, enterprise_id).await?;
         self.run_ldap_sync(enterprise_id, "request", reader).await
     }
 

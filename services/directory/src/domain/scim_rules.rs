@@ -198,12 +198,7 @@ impl Directory {
         rules: Vec<GroupRule>,
         now: DateTime<Utc>,
     ) -> Result<Vec<GroupRule>, DomainError> {
-        self.visible_enterprise(actor, enterprise_id).await?;
-        if !self.authority(actor, enterprise_id).await?.administers() {
-            return Err(DomainError::PermissionDenied(
-                "only enterprise admins manage directory sync",
-            ));
-        }
+        self.administered(actor, enterprise_id).await?;
         let cleaned = self
             .checked_group_rules(enterprise_id, rules, "rules")
             .await?;
@@ -238,12 +233,7 @@ impl Directory {
         actor: &Actor,
         enterprise_id: &EnterpriseId,
     ) -> Result<Vec<GroupRule>, DomainError> {
-        self.visible_enterprise(actor, enterprise_id).await?;
-        if !self.authority(actor, enterprise_id).await?.administers() {
-            return Err(DomainError::PermissionDenied(
-                "only enterprise admins manage directory sync",
-            ));
-        }
+        self.administered(actor, enterprise_id).await?;
         self.group_rules(enterprise_id).await
     }
 

@@ -87,7 +87,8 @@ fn prefix_of(secret: &str) -> Option<&str> {
 }
 
 impl Directory {
-    async fn administered(
+    /// Only the enterprise's admins (and platform admins) manage its directory sync.
+    pub(super) async fn administered(
         &self,
         actor: &Actor,
         enterprise_id: &EnterpriseId,
