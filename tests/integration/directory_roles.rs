@@ -627,3 +627,63 @@ async fn principal_snapshot_holds_kind_memberships_bindings_and_role_chains_at_o
         );
     }
 }
+
+/// A8: a snapshot is the enterprise at one revision even while writers commit all along: read
+/// in one transaction, it never gives up and never mixes two revisions. Each write here adds
+/// one binding and moves the revision by one, so a snapshot's bindings count its revision.
+#[tokio::test]
+async fn principal_snapshots_hold_one_revision_under_a_storm_of_writes() {
+    use praxis_directory::domain::roles::{BindingScope, RoleBinding, RoleId};
+
+    for install in installs().await {
+        let b = install.backend.clone();
+        let clinic = fixture(&install, "Storm").await;
+        let staff = clinic.user(UserKind::Staff).clone();
+        let enterprise_id = clinic.enterprise.id.clone();
+        let directory = install.directory.clone();
+        let base = directory
+            .principal_snapshot(&Actor::Operator, &staff.id)
+            .await
+            .expect("snapshot");
+        let writes = 40;
+        let writer = {
+            let directory = directory.clone();
+            let (enterprise_id, staff) = (enterprise_id.clone(), staff.clone());
+            tokio::spawn(async move {
+                for _ in 0..writes {
+                    let binding = RoleBinding {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        enterprise_id: enterprise_id.clone(),
+                        user_id: staff.id.clone(),
+                        role_id: RoleId("builtin-front-desk".into()),
+                        scope: BindingScope::Enterprise,
+                        valid_from: None,
+                        valid_until: None,
+                        weekly_window: None,
+                        created_at: chrono::Utc::now(),
+                        source: None,
+                    };
+                    directory
+                        .create_binding(&Actor::Operator, binding, chrono::Utc::now())
+                        .await
+                        .expect("write");
+                }
+            })
+        };
+        let mut reads = 0;
+        while !writer.is_finished() || reads == 0 {
+            let snapshot = directory
+                .principal_snapshot(&Actor::Operator, &staff.id)
+                .await
+                .expect("a snapshot, however busy the writers");
+            assert_eq!(
+                snapshot.bindings.len() - base.bindings.len(),
+                usize::try_from(snapshot.revision - base.revision).expect("forward"),
+                "{b}: bindings of one revision"
+            );
+            reads += 1;
+        }
+        writer.await.expect("writer");
+        eprintln!("{b}: {reads} consistent snapshots during {writes} writes");
+    }
+}

@@ -5,7 +5,7 @@ use super::catalogue::{self, built_in_role, built_in_roles, is_built_in};
 use super::*;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct RoleId(pub String);
@@ -605,6 +605,24 @@ fn flatten(error: DomainError, problems: &mut Vec<(String, String)>) {
     }
 }
 
+/// A role and its ancestors, nearest first, from the roles at hand; a missing role ends the
+/// chain (a binding to a role that is gone has an empty one).
+fn chain_of(roles: &HashMap<RoleId, Role>, start: &RoleId) -> Vec<Role> {
+    let mut chain: Vec<Role> = Vec::new();
+    let mut next = Some(start.clone());
+    while let Some(id) = next {
+        if chain.iter().any(|role| role.id == id) {
+            break;
+        }
+        let Some(role) = roles.get(&id) else {
+            break;
+        };
+        next = role.parent_role_id.clone();
+        chain.push(role.clone());
+    }
+    chain
+}
+
 /// Everything a decision needs about one principal (for authz), read at one revision.
 #[derive(Debug, Clone)]
 pub struct PrincipalSnapshot {
@@ -617,9 +635,9 @@ pub struct PrincipalSnapshot {
 }
 
 impl Directory {
-    /// A user may read their own snapshot, enterprise admins anyone's of their enterprise.
-    /// The parts are read between two looks at the revision, and read again if a write came
-    /// between, so the snapshot is what the enterprise was at `revision`.
+    /// A user may read their own snapshot, enterprise admins anyone's of their enterprise. The
+    /// parts are read in one transaction, so the snapshot is what the enterprise was at
+    /// `revision` however busy its writers are.
     pub async fn principal_snapshot(
         &self,
         actor: &Actor,
@@ -642,96 +660,25 @@ impl Directory {
                 "a user reads their own snapshot; admins and checking services anyone's",
             ));
         }
-        // Cold decisions wait on this read, so it is a handful of queries: the user, their
-        // bindings, the roles of every chain level by level, the locations.
-        for _ in 0..5 {
-            let before = self.store.revision(&enterprise_id).await?;
-            let user = self
-                .store
-                .user(user_id)
-                .await?
-                .ok_or(DomainError::NotFound("user"))?;
-            let filter = BindingFilter {
-                user_id: Some(user.id.clone()),
-                ..BindingFilter::default()
-            };
-            let found = self.store.bindings(&enterprise_id, &filter).await?;
-            let chains = self
-                .role_chains(&enterprise_id, found.iter().map(|b| b.role_id.clone()))
-                .await?;
-            let bindings = found
-                .into_iter()
-                .map(|binding| {
-                    let chain = chains.get(&binding.role_id).cloned().unwrap_or_default();
-                    (binding, chain)
-                })
-                .collect();
-            let locations = self.store.locations(&enterprise_id).await?;
-            let after = self.store.revision(&enterprise_id).await?;
-            if before == after {
-                return Ok(PrincipalSnapshot {
-                    user,
-                    bindings,
-                    locations,
-                    revision: after,
-                });
-            }
-        }
-        Err(DomainError::Aborted(
-            "the enterprise kept changing while its snapshot was read",
-        ))
-    }
-
-    /// Each role's chain (the role, then its ancestors, nearest first), reading the roles of
-    /// one level of every chain in one query. A role of another enterprise, or missing, ends
-    /// its chain; a role that is not there has an empty chain.
-    async fn role_chains(
-        &self,
-        enterprise_id: &EnterpriseId,
-        role_ids: impl Iterator<Item = RoleId>,
-    ) -> Result<HashMap<RoleId, Vec<Role>>, DomainError> {
-        let starts: BTreeSet<RoleId> = role_ids.collect();
-        let mut known: HashMap<RoleId, Role> = HashMap::new();
-        let mut asked: BTreeSet<RoleId> = BTreeSet::new();
-        let mut wanted: BTreeSet<RoleId> = starts.clone();
-        while !wanted.is_empty() {
-            asked.extend(wanted.iter().cloned());
-            let (built_in, stored): (Vec<RoleId>, Vec<RoleId>) =
-                wanted.into_iter().partition(|id| is_built_in(&id.0));
-            let mut found: Vec<Role> = built_in
-                .iter()
-                .filter_map(|id| built_in_role(enterprise_id, &id.0))
-                .collect();
-            found.extend(
-                self.store
-                    .roles_among(enterprise_id, stored.into_iter().map(|id| id.0).collect())
-                    .await?,
-            );
-            wanted = found
-                .iter()
-                .filter_map(|role| role.parent_role_id.clone())
-                .filter(|parent| !asked.contains(parent))
-                .collect();
-            known.extend(found.into_iter().map(|role| (role.id.clone(), role)));
-        }
-        Ok(starts
+        let parts = self
+            .store
+            .principal_parts(&enterprise_id, user_id)
+            .await?
+            .ok_or(DomainError::NotFound("user"))?;
+        let bindings = parts
+            .bindings
             .into_iter()
-            .map(|start| {
-                let mut chain: Vec<Role> = Vec::new();
-                let mut next = Some(start.clone());
-                while let Some(id) = next {
-                    if chain.iter().any(|role| role.id == id) {
-                        break;
-                    }
-                    let Some(role) = known.get(&id) else {
-                        break;
-                    };
-                    next = role.parent_role_id.clone();
-                    chain.push(role.clone());
-                }
-                (start, chain)
+            .map(|binding| {
+                let chain = chain_of(&parts.roles, &binding.role_id);
+                (binding, chain)
             })
-            .collect())
+            .collect();
+        Ok(PrincipalSnapshot {
+            user: parts.user,
+            bindings,
+            locations: parts.locations,
+            revision: parts.revision,
+        })
     }
 
     /// A service account of the enterprise holding `authz:check` through a binding valid now

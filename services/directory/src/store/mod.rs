@@ -13,6 +13,7 @@ mod sync;
 mod users;
 
 pub use audit::{AuditEntry, BrokenLink};
+pub use roles::PrincipalParts;
 pub use users::{NewInvitation, OutboxMessage, UserChange};
 
 use crate::domain::policy::EnterprisePolicy;

@@ -2,6 +2,7 @@
 
 use super::entities::{practice, resource, role, role_binding};
 use super::{AuditEntry, Store, storage};
+use crate::domain::catalogue;
 use crate::domain::roles::*;
 use crate::domain::*;
 use sea_orm::ActiveValue::Set;
@@ -95,31 +96,108 @@ fn rules_json(draft: &RoleDraft) -> Result<String, DomainError> {
     serde_json::to_string(&draft.rules).map_err(|error| DomainError::Storage(error.to_string()))
 }
 
+/// What a principal snapshot is made of, as the enterprise was at `revision`.
+pub struct PrincipalParts {
+    pub user: User,
+    pub bindings: Vec<RoleBinding>,
+    /// Every role the bindings name and every ancestor of those.
+    pub roles: std::collections::HashMap<RoleId, Role>,
+    pub locations: Vec<(ResourceId, PracticeId, Option<String>)>,
+    pub revision: i64,
+}
+
 impl Store {
+    /// The parts of a principal snapshot, read in one transaction (repeatable read on
+    /// PostgreSQL; SQLite's transactions are serializable): one revision however many writers
+    /// commit meanwhile. Roles are read one level of every chain per query.
+    pub async fn principal_parts(
+        &self,
+        enterprise_id: &EnterpriseId,
+        user_id: &UserId,
+    ) -> Result<Option<PrincipalParts>, DomainError> {
+        use sea_orm::{AccessMode, DbBackend, IsolationLevel, TransactionTrait};
+        let txn = match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                self.db
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await
+            }
+            _ => self.db.begin().await,
+        }
+        .map_err(storage)?;
+        let revision = super::revision_of(&txn, enterprise_id).await?;
+        let row = super::entities::user::Entity::find_by_id(user_id.as_str())
+            .one(&txn)
+            .await
+            .map_err(storage)?
+            .filter(|row| row.enterprise_id == enterprise_id.0);
+        let Some(user) = super::users::attach_memberships(&txn, row.into_iter().collect())
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let bindings = role_binding::Entity::find()
+            .filter(role_binding::Column::EnterpriseId.eq(enterprise_id.as_str()))
+            .filter(role_binding::Column::UserId.eq(user_id.as_str()))
+            .order_by_asc(role_binding::Column::Id)
+            .all(&txn)
+            .await
+            .map_err(storage)?
+            .into_iter()
+            .map(binding_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut roles = std::collections::HashMap::new();
+        let mut asked = std::collections::BTreeSet::new();
+        let mut wanted: std::collections::BTreeSet<RoleId> =
+            bindings.iter().map(|b| b.role_id.clone()).collect();
+        while !wanted.is_empty() {
+            asked.extend(wanted.iter().cloned());
+            let (built_in, stored): (Vec<RoleId>, Vec<RoleId>) = wanted
+                .into_iter()
+                .partition(|id| catalogue::is_built_in(&id.0));
+            let mut found: Vec<Role> = built_in
+                .iter()
+                .filter_map(|id| catalogue::built_in_role(enterprise_id, &id.0))
+                .collect();
+            if !stored.is_empty() {
+                let rows = role::Entity::find()
+                    .filter(role::Column::EnterpriseId.eq(enterprise_id.as_str()))
+                    .filter(role::Column::Id.is_in(stored.into_iter().map(|id| id.0)))
+                    .all(&txn)
+                    .await
+                    .map_err(storage)?;
+                for row in rows {
+                    found.push(role_from(row)?);
+                }
+            }
+            wanted = found
+                .iter()
+                .filter_map(|role| role.parent_role_id.clone())
+                .filter(|parent| !asked.contains(parent))
+                .collect();
+            roles.extend(found.into_iter().map(|role| (role.id.clone(), role)));
+        }
+        let locations = super::structure::locations_in(&txn, enterprise_id).await?;
+        txn.commit().await.map_err(storage)?;
+        Ok(Some(PrincipalParts {
+            user,
+            bindings,
+            roles,
+            locations,
+            revision,
+        }))
+    }
+
     pub async fn role(&self, id: &RoleId) -> Result<Option<Role>, DomainError> {
         let row = role::Entity::find_by_id(id.0.as_str())
             .one(&self.db)
             .await
             .map_err(storage)?;
         row.map(role_from).transpose()
-    }
-
-    /// The enterprise's stored roles among `ids`, in one query.
-    pub async fn roles_among(
-        &self,
-        enterprise_id: &EnterpriseId,
-        ids: Vec<String>,
-    ) -> Result<Vec<Role>, DomainError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = role::Entity::find()
-            .filter(role::Column::EnterpriseId.eq(enterprise_id.as_str()))
-            .filter(role::Column::Id.is_in(ids))
-            .all(&self.db)
-            .await
-            .map_err(storage)?;
-        rows.into_iter().map(role_from).collect()
     }
 
     pub async fn roles(&self, enterprise_id: &EnterpriseId) -> Result<Vec<Role>, DomainError> {

@@ -41,30 +41,7 @@ impl Store {
         &self,
         enterprise_id: &EnterpriseId,
     ) -> Result<Vec<(ResourceId, PracticeId, Option<String>)>, DomainError> {
-        let practices: Vec<String> = practice::Entity::find()
-            .filter(practice::Column::EnterpriseId.eq(enterprise_id.as_str()))
-            .all(&self.db)
-            .await
-            .map_err(storage)?
-            .into_iter()
-            .map(|row| row.id)
-            .collect();
-        let rows = resource::Entity::find()
-            .filter(resource::Column::PracticeId.is_in(practices))
-            .filter(resource::Column::Kind.eq(ResourceKind::Location.as_str()))
-            .all(&self.db)
-            .await
-            .map_err(storage)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                (
-                    ResourceId(row.id),
-                    PracticeId(row.practice_id),
-                    row.time_zone,
-                )
-            })
-            .collect())
+        locations_in(&self.db, enterprise_id).await
     }
 
     pub async fn rename_practice(
@@ -295,4 +272,35 @@ impl Store {
         self.commit(txn, enterprise_id, revision).await?;
         Ok(revision)
     }
+}
+
+/// Every location of the enterprise, read on `db` (a connection or a transaction).
+pub(super) async fn locations_in<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    enterprise_id: &EnterpriseId,
+) -> Result<Vec<(ResourceId, PracticeId, Option<String>)>, DomainError> {
+    let practices: Vec<String> = practice::Entity::find()
+        .filter(practice::Column::EnterpriseId.eq(enterprise_id.as_str()))
+        .all(db)
+        .await
+        .map_err(storage)?
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    let rows = resource::Entity::find()
+        .filter(resource::Column::PracticeId.is_in(practices))
+        .filter(resource::Column::Kind.eq(ResourceKind::Location.as_str()))
+        .all(db)
+        .await
+        .map_err(storage)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            (
+                ResourceId(row.id),
+                PracticeId(row.practice_id),
+                row.time_zone,
+            )
+        })
+        .collect())
 }
