@@ -6,6 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than glibc's malloc: a decision allocates little, but the gRPC around it
+/// allocates and frees on every call, from both workers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let args = ServiceArgs::parse();
     let config: praxis_authz::AuthzConfig = praxis_runtime::config::load(args.config.as_deref())?;

@@ -112,9 +112,14 @@ impl Snapshots {
             .get_with(key, || Arc::new(tokio::sync::Mutex::new(())))
     }
 
+    /// The confirmed revision, if it is recent, at least `min_revision` and not behind an
+    /// announcement. Every check asks, so it takes the board's lock once.
     fn fresh(&self, enterprise_id: &str, min_revision: i64) -> Option<i64> {
-        self.confirmed(enterprise_id)
-            .filter(|revision| *revision >= min_revision && *revision >= self.known(enterprise_id))
+        let board = self.board();
+        let (revision, at) = board.confirmed.get(enterprise_id)?;
+        let known = board.known.get(enterprise_id).copied().unwrap_or(0);
+        (at.elapsed() < self.max_staleness && *revision >= min_revision && *revision >= known)
+            .then_some(*revision)
     }
 
     fn board(&self) -> std::sync::MutexGuard<'_, Board> {
@@ -133,16 +138,6 @@ impl Snapshots {
     /// Announcements may have been lost: confirm everything with directory again.
     pub fn forget_confirmations(&self) {
         self.board().confirmed.clear();
-    }
-
-    fn known(&self, enterprise_id: &str) -> i64 {
-        self.board().known.get(enterprise_id).copied().unwrap_or(0)
-    }
-
-    fn confirmed(&self, enterprise_id: &str) -> Option<i64> {
-        let board = self.board();
-        let (revision, at) = board.confirmed.get(enterprise_id)?;
-        (at.elapsed() < self.max_staleness).then_some(*revision)
     }
 
     fn confirm(&self, enterprise_id: &str, revision: i64) {

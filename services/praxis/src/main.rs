@@ -8,6 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc rather than glibc's malloc, as in every Praxis service (measured on authz: ~10%
+/// more calls a second under load).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     version,
