@@ -611,6 +611,15 @@ impl Directory {
             ));
         }
         let existing = existing.filter(|user| user.enterprise_id == *enterprise_id);
+        if existing
+            .as_ref()
+            .is_some_and(|user| user.kind == UserKind::ServiceAccount)
+        {
+            return Err(DomainError::precondition(
+                "SERVICE_ACCOUNT",
+                "this email is a service account's; the import leaves it alone",
+            ));
+        }
         let link_of = |user: &User| by_user.get(user.id.0.as_str()).copied();
         if disabled {
             let Some(user) = existing else {
