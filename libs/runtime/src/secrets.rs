@@ -64,6 +64,14 @@ impl Sealer {
         Self::from_base64(&text)
     }
 
+    /// The key given in configuration (`key`, when not blank), else the one in `file`.
+    pub fn from_key_or_file(key: Option<&str>, file: &Path) -> Result<Self, SecretError> {
+        match key.filter(|key| !key.trim().is_empty()) {
+            Some(key) => Self::from_base64(key),
+            None => Self::from_file(file),
+        }
+    }
+
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);

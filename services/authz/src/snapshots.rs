@@ -466,20 +466,23 @@ mod tests {
 
     /// A8: while directory does not answer, calls do not queue behind each other's timeouts
     /// (eight in line would take 24 s); each fails, none is allowed anything.
-    #[tokio::test]
-    async fn a8_callers_do_not_wait_in_line_behind_a_stalled_directory() {
+    /// Snapshots over `source` (in-memory shared cache, 1 s staleness) and a staff caller
+    /// asking about themselves.
+    fn over(source: Arc<Fake>) -> (Arc<Snapshots>, Caller) {
         let cache = praxis_cache::open("memory").expect("memory cache");
-        let snapshots = Arc::new(Snapshots::new(
-            Arc::new(Fake::new(Duration::from_secs(3), true)),
-            cache,
-            Duration::from_secs(1),
-        ));
+        let snapshots = Arc::new(Snapshots::new(source, cache, Duration::from_secs(1)));
         let caller = Caller {
             user_id: "u-1".into(),
             enterprise_id: "e-1".into(),
             kind: "STAFF".into(),
             ..Default::default()
         };
+        (snapshots, caller)
+    }
+
+    #[tokio::test]
+    async fn a8_callers_do_not_wait_in_line_behind_a_stalled_directory() {
+        let (snapshots, caller) = over(Arc::new(Fake::new(Duration::from_secs(3), true)));
         let started = std::time::Instant::now();
         let mut burst = Vec::new();
         for _ in 0..8 {
@@ -503,18 +506,7 @@ mod tests {
     #[tokio::test]
     async fn a8_a_burst_asks_directory_once() {
         let source = Arc::new(Fake::new(Duration::from_millis(20), false));
-        let cache = praxis_cache::open("memory").expect("memory cache");
-        let snapshots = Arc::new(Snapshots::new(
-            source.clone(),
-            cache,
-            Duration::from_secs(1),
-        ));
-        let caller = Caller {
-            user_id: "u-1".into(),
-            enterprise_id: "e-1".into(),
-            kind: "STAFF".into(),
-            ..Default::default()
-        };
+        let (snapshots, caller) = over(source.clone());
         let mut burst = Vec::new();
         for _ in 0..64 {
             let (snapshots, caller) = (snapshots.clone(), caller.clone());
@@ -535,18 +527,7 @@ mod tests {
     #[tokio::test]
     async fn a8_a_demanded_revision_costs_one_trip() {
         let source = Arc::new(Fake::new(Duration::from_millis(20), false));
-        let cache = praxis_cache::open("memory").expect("memory cache");
-        let snapshots = Arc::new(Snapshots::new(
-            source.clone(),
-            cache,
-            Duration::from_secs(1),
-        ));
-        let caller = Caller {
-            user_id: "u-1".into(),
-            enterprise_id: "e-1".into(),
-            kind: "STAFF".into(),
-            ..Default::default()
-        };
+        let (snapshots, caller) = over(source.clone());
         let mut burst = Vec::new();
         for _ in 0..16 {
             let (snapshots, caller) = (snapshots.clone(), caller.clone());

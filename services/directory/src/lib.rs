@@ -110,19 +110,17 @@ impl DirectoryService {
         settings: &EncryptionSettings,
         default_key_file: &std::path::Path,
     ) -> Result<Self, StartError> {
-        use praxis_runtime::secrets::Sealer;
-        let sealer = match settings.key.as_deref().filter(|k| !k.trim().is_empty()) {
-            Some(key) => Sealer::from_base64(key)?,
-            None => {
-                let file = settings.key_file.as_deref().unwrap_or(default_key_file);
-                match Sealer::from_file(file) {
-                    Ok(sealer) => sealer,
-                    Err(error) => {
-                        tracing::warn!(%error, "no secrets key: LDAP bind passwords cannot be stored");
-                        return Ok(self);
-                    }
-                }
+        use praxis_runtime::secrets::{Sealer, SecretError};
+        let file = settings.key_file.as_deref().unwrap_or(default_key_file);
+        let sealer = match Sealer::from_key_or_file(settings.key.as_deref(), file) {
+            Ok(sealer) => sealer,
+            // A key file that cannot be made (a read-only disk) leaves directory without one;
+            // a bad key given in configuration does not start.
+            Err(error @ SecretError::KeyFile(..)) => {
+                tracing::warn!(%error, "no secrets key: LDAP bind passwords cannot be stored");
+                return Ok(self);
             }
+            Err(error) => return Err(error.into()),
         };
         self.directory = self.directory.with_sealer(sealer);
         Ok(self)

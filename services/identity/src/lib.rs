@@ -112,15 +112,7 @@ impl Default for IdentityConfig {
 
 impl IdentityConfig {
     pub fn sealer(&self) -> Result<secrets::Sealer, secrets::SecretError> {
-        match self
-            .encryption
-            .key
-            .as_deref()
-            .filter(|k| !k.trim().is_empty())
-        {
-            Some(key) => secrets::Sealer::from_base64(key),
-            None => secrets::Sealer::from_file(&self.encryption.key_file),
-        }
+        secrets::Sealer::from_key_or_file(self.encryption.key.as_deref(), &self.encryption.key_file)
     }
 
     pub fn validate(&self) -> Result<(), praxis_runtime::config::ConfigError> {

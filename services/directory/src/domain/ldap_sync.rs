@@ -2,13 +2,12 @@
 //! of the corporate directory becomes Praxis users. Entries are provisioned like SCIM users
 //! (through the same group rules and the same provisioning path, the connector
 //! `ldap:<enterprise>` the actor); entries that are gone or match the disabled filter disable
-//! their users (D14). The read itself is behind [`LdapReader`], so these rules stay plain.
+//! their users (D14), whom the import enables again only if it was the last to disable them. The read itself is behind [`LdapReader`], so these rules stay plain.
 
 use super::provisioning::{Outcome, Provision};
 use super::scim_rules::GroupRule;
 use super::*;
 use crate::store::entities::{ldap_link, ldap_sync};
-use crate::store::{AuditEntry, UserChange};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -626,7 +625,7 @@ impl Directory {
                 return Ok((None, Counted::Skipped));
             };
             let link = self
-                .keep_link(enterprise_id, &user, entry, link_of(&user), None)
+                .keep_link(enterprise_id, &user, entry, link_of(&user))
                 .await?;
             return match self
                 .disable_synced(enterprise_id, &link, "disabled in the corporate directory")
@@ -647,9 +646,17 @@ impl Directory {
         let mut enabled = false;
         if let Some(user) = &existing
             && user.status == UserStatus::Disabled
-            && link_of(user).is_some_and(|link| link.disabled_by_sync)
+            && self.last_disabled_by(user, &source(enterprise_id)).await?
         {
-            self.enable_synced(enterprise_id, user).await?;
+            let details = serde_json::json!({"via": "ldap", "dn": entry.dn, "reason": "active again in the corporate directory"});
+            self.set_status_for_connector(
+                &source(enterprise_id),
+                user,
+                UserStatus::Active,
+                details,
+                Utc::now(),
+            )
+            .await?;
             enabled = true;
         }
         let request = Provision {
@@ -665,7 +672,7 @@ impl Directory {
         let (user, _, outcome) = self
             .provision(&source(enterprise_id), request, Utc::now())
             .await?;
-        self.keep_link(enterprise_id, &user, entry, link_of(&user), Some(false))
+        self.keep_link(enterprise_id, &user, entry, link_of(&user))
             .await?;
         let counted = match outcome {
             _ if enabled => Counted::Enabled,
@@ -676,42 +683,32 @@ impl Directory {
         Ok((Some(user.id.0), counted))
     }
 
-    /// Records which entry a user came from, writing only what changed. `disabled_by_sync`
-    /// `None` keeps what was recorded.
+    /// Records which entry a user came from, writing only what changed.
     async fn keep_link(
         &self,
         enterprise_id: &EnterpriseId,
         user: &User,
         entry: &LdapUser,
         held: Option<&ldap_link::Model>,
-        disabled_by_sync: Option<bool>,
     ) -> Result<ldap_link::Model, DomainError> {
-        let wanted = ldap_link::Model {
+        if let Some(link) = held
+            && link.entry_id == entry.id
+            && link.dn == entry.dn
+        {
+            return Ok(link.clone());
+        }
+        let link = ldap_link::Model {
             enterprise_id: enterprise_id.0.clone(),
             user_id: user.id.0.clone(),
             entry_id: entry.id.clone(),
             dn: entry.dn.clone(),
-            disabled_by_sync: disabled_by_sync
-                .unwrap_or_else(|| held.is_some_and(|link| link.disabled_by_sync)),
             updated_at: Utc::now(),
         };
-        match held {
-            Some(link)
-                if link.entry_id == wanted.entry_id
-                    && link.dn == wanted.dn
-                    && link.disabled_by_sync == wanted.disabled_by_sync =>
-            {
-                Ok(link.clone())
-            }
-            _ => {
-                self.store.put_ldap_link(wanted.clone()).await?;
-                Ok(wanted)
-            }
-        }
+        self.store.put_ldap_link(link.clone()).await?;
+        Ok(link)
     }
 
-    /// Disables the linked user if they are active; true when it did. The link remembers that
-    /// the import did it, so the import may undo it.
+    /// Disables the linked user if they are active; true when it did.
     async fn disable_synced(
         &self,
         enterprise_id: &EnterpriseId,
@@ -726,51 +723,16 @@ impl Directory {
         {
             return Ok(false);
         }
-        let now = Utc::now();
-        let audit = AuditEntry::write(
-            source(enterprise_id),
-            "user.disable",
-            format!("user:{}", user.id),
-            serde_json::json!({"via": "ldap", "dn": link.dn, "reason": reason}),
-            now,
-        );
-        let change = UserChange {
-            status: Some(UserStatus::Disabled),
-            ..UserChange::default()
-        };
-        self.store
-            .update_user(&user.id, user.version, change, &audit)
-            .await?;
-        self.store
-            .put_ldap_link(ldap_link::Model {
-                disabled_by_sync: true,
-                updated_at: now,
-                ..link.clone()
-            })
-            .await?;
-        Ok(true)
-    }
-
-    async fn enable_synced(
-        &self,
-        enterprise_id: &EnterpriseId,
-        user: &User,
-    ) -> Result<(), DomainError> {
-        let audit = AuditEntry::write(
-            source(enterprise_id),
-            "user.enable",
-            format!("user:{}", user.id),
-            serde_json::json!({"via": "ldap", "reason": "active again in the corporate directory"}),
+        let details = serde_json::json!({"via": "ldap", "dn": link.dn, "reason": reason});
+        self.set_status_for_connector(
+            &source(enterprise_id),
+            &user,
+            UserStatus::Disabled,
+            details,
             Utc::now(),
-        );
-        let change = UserChange {
-            status: Some(UserStatus::Active),
-            ..UserChange::default()
-        };
-        self.store
-            .update_user(&user.id, user.version, change, &audit)
-            .await
-            .map(|_| ())
+        )
+        .await?;
+        Ok(true)
     }
 }
 

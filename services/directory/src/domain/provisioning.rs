@@ -210,6 +210,69 @@ impl Directory {
         }
     }
 
+    /// A connector's disable or enable of a user (D14), audited with the connector as actor.
+    pub(super) async fn set_status_for_connector(
+        &self,
+        connector: &str,
+        user: &User,
+        status: UserStatus,
+        details: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<(), DomainError> {
+        let action = if status == UserStatus::Disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        let audit = AuditEntry::write(
+            connector.to_owned(),
+            action,
+            format!("user:{}", user.id),
+            details,
+            now,
+        );
+        let change = UserChange {
+            status: Some(status),
+            ..UserChange::default()
+        };
+        self.store
+            .update_user(&user.id, user.version, change, &audit)
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the user's last disable or enable in the audit trail was a disable by
+    /// `connector`: only then may the connector enable them again (an admin's decision
+    /// stands). Past retention nothing is known, and nothing is undone.
+    pub(super) async fn last_disabled_by(
+        &self,
+        user: &User,
+        connector: &str,
+    ) -> Result<bool, DomainError> {
+        let query = crate::store::audit::EventQuery {
+            enterprise_id: user.enterprise_id.0.clone(),
+            action_prefix: Some("user.".into()),
+            target_type: Some("user".into()),
+            target_id: Some(user.id.0.clone()),
+            ..Default::default()
+        };
+        let mut before = None;
+        // Newest first; a user's own history is short, but is read in pages all the same.
+        loop {
+            let page = self.store.list_events(&query, before, 100).await?;
+            if let Some(last) = page
+                .iter()
+                .find(|event| matches!(event.action.as_str(), "user.disable" | "user.enable"))
+            {
+                return Ok(last.action == "user.disable" && last.actor == connector);
+            }
+            match page.last() {
+                Some(event) if page.len() == 100 => before = Some(event.seq),
+                _ => return Ok(false),
+            }
+        }
+    }
+
     /// The enterprise's allowlisted email domains (an SSO connection serves only these) and
     /// whether it requires SSO, for identity.
     pub async fn enterprise_domains(

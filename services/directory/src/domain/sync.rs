@@ -536,10 +536,9 @@ impl Directory {
             return Ok(());
         }
         let connector = format!("scim:{}", client.enterprise_id.0);
-        let (status, action, reason) = match user.status {
+        let (status, reason) = match user.status {
             UserStatus::Active | UserStatus::Invited if deleted || inactive => (
                 UserStatus::Disabled,
-                "user.disable",
                 if deleted {
                     "deleted in the corporate directory"
                 } else {
@@ -551,7 +550,6 @@ impl Directory {
             {
                 (
                     UserStatus::Active,
-                    "user.enable",
                     "active again in the corporate directory",
                 )
             }
@@ -559,53 +557,14 @@ impl Directory {
         };
         // Changes to Praxis users are the connector's, as provisioning's are; the token that
         // carried the request is in the details.
-        let audit = crate::store::AuditEntry::write(
-            connector,
-            action,
-            format!("user:{}", user.id),
-            serde_json::json!({
-                "via": "scim",
-                "token": client.token_id,
-                "scim_user": resource.id,
-                "reason": reason,
-            }),
-            now,
-        );
-        let change = crate::store::UserChange {
-            status: Some(status),
-            ..crate::store::UserChange::default()
-        };
-        self.store
-            .update_user(&user.id, user.version, change, &audit)
+        let details = serde_json::json!({
+            "via": "scim",
+            "token": client.token_id,
+            "scim_user": resource.id,
+            "reason": reason,
+        });
+        self.set_status_for_connector(&connector, &user, status, details, now)
             .await
-            .map(|_| ())
-    }
-
-    /// Whether the user's last disable or enable in the audit trail was a disable by `actor`.
-    /// Past retention nothing is known, and nothing is undone.
-    async fn last_disabled_by(&self, user: &User, actor: &str) -> Result<bool, DomainError> {
-        let query = crate::store::audit::EventQuery {
-            enterprise_id: user.enterprise_id.0.clone(),
-            action_prefix: Some("user.".into()),
-            target_type: Some("user".into()),
-            target_id: Some(user.id.0.clone()),
-            ..Default::default()
-        };
-        let mut before = None;
-        // Newest first; a user's own history is short, but is read in pages all the same.
-        loop {
-            let page = self.store.list_events(&query, before, 100).await?;
-            if let Some(last) = page
-                .iter()
-                .find(|event| matches!(event.action.as_str(), "user.disable" | "user.enable"))
-            {
-                return Ok(last.action == "user.disable" && last.actor == actor);
-            }
-            match page.last() {
-                Some(event) if page.len() == 100 => before = Some(event.seq),
-                _ => return Ok(false),
-            }
-        }
     }
 }
 

@@ -579,7 +579,6 @@ pub mod ldap_link {
         pub entry_id: String,
         #[sea_orm(column_type = "Text")]
         pub dn: String,
-        pub disabled_by_sync: bool,
         pub updated_at: DateTimeUtc,
     }
 

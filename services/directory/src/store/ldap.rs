@@ -152,7 +152,6 @@ impl Store {
                     .update_columns([
                         ldap_link::Column::EntryId,
                         ldap_link::Column::Dn,
-                        ldap_link::Column::DisabledBySync,
                         ldap_link::Column::UpdatedAt,
                     ])
                     .to_owned(),

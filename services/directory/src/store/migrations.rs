@@ -828,8 +828,6 @@ impl MigrationTrait for M0008LdapSync {
                     .col(string("user_id"))
                     .col(string("entry_id"))
                     .col(text("dn"))
-                    // Only a user the import disabled is enabled again by it (D14).
-                    .col(boolean("disabled_by_sync"))
                     .col(timestamp_with_time_zone("updated_at"))
                     .primary_key(Index::create().col("enterprise_id").col("user_id"))
                     .foreign_key(&mut fk("ldap_links", "enterprise_id", "enterprises"))
