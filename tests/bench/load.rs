@@ -38,6 +38,22 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Adds a later slice of the same run: its requests, errors and measured time.
+    pub fn absorb(&mut self, slice: Outcome) {
+        let mut tally = Tally {
+            histogram: Some(std::mem::replace(&mut self.histogram, histogram())),
+            errors: self.errors,
+            first_error: self.first_error.take(),
+        };
+        tally.merge(Tally {
+            histogram: Some(slice.histogram),
+            errors: slice.errors,
+            first_error: slice.first_error,
+        });
+        let elapsed = self.elapsed + slice.elapsed;
+        *self = tally.outcome(elapsed);
+    }
+
     pub fn throughput(&self) -> f64 {
         let seconds = self.elapsed.as_secs_f64();
         if seconds > 0.0 {

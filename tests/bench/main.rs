@@ -95,6 +95,11 @@ struct Args {
     /// Exit 0 even when requests failed (the outputs say how many).
     #[arg(long)]
     allow_errors: bool,
+    /// Closed loops run in this many rounds: each round gives the ceilings and every scenario,
+    /// one after another, a 1/rounds share of `--warmup` and `--duration`. A machine whose speed
+    /// drifts (a shared VM) then slows a scenario and the ceiling it is compared with alike.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    rounds: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -252,23 +257,43 @@ async fn bench(args: &Args) -> Result<Report, String> {
         }
     };
     for load in &loads {
-        let mut ceilings = Vec::new();
-        for service in &services {
-            let call = scenarios::call(Scenario::Ceiling, &servers, &prepared.subjects, *service);
-            let load = resolve(*load, Scenario::Ceiling, service_name(*service), &runs);
-            let outcome = measure(call, load, args.max_in_flight, limits).await;
-            let run = run_of(Scenario::Ceiling, service_name(*service), load, &outcome);
-            eprintln!("{}", line(&run));
-            ceilings.push((*service, run.clone()));
-            runs.push(run);
+        // Ceilings first, then the scenarios, each with its own load resolved now.
+        let mut plan: Vec<(Scenario, Service, (usize, Option<f64>))> = services
+            .iter()
+            .map(|s| (Scenario::Ceiling, *s))
+            .chain(chosen.iter().map(|c| (*c, c.service())))
+            .map(|(scenario, service)| {
+                let resolved = resolve(*load, scenario, service_name(service), &runs);
+                (scenario, service, resolved)
+            })
+            .collect();
+        let rounds = match load {
+            Load::Closed(_) => args.rounds,
+            Load::Rate(_) | Load::Share(_) => 1,
+        };
+        let slice = Limits {
+            warmup: limits.warmup / rounds,
+            duration: limits.duration / rounds,
+            max_requests: (limits.max_requests / u64::from(rounds)).max(1),
+        };
+        let mut outcomes: Vec<Option<load::Outcome>> = plan.iter().map(|_| None).collect();
+        for _ in 0..rounds {
+            for ((scenario, service, resolved), total) in plan.iter().zip(outcomes.iter_mut()) {
+                let call = scenarios::call(*scenario, &servers, &prepared.subjects, *service);
+                let outcome = measure(call, *resolved, args.max_in_flight, slice).await;
+                match total {
+                    Some(total) => total.absorb(outcome),
+                    None => *total = Some(outcome),
+                }
+            }
         }
-        for scenario in &chosen {
-            let service = scenario.service();
-            let call = scenarios::call(*scenario, &servers, &prepared.subjects, service);
-            let load = resolve(*load, *scenario, service_name(service), &runs);
-            let outcome = measure(call, load, args.max_in_flight, limits).await;
-            let mut run = run_of(*scenario, service_name(service), load, &outcome);
-            if let Some((_, ceiling)) = ceilings.iter().find(|(s, _)| *s == service) {
+        let mut ceilings: Vec<(Service, Run)> = Vec::new();
+        for ((scenario, service, resolved), outcome) in plan.drain(..).zip(outcomes) {
+            let Some(outcome) = outcome else { continue };
+            let mut run = run_of(scenario, service_name(service), resolved, &outcome);
+            if scenario == Scenario::Ceiling {
+                ceilings.push((service, run.clone()));
+            } else if let Some((_, ceiling)) = ceilings.iter().find(|(s, _)| *s == service) {
                 run.vs_ceiling =
                     (ceiling.throughput > 0.0 && ceiling.latency_us.p99 > 0).then(|| Ratio {
                         throughput: run.throughput / ceiling.throughput,
@@ -302,6 +327,7 @@ async fn bench(args: &Args) -> Result<Report, String> {
             users: subjects.users.len(),
             seconds_to_generate: prepared.seconds,
         },
+        rounds: args.rounds,
         runs,
     })
 }

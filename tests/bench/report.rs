@@ -12,6 +12,8 @@ pub struct Report {
     pub command: String,
     pub machine: Machine,
     pub data: DataShape,
+    /// Closed loops were measured in this many interleaved rounds.
+    pub rounds: u32,
     pub runs: Vec<Run>,
 }
 
@@ -129,7 +131,8 @@ pub fn markdown(report: &Report) -> String {
     let m = &report.machine;
     let mut out = format!(
         "### {}\n\n{} cores ({}), {}; load average {:.2} before, {:.2} after; client: {}; \
-         data: {} practices, {} roles, {} users (generated in {:.0} s); {}\n\n`{}`\n\n",
+         data: {} practices, {} roles, {} users (generated in {:.0} s); closed loops in {} \
+         interleaved rounds; {}\n\n`{}`\n\n",
         report.label,
         m.cores,
         m.cpu_model,
@@ -141,6 +144,7 @@ pub fn markdown(report: &Report) -> String {
         report.data.roles,
         report.data.users,
         report.data.seconds_to_generate,
+        report.rounds,
         report.started_at,
         report.command,
     );
