@@ -10,7 +10,8 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
 };
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod custom_policy {
@@ -226,12 +227,19 @@ struct CachedBook {
 }
 
 /// Compiled books per enterprise; a book is confirmed against the stored revision at most
-/// every `max_staleness`, and rebuilt when it moved.
+/// every `max_staleness`, and rebuilt when it moved. Past half of `max_staleness` the first call
+/// to notice confirms it in the background, so calls do not wait for the database while it
+/// answers.
 pub struct Books {
     store: PolicyStore,
     model: Arc<Model>,
     cache: moka::sync::Cache<String, CachedBook>,
     max_staleness: Duration,
+    /// Enterprises whose book is being confirmed in the background.
+    confirming: Mutex<HashSet<String>>,
+    /// Moves on every invalidation: a book read before one is not cached after it. Held while
+    /// caching, so an invalidation cannot fall between the comparison and the insert.
+    generation: Mutex<u64>,
 }
 
 impl Books {
@@ -241,26 +249,77 @@ impl Books {
             model,
             cache: moka::sync::Cache::new(10_000),
             max_staleness,
+            confirming: Mutex::new(HashSet::new()),
+            generation: Mutex::new(0),
         }
     }
 
     pub fn invalidate(&self, enterprise_id: &str) {
+        let mut generation = self.generation();
+        *generation += 1;
         self.cache.invalidate(enterprise_id);
     }
 
-    pub async fn book(&self, enterprise_id: &str) -> Result<Arc<PolicyBook>, BookError> {
+    fn generation(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.generation
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub async fn book(self: &Arc<Self>, enterprise_id: &str) -> Result<Arc<PolicyBook>, BookError> {
         let cached = self.cache.get(enterprise_id);
-        if let Some(cached) = &cached
-            && cached.checked.elapsed() < self.max_staleness
-        {
-            return Ok(cached.book.clone());
+        if let Some(cached) = &cached {
+            let age = cached.checked.elapsed();
+            if age < self.max_staleness {
+                if age >= self.max_staleness / 2 {
+                    self.confirm_ahead(enterprise_id);
+                }
+                return Ok(cached.book.clone());
+            }
         }
+        self.load(enterprise_id, cached).await
+    }
+
+    fn confirm_ahead(self: &Arc<Self>, enterprise_id: &str) {
+        let started = self
+            .confirming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(enterprise_id.to_owned());
+        if !started {
+            return;
+        }
+        let books = self.clone();
+        let enterprise_id = enterprise_id.to_owned();
+        tokio::spawn(async move {
+            let cached = books.cache.get(&enterprise_id);
+            if let Err(error) = books.load(&enterprise_id, cached).await {
+                // The next call past `max_staleness` loads it itself and answers the error.
+                tracing::warn!(%error, "policy book not confirmed ahead of time");
+            }
+            books
+                .confirming
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&enterprise_id);
+        });
+    }
+
+    /// Confirms `cached` against the stored revision, or builds the book again.
+    async fn load(
+        &self,
+        enterprise_id: &str,
+        cached: Option<CachedBook>,
+    ) -> Result<Arc<PolicyBook>, BookError> {
+        let generation = *self.generation();
+        let checked = Instant::now();
         let revision = self.store.revision(enterprise_id).await?;
         if let Some(cached) = cached.filter(|c| c.revision == revision) {
-            self.cache.insert(
-                enterprise_id.to_owned(),
+            self.keep(
+                enterprise_id,
+                generation,
                 CachedBook {
-                    checked: Instant::now(),
+                    checked,
                     ..cached.clone()
                 },
             );
@@ -282,14 +341,113 @@ impl Books {
             custom.extend(policies);
         }
         let book = Arc::new(PolicyBook::build(&self.model, custom)?);
-        self.cache.insert(
-            enterprise_id.to_owned(),
+        self.keep(
+            enterprise_id,
+            generation,
             CachedBook {
                 book: book.clone(),
                 revision,
-                checked: Instant::now(),
+                checked,
             },
         );
         Ok(book)
+    }
+
+    /// Caches `book` unless an invalidation came after it was read (a policy written since).
+    fn keep(&self, enterprise_id: &str, generation: u64, book: CachedBook) {
+        let current = self.generation();
+        if *current == generation {
+            self.cache.insert(enterprise_id.to_owned(), book);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Books over a fresh SQLite file, trusted for `max_staleness`.
+    async fn books(max_staleness: Duration) -> (Arc<Books>, PolicyStore) {
+        let file = std::env::temp_dir().join(format!("praxis-books-{}.db", uuid::Uuid::new_v4()));
+        let db = praxis_store::connect(&format!("sqlite://{}?mode=rwc", file.display()))
+            .await
+            .expect("sqlite");
+        praxis_store::migrate::<crate::migrations::Migrator>(&db)
+            .await
+            .expect("migrations");
+        let store = PolicyStore::new(db);
+        let model = Arc::new(Model::load().expect("model"));
+        let books = Arc::new(Books::new(store.clone(), model, max_staleness));
+        (books, store)
+    }
+
+    fn record() -> crate::audit::Record {
+        crate::audit::Record {
+            enterprise_id: "e-1".into(),
+            actor: "u-admin".into(),
+            action: "authz.policy.put",
+            target: "policy:p-1".into(),
+            outcome: "SUCCESS",
+            ip: None,
+            details: serde_json::json!({}),
+        }
+    }
+
+    /// A8: a policy another replica wrote (no invalidation here) is read in the background once
+    /// half of the staleness bound has passed, without any call waiting for the database.
+    #[tokio::test]
+    async fn a8_books_are_confirmed_ahead_of_their_expiry() {
+        let (books, store) = books(Duration::from_millis(400)).await;
+        let first = books.book("e-1").await.expect("book");
+        store
+            .put(
+                "e-1",
+                "p-1",
+                "",
+                "forbid (principal, action == Praxis::Action::\"patients:export\", resource);",
+                None,
+                record(),
+            )
+            .await
+            .expect("put");
+        // Within the bound and before half of it: the book held, nothing asked.
+        let held = books.book("e-1").await.expect("book");
+        assert!(Arc::ptr_eq(&first, &held));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Past half: still the book held, and the stored revision is read in the background.
+        let held = books.book("e-1").await.expect("book");
+        assert!(Arc::ptr_eq(&first, &held));
+        let mut revision = 0;
+        for _ in 0..200 {
+            revision = books.cache.get("e-1").map_or(0, |cached| cached.revision);
+            if revision == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(revision, 1, "the new policy was not read ahead");
+        let renewed = books.book("e-1").await.expect("book");
+        assert!(!Arc::ptr_eq(&first, &renewed));
+    }
+
+    /// A book read before an invalidation is not cached after it: the policy written meanwhile
+    /// would otherwise be missing for up to the staleness bound.
+    #[tokio::test]
+    async fn a_book_read_before_an_invalidation_is_not_kept() {
+        let (books, _store) = books(Duration::from_secs(60)).await;
+        let book = books.book("e-1").await.expect("book");
+        books.invalidate("e-1");
+        let before = *books.generation();
+        books.invalidate("e-1");
+        books.keep(
+            "e-1",
+            before,
+            CachedBook {
+                book,
+                revision: 0,
+                checked: Instant::now(),
+            },
+        );
+        assert!(books.cache.get("e-1").is_none());
     }
 }

@@ -14,7 +14,7 @@ use praxis_cache::{Cache, Notice};
 use praxis_proto::directory::v1 as directory;
 use praxis_runtime::Caller;
 use prost::Message;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -52,6 +52,24 @@ struct Board {
     known: HashMap<String, i64>,
     /// Revision confirmed by asking directory, and when.
     confirmed: HashMap<String, (i64, Instant)>,
+    /// Enterprises whose revision is being confirmed in the background.
+    confirming: HashSet<String>,
+}
+
+impl Board {
+    /// `revision` was current at `at`; a confirmation older than the one held changes nothing.
+    fn confirm(&mut self, enterprise_id: &str, revision: i64, at: Instant) {
+        match self.confirmed.get_mut(enterprise_id) {
+            Some(held) if held.1 >= at => {}
+            Some(held) => *held = (revision, at),
+            None => {
+                self.confirmed
+                    .insert(enterprise_id.to_owned(), (revision, at));
+            }
+        }
+        let known = self.known.entry(enterprise_id.to_owned()).or_insert(0);
+        *known = (*known).max(revision);
+    }
 }
 
 #[derive(Clone)]
@@ -63,7 +81,7 @@ pub struct Snapshots {
     source: Arc<dyn PrincipalSource>,
     shared: Arc<dyn Cache>,
     local: moka::sync::Cache<String, Entry>,
-    board: Mutex<Board>,
+    board: Arc<Mutex<Board>>,
     max_staleness: Duration,
     /// One question to directory at a time per enterprise revision or principal: when the
     /// confirmation expires or a revision moves, the calls in flight wait for the first one's
@@ -98,7 +116,7 @@ impl Snapshots {
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
-            board: Mutex::new(Board::default()),
+            board: Arc::new(Mutex::new(Board::default())),
             max_staleness,
             gates: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -141,12 +159,52 @@ impl Snapshots {
     }
 
     fn confirm(&self, enterprise_id: &str, revision: i64) {
-        let mut board = self.board();
-        board
-            .confirmed
-            .insert(enterprise_id.to_owned(), (revision, Instant::now()));
-        let known = board.known.entry(enterprise_id.to_owned()).or_insert(0);
-        *known = (*known).max(revision);
+        self.board()
+            .confirm(enterprise_id, revision, Instant::now());
+    }
+
+    /// `fresh`, and past half of `max_staleness` the first call to notice starts confirming the
+    /// revision in the background, so that calls do not wait for directory while it answers.
+    /// If it does not answer, the confirmation expires and the next call asks (and fails).
+    fn fresh_ahead(
+        &self,
+        caller: &Caller,
+        authorization: Option<&str>,
+        enterprise_id: &str,
+        min_revision: i64,
+    ) -> Option<i64> {
+        let revision = {
+            let mut board = self.board();
+            let (revision, at) = *board.confirmed.get(enterprise_id)?;
+            let known = board.known.get(enterprise_id).copied().unwrap_or(0);
+            let age = at.elapsed();
+            if age >= self.max_staleness || revision < min_revision || revision < known {
+                return None;
+            }
+            if age < self.max_staleness / 2 || !board.confirming.insert(enterprise_id.to_owned()) {
+                return Some(revision);
+            }
+            revision
+        };
+        let (source, board) = (self.source.clone(), self.board.clone());
+        let (caller, authorization) = (caller.clone(), authorization.map(str::to_owned));
+        let enterprise_id = enterprise_id.to_owned();
+        tokio::spawn(async move {
+            let asked_at = Instant::now();
+            let answer = source
+                .revision(&caller, authorization.as_deref(), &enterprise_id)
+                .await;
+            let mut board = board
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            board.confirming.remove(&enterprise_id);
+            match answer {
+                // Current when asked: the bound counts from the question, not the answer.
+                Ok(revision) => board.confirm(&enterprise_id, revision, asked_at),
+                Err(error) => tracing::warn!(%error, "revision not confirmed ahead of time"),
+            }
+        });
+        Some(revision)
     }
 
     /// The enterprise's current revision: confirmed recently, or asked now.
@@ -157,7 +215,8 @@ impl Snapshots {
         enterprise_id: &str,
         min_revision: i64,
     ) -> Result<i64, SnapshotError> {
-        if let Some(revision) = self.fresh(enterprise_id, min_revision) {
+        if let Some(revision) = self.fresh_ahead(caller, authorization, enterprise_id, min_revision)
+        {
             return Ok(revision);
         }
         let gate = self.gate(format!("enterprise:{enterprise_id}"));
@@ -198,17 +257,14 @@ impl Snapshots {
     ) -> Result<Arc<CompiledPrincipal>, SnapshotError> {
         // A user belongs to one enterprise for life, so a cached entry names the enterprise
         // whose revision decides whether the entry is current.
-        let enterprise = match self.local.get(user_id) {
-            Some(entry) => Some(entry.principal.enterprise_id.clone()),
-            None => None,
-        }
-        .or_else(|| (caller.user_id == user_id).then(|| caller.enterprise_id.clone()));
+        let held = self.local.get(user_id).map(|entry| entry.principal);
+        let enterprise = held
+            .as_ref()
+            .map(|principal| principal.enterprise_id.clone())
+            .or_else(|| (caller.user_id == user_id).then(|| caller.enterprise_id.clone()));
 
         if let Some(enterprise) = &enterprise {
-            let cached = self
-                .local
-                .get(user_id)
-                .map(|entry| entry.principal.revision);
+            let cached = held.as_ref().map(|principal| principal.revision);
             if min_revision > 0
                 && cached.is_none_or(|revision| revision < min_revision)
                 && self.fresh(enterprise, min_revision).is_none()
@@ -231,10 +287,10 @@ impl Snapshots {
                     want: min_revision,
                 });
             }
-            if let Some(entry) = self.local.get(user_id)
-                && entry.principal.revision >= current
+            if let Some(principal) = held
+                && principal.revision >= current
             {
-                return Ok(entry.principal);
+                return Ok(principal);
             }
             let gate = self.gate(format!("principal:{user_id}"));
             let _turn = tokio::time::timeout(GATE_WAIT, gate.lock()).await.ok();
@@ -393,31 +449,33 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     /// A directory that takes `delay` to answer (or, when down, to say it is unavailable) and
     /// counts what it is asked.
     struct Fake {
         delay: Duration,
-        down: bool,
+        down: AtomicBool,
         revisions: AtomicUsize,
         principals: AtomicUsize,
+        /// When set, each revision answer waits for a permit the test hands out.
+        revision_permits: Option<tokio::sync::Semaphore>,
     }
 
     impl Fake {
         fn new(delay: Duration, down: bool) -> Self {
             Self {
                 delay,
-                down,
+                down: AtomicBool::new(down),
                 revisions: AtomicUsize::new(0),
                 principals: AtomicUsize::new(0),
+                revision_permits: None,
             }
         }
 
-        async fn answer<T>(&self, asked: &AtomicUsize, value: T) -> Result<T, LookupError> {
-            asked.fetch_add(1, Ordering::SeqCst);
+        async fn answer<T>(&self, value: T) -> Result<T, LookupError> {
             tokio::time::sleep(self.delay).await;
-            if self.down {
+            if self.down.load(Ordering::SeqCst) {
                 Err(LookupError::Unavailable("stalled".into()))
             } else {
                 Ok(value)
@@ -441,7 +499,8 @@ mod tests {
                 revision: 7,
                 ..Default::default()
             };
-            self.answer(&self.principals, snapshot).await
+            self.principals.fetch_add(1, Ordering::SeqCst);
+            self.answer(snapshot).await
         }
 
         async fn revision(
@@ -450,7 +509,11 @@ mod tests {
             _authorization: Option<&str>,
             _enterprise_id: &str,
         ) -> Result<i64, LookupError> {
-            self.answer(&self.revisions, 7).await
+            self.revisions.fetch_add(1, Ordering::SeqCst);
+            if let Some(permits) = &self.revision_permits {
+                permits.acquire().await.expect("permits").forget();
+            }
+            self.answer(7).await
         }
 
         async fn users(
@@ -556,5 +619,81 @@ mod tests {
             .await
             .expect("principal");
         assert_eq!(source.principals.load(Ordering::SeqCst), 2);
+    }
+
+    /// A8: past half of the staleness bound the revision is confirmed in the background, so no
+    /// call waits for directory while it answers; when directory stops answering, decisions
+    /// still end once the bound has passed since the last confirmation.
+    #[tokio::test]
+    async fn a8_the_revision_is_confirmed_ahead_of_its_expiry() {
+        let source = Arc::new(Fake {
+            revision_permits: Some(tokio::sync::Semaphore::new(1)),
+            ..Fake::new(Duration::ZERO, false)
+        });
+        let (snapshots, caller) = over(source.clone());
+        let principal = |snapshots: Arc<Snapshots>, caller: Caller| async move {
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                snapshots.principal(&caller, None, "u-1", 0),
+            )
+            .await
+        };
+        principal(snapshots.clone(), caller.clone())
+            .await
+            .expect("answered")
+            .expect("principal");
+        assert_eq!(source.revisions.load(Ordering::SeqCst), 1);
+
+        // Past half the bound: answered from memory while directory is being asked (its answer
+        // is held back here, so a call that waited for it would time out).
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        principal(snapshots.clone(), caller.clone())
+            .await
+            .expect("answered without waiting for directory")
+            .expect("principal");
+        for _ in 0..100 {
+            if source.revisions.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(source.revisions.load(Ordering::SeqCst), 2, "one ask ahead");
+        // Only one ask ahead at a time.
+        principal(snapshots.clone(), caller.clone())
+            .await
+            .expect("answered")
+            .expect("principal");
+        assert_eq!(source.revisions.load(Ordering::SeqCst), 2);
+
+        // The background answer renews the confirmation: past the first one's expiry, still
+        // answered from memory without a question on the call's path.
+        source
+            .revision_permits
+            .as_ref()
+            .expect("permits")
+            .add_permits(1);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        principal(snapshots.clone(), caller.clone())
+            .await
+            .expect("answered from the renewed confirmation")
+            .expect("principal");
+
+        // Directory stops answering: the asks ahead fail, and once the bound has passed since
+        // the last confirmation the call asks itself and gets no decision.
+        source.down.store(true, Ordering::SeqCst);
+        source
+            .revision_permits
+            .as_ref()
+            .expect("permits")
+            .add_permits(100);
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let after = principal(snapshots.clone(), caller.clone())
+            .await
+            .expect("answered");
+        assert!(
+            matches!(after, Err(SnapshotError::Unavailable(_))),
+            "{:?}",
+            after.map(|p| p.revision)
+        );
     }
 }
