@@ -41,6 +41,10 @@ pub async fn connect_with(mut options: ConnectOptions) -> Result<DatabaseConnect
     options
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
+        // A connection in steady use is not pinged before each statement (a round trip every
+        // time: a principal snapshot takes several connections' worth of them); one idle for
+        // a while is, since the server may have dropped it meanwhile.
+        .test_before_acquire_if_idle_for(Duration::from_secs(10))
         .sqlx_logging(false);
     let db = Database::connect(options)
         .await

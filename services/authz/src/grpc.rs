@@ -368,9 +368,7 @@ impl AuthzService for AuthzApi {
         let check = validate(&self.model, request.into_inner(), "", &mut violations);
         violations.check()?;
         let check = check.ok_or_else(|| Status::invalid_argument("invalid check"))?;
-        let (evaluation, denial) = self
-            .decide(&caller, authorization, check, false)
-            .await?;
+        let (evaluation, denial) = self.decide(&caller, authorization, check, false).await?;
         self.record_denials(denial.into_iter().collect()).await?;
         Ok(Response::new(answer(&evaluation)))
     }
@@ -406,9 +404,7 @@ impl AuthzService for AuthzApi {
         let mut denials = Vec::new();
         for check in validated {
             let check = check.ok_or_else(|| Status::invalid_argument("invalid check"))?;
-            let (evaluation, denial) = self
-                .decide(&caller, authorization, check, false)
-                .await?;
+            let (evaluation, denial) = self.decide(&caller, authorization, check, false).await?;
             results.push(answer(&evaluation));
             denials.extend(denial);
         }
@@ -441,12 +437,7 @@ impl AuthzService for AuthzApi {
         let principal_id = principal_id.unwrap_or_default();
         let principal = self
             .snapshots
-            .principal(
-                &caller,
-                authorization,
-                &principal_id,
-                body.min_revision,
-            )
+            .principal(&caller, authorization, &principal_id, body.min_revision)
             .await
             .map_err(snapshot_status)?;
         if !self
@@ -518,12 +509,7 @@ impl AuthzService for AuthzApi {
         }
         let users = self
             .snapshots
-            .users(
-                &caller,
-                authorization,
-                &enterprise_id,
-                MAX_SUBJECTS,
-            )
+            .users(&caller, authorization, &enterprise_id, MAX_SUBJECTS)
             .await
             .map_err(snapshot_status)?;
         let book = self.book(&enterprise_id).await?;
@@ -532,12 +518,7 @@ impl AuthzService for AuthzApi {
         for user_id in users {
             let principal = match self
                 .snapshots
-                .principal(
-                    &caller,
-                    authorization,
-                    &user_id,
-                    body.min_revision,
-                )
+                .principal(&caller, authorization, &user_id, body.min_revision)
                 .await
             {
                 Ok(principal) => principal,
@@ -588,9 +569,7 @@ impl AuthzService for AuthzApi {
         violations.check()?;
         let check = check.ok_or_else(|| Status::invalid_argument("invalid check"))?;
         // Explaining records nothing: it is an admin's question, not a denial.
-        let (evaluation, _) = self
-            .decide(&caller, authorization, check, true)
-            .await?;
+        let (evaluation, _) = self.decide(&caller, authorization, check, true).await?;
         Ok(Response::new(pb::ExplainResponse {
             result: Some(answer(&evaluation)),
             steps: evaluation
