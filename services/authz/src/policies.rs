@@ -235,7 +235,8 @@ pub struct Books {
     model: Arc<Model>,
     cache: moka::sync::Cache<String, CachedBook>,
     max_staleness: Duration,
-    /// Enterprises whose book is being confirmed in the background.
+    /// Enterprises whose book is being confirmed in the background, or whose last confirmation
+    /// in the background failed (the calls load it themselves once it has expired).
     confirming: Mutex<HashSet<String>>,
     /// Moves on every invalidation: a book read before one is not cached after it. Held while
     /// caching, so an invalidation cannot fall between the comparison and the insert.
@@ -297,11 +298,6 @@ impl Books {
                 // The next call past `max_staleness` loads it itself and answers the error.
                 tracing::warn!(%error, "policy book not confirmed ahead of time");
             }
-            books
-                .confirming
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&enterprise_id);
         });
     }
 
@@ -355,6 +351,10 @@ impl Books {
 
     /// Caches `book` unless an invalidation came after it was read (a policy written since).
     fn keep(&self, enterprise_id: &str, generation: u64, book: CachedBook) {
+        self.confirming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(enterprise_id);
         let current = self.generation();
         if *current == generation {
             self.cache.insert(enterprise_id.to_owned(), book);

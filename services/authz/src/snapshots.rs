@@ -52,7 +52,9 @@ struct Board {
     known: HashMap<String, i64>,
     /// Revision confirmed by asking directory, and when.
     confirmed: HashMap<String, (i64, Instant)>,
-    /// Enterprises whose revision is being confirmed in the background.
+    /// Enterprises whose revision is being confirmed in the background, or whose last
+    /// confirmation in the background failed (the next one is then the calls' own, once the
+    /// confirmation held has expired: no stream of background asks at a directory that is away).
     confirming: HashSet<String>,
 }
 
@@ -69,6 +71,7 @@ impl Board {
         }
         let known = self.known.entry(enterprise_id.to_owned()).or_insert(0);
         *known = (*known).max(revision);
+        self.confirming.remove(enterprise_id);
     }
 }
 
@@ -194,13 +197,12 @@ impl Snapshots {
             let answer = source
                 .revision(&caller, authorization.as_deref(), &enterprise_id)
                 .await;
-            let mut board = board
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            board.confirming.remove(&enterprise_id);
             match answer {
                 // Current when asked: the bound counts from the question, not the answer.
-                Ok(revision) => board.confirm(&enterprise_id, revision, asked_at),
+                Ok(revision) => board
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .confirm(&enterprise_id, revision, asked_at),
                 Err(error) => tracing::warn!(%error, "revision not confirmed ahead of time"),
             }
         });
@@ -678,14 +680,25 @@ mod tests {
             .expect("answered from the renewed confirmation")
             .expect("principal");
 
-        // Directory stops answering: the asks ahead fail, and once the bound has passed since
-        // the last confirmation the call asks itself and gets no decision.
+        // Directory stops answering: an ask ahead fails and is not followed by more while the
+        // confirmation held lasts; once the bound has passed since it, the call asks itself and
+        // gets no decision.
         source.down.store(true, Ordering::SeqCst);
+        let before = source.revisions.load(Ordering::SeqCst);
         source
             .revision_permits
             .as_ref()
             .expect("permits")
             .add_permits(100);
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            principal(snapshots.clone(), caller.clone())
+                .await
+                .expect("answered")
+                .expect("still confirmed");
+        }
+        let asked = source.revisions.load(Ordering::SeqCst) - before;
+        assert!(asked <= 1, "{asked} asks ahead at a directory that is away");
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let after = principal(snapshots.clone(), caller.clone())
             .await
