@@ -102,6 +102,9 @@ struct Args {
     rounds: u32,
 }
 
+/// A scenario on its server, with its load (calls in flight, or a rate) and its call.
+type Planned = (Scenario, Service, (usize, Option<f64>), load::Call);
+
 #[derive(Clone, Copy, Debug)]
 enum Load {
     Closed(usize),
@@ -258,13 +261,14 @@ async fn bench(args: &Args) -> Result<Report, String> {
     };
     for load in &loads {
         // Ceilings first, then the scenarios, each with its own load resolved now.
-        let mut plan: Vec<(Scenario, Service, (usize, Option<f64>))> = services
+        let plan: Vec<Planned> = services
             .iter()
             .map(|s| (Scenario::Ceiling, *s))
             .chain(chosen.iter().map(|c| (*c, c.service())))
             .map(|(scenario, service)| {
                 let resolved = resolve(*load, scenario, service_name(service), &runs);
-                (scenario, service, resolved)
+                let call = scenarios::call(scenario, &servers, &prepared.subjects, service);
+                (scenario, service, resolved, call)
             })
             .collect();
         let rounds = match load {
@@ -278,9 +282,8 @@ async fn bench(args: &Args) -> Result<Report, String> {
         };
         let mut outcomes: Vec<Option<load::Outcome>> = plan.iter().map(|_| None).collect();
         for _ in 0..rounds {
-            for ((scenario, service, resolved), total) in plan.iter().zip(outcomes.iter_mut()) {
-                let call = scenarios::call(*scenario, &servers, &prepared.subjects, *service);
-                let outcome = measure(call, *resolved, args.max_in_flight, slice).await;
+            for ((_, _, resolved, call), total) in plan.iter().zip(outcomes.iter_mut()) {
+                let outcome = measure(call.clone(), *resolved, args.max_in_flight, slice).await;
                 match total {
                     Some(total) => total.absorb(outcome),
                     None => *total = Some(outcome),
@@ -288,7 +291,7 @@ async fn bench(args: &Args) -> Result<Report, String> {
             }
         }
         let mut ceilings: Vec<(Service, Run)> = Vec::new();
-        for ((scenario, service, resolved), outcome) in plan.drain(..).zip(outcomes) {
+        for ((scenario, service, resolved, _), outcome) in plan.into_iter().zip(outcomes) {
             let Some(outcome) = outcome else { continue };
             let mut run = run_of(scenario, service_name(service), resolved, &outcome);
             if scenario == Scenario::Ceiling {

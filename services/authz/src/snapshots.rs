@@ -73,6 +73,21 @@ impl Board {
         *known = (*known).max(revision);
         self.confirming.remove(enterprise_id);
     }
+
+    /// The confirmed revision and its age, if younger than `max_staleness`, at least
+    /// `min_revision` and not behind an announcement.
+    fn fresh(
+        &self,
+        enterprise_id: &str,
+        min_revision: i64,
+        max_staleness: Duration,
+    ) -> Option<(i64, Duration)> {
+        let (revision, at) = *self.confirmed.get(enterprise_id)?;
+        let known = self.known.get(enterprise_id).copied().unwrap_or(0);
+        let age = at.elapsed();
+        (age < max_staleness && revision >= min_revision && revision >= known)
+            .then_some((revision, age))
+    }
 }
 
 #[derive(Clone)]
@@ -136,11 +151,9 @@ impl Snapshots {
     /// The confirmed revision, if it is recent, at least `min_revision` and not behind an
     /// announcement. Every check asks, so it takes the board's lock once.
     fn fresh(&self, enterprise_id: &str, min_revision: i64) -> Option<i64> {
-        let board = self.board();
-        let (revision, at) = board.confirmed.get(enterprise_id)?;
-        let known = board.known.get(enterprise_id).copied().unwrap_or(0);
-        (at.elapsed() < self.max_staleness && *revision >= min_revision && *revision >= known)
-            .then_some(*revision)
+        self.board()
+            .fresh(enterprise_id, min_revision, self.max_staleness)
+            .map(|(revision, _)| revision)
     }
 
     fn board(&self) -> std::sync::MutexGuard<'_, Board> {
@@ -178,12 +191,7 @@ impl Snapshots {
     ) -> Option<i64> {
         let revision = {
             let mut board = self.board();
-            let (revision, at) = *board.confirmed.get(enterprise_id)?;
-            let known = board.known.get(enterprise_id).copied().unwrap_or(0);
-            let age = at.elapsed();
-            if age >= self.max_staleness || revision < min_revision || revision < known {
-                return None;
-            }
+            let (revision, age) = board.fresh(enterprise_id, min_revision, self.max_staleness)?;
             if age < self.max_staleness / 2 || !board.confirming.insert(enterprise_id.to_owned()) {
                 return Some(revision);
             }
