@@ -279,16 +279,14 @@ pub(super) async fn locations_in<C: sea_orm::ConnectionTrait>(
     db: &C,
     enterprise_id: &EnterpriseId,
 ) -> Result<Vec<(ResourceId, PracticeId, Option<String>)>, DomainError> {
-    let practices: Vec<String> = practice::Entity::find()
-        .filter(practice::Column::EnterpriseId.eq(enterprise_id.as_str()))
-        .all(db)
-        .await
-        .map_err(storage)?
-        .into_iter()
-        .map(|row| row.id)
-        .collect();
+    // One query: this is on authz's cold path, where each trip to the database shows.
+    let practices = sea_orm::sea_query::Query::select()
+        .column(practice::Column::Id)
+        .from(practice::Entity)
+        .and_where(practice::Column::EnterpriseId.eq(enterprise_id.as_str()))
+        .to_owned();
     let rows = resource::Entity::find()
-        .filter(resource::Column::PracticeId.is_in(practices))
+        .filter(resource::Column::PracticeId.in_subquery(practices))
         .filter(resource::Column::Kind.eq(ResourceKind::Location.as_str()))
         .all(db)
         .await
