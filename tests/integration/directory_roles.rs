@@ -687,3 +687,178 @@ async fn principal_snapshots_hold_one_revision_under_a_storm_of_writes() {
         eprintln!("{b}: {reads} consistent snapshots during {writes} writes");
     }
 }
+
+/// A8: on PostgreSQL a principal snapshot's rows are read in one statement (a cold Check waits
+/// for it); its parts are exactly those the portable reading, query by query in one
+/// transaction, finds: memberships with lines and filters, every line of a manager's practice,
+/// bindings of every scope, stored role chains three deep and onto a built-in template,
+/// locations with their time zones; nobody of another enterprise, nobody unknown.
+#[tokio::test]
+async fn principal_parts_read_at_once_are_those_read_apart() {
+    use praxis_directory::domain::roles::{
+        BindingScope, Grant, GrantScope, Permission, RoleBinding, RoleDraft, RoleId, RoleRules,
+    };
+    use praxis_directory::domain::{Membership, UserId};
+
+    for install in installs().await {
+        let b = install.backend.clone();
+        let acme = fixture(&install, "Acme").await;
+        let other = fixture(&install, "Other").await;
+        let directory = install.directory.clone();
+        let operator = Actor::Operator;
+        let now = chrono::Utc::now();
+        let enterprise_id = acme.enterprise.id.clone();
+        let mut locations = Vec::new();
+        for (practice, zone) in [(0, "America/Chicago"), (1, "Europe/Berlin"), (0, "UTC")] {
+            let (location, _) = directory
+                .add_resource(
+                    &operator,
+                    &acme.practices[practice].id,
+                    ResourceKind::Location,
+                    &format!("Location {}", locations.len()),
+                    Some(zone),
+                    now,
+                )
+                .await
+                .unwrap();
+            locations.push(location);
+        }
+        let staff = acme.user(UserKind::Staff).clone();
+        let north = &acme.practices[0];
+        let mut membership = Membership::new(
+            north.id.clone(),
+            vec![north.lines[1].id.clone(), north.lines[0].id.clone()],
+        );
+        membership.resource_filter_ids = vec![locations[2].id.clone(), locations[0].id.clone()];
+        directory
+            .update_membership(&operator, &staff.id, membership, None, now)
+            .await
+            .expect("lines and filters");
+
+        let role = |name: &str, parent: Option<RoleId>, feature: &str| RoleDraft {
+            display_name: name.to_owned(),
+            description: format!("{name} for the comparison"),
+            parent_role_id: parent,
+            rules: RoleRules {
+                grants: vec![Grant {
+                    permission: Permission::new(feature, "read"),
+                    scope: GrantScope::All,
+                }],
+                denials: vec![Permission::new("billing", "delete")],
+                field_masks: Vec::new(),
+            },
+        };
+        let mut parent = None;
+        let mut chain = Vec::new();
+        for (name, feature) in [
+            ("Base", "reports"),
+            ("Middle", "inventory"),
+            ("Top", "campaigns"),
+        ] {
+            let (created, _) = directory
+                .create_role(&operator, &enterprise_id, role(name, parent, feature), now)
+                .await
+                .expect("role");
+            parent = Some(created.id.clone());
+            chain.push(created.id);
+        }
+        let (onto_template, _) = directory
+            .create_role(
+                &operator,
+                &enterprise_id,
+                role(
+                    "Desk",
+                    Some(RoleId("builtin-front-desk".into())),
+                    "messages",
+                ),
+                now,
+            )
+            .await
+            .expect("role onto a template");
+        let scopes = [
+            (chain[2].clone(), BindingScope::Practice(north.id.clone())),
+            (chain[0].clone(), BindingScope::Enterprise),
+            (
+                onto_template.id,
+                BindingScope::Location(locations[0].id.clone()),
+            ),
+            (RoleId("builtin-billing".into()), BindingScope::Enterprise),
+        ];
+        for (role_id, scope) in scopes {
+            let binding = RoleBinding {
+                id: uuid::Uuid::now_v7().to_string(),
+                enterprise_id: enterprise_id.clone(),
+                user_id: staff.id.clone(),
+                role_id,
+                scope,
+                valid_from: Some(now - chrono::Duration::days(1)),
+                valid_until: Some(now + chrono::Duration::days(30)),
+                weekly_window: None,
+                created_at: now,
+                source: None,
+            };
+            directory
+                .create_binding(&operator, binding, now)
+                .await
+                .expect("binding");
+        }
+
+        let store = directory.store();
+        let asked = [
+            staff.id.clone(),
+            acme.user(UserKind::Manager).id.clone(),
+            acme.user(UserKind::EnterpriseAdmin).id.clone(),
+            other.user(UserKind::Staff).id.clone(),
+            UserId("nobody-at-all".into()),
+        ];
+        for user_id in &asked {
+            let at_once = store
+                .principal_parts(&enterprise_id, user_id)
+                .await
+                .unwrap();
+            let apart = store
+                .principal_parts_read_apart(&enterprise_id, user_id)
+                .await
+                .unwrap();
+            assert_eq!(at_once, apart, "{b}: {user_id:?}");
+        }
+        let parts = store
+            .principal_parts(&enterprise_id, &staff.id)
+            .await
+            .unwrap()
+            .expect("the staff member");
+        assert_eq!(
+            (
+                parts.bindings.len(),
+                parts.roles.len(),
+                parts.locations.len()
+            ),
+            (4, 6, 3),
+            "{b}: Top, Middle, Base, Desk and two templates"
+        );
+        assert_eq!(parts.user.memberships[0].line_ids.len(), 2, "{b}");
+        assert_eq!(
+            parts.user.memberships[0].resource_filter_ids.len(),
+            2,
+            "{b}"
+        );
+        let manager = store
+            .principal_parts(&enterprise_id, &acme.user(UserKind::Manager).id)
+            .await
+            .unwrap()
+            .expect("the manager");
+        assert_eq!(
+            manager.user.memberships[0].line_ids.len(),
+            2,
+            "{b}: every line"
+        );
+        assert!(
+            store
+                .principal_parts(&enterprise_id, &other.user(UserKind::Staff).id)
+                .await
+                .unwrap()
+                .is_none(),
+            "{b}: not of this enterprise"
+        );
+    }
+}

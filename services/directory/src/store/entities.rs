@@ -47,7 +47,7 @@ pub mod practice {
 pub mod line {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
     #[sea_orm(table_name = "lines")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -66,7 +66,7 @@ pub mod line {
 pub mod resource {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
     #[sea_orm(table_name = "resources")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -88,7 +88,7 @@ pub mod resource {
 pub mod user {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
     #[sea_orm(table_name = "users")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -118,7 +118,7 @@ macro_rules! link_entity {
         pub mod $module {
             use sea_orm::entity::prelude::*;
 
-            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
             #[sea_orm(table_name = $table)]
             pub struct Model {
                 #[sea_orm(primary_key, auto_increment = false)]
@@ -143,7 +143,7 @@ link_entity!(membership_filter, "membership_filters", resource_id);
 pub mod membership {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
     #[sea_orm(table_name = "memberships")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -333,7 +333,7 @@ pub mod audit_network {
 pub mod role {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
     #[sea_orm(table_name = "roles")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -357,7 +357,7 @@ pub mod role {
 pub mod role_binding {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Deserialize)]
     #[sea_orm(table_name = "role_bindings")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

@@ -1,13 +1,16 @@
 //! Roles (D16) and role bindings (D17).
 
-use super::entities::{practice, resource, role, role_binding};
+use super::entities::{practice, resource, role, role_binding, user};
+use super::users::MembershipRows;
 use super::{AuditEntry, Store, storage};
 use crate::domain::catalogue;
 use crate::domain::roles::*;
 use crate::domain::*;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
+};
 
 fn role_from(row: role::Model) -> Result<Role, DomainError> {
     let rules: RoleRules = serde_json::from_str(&row.rules)
@@ -97,6 +100,7 @@ fn rules_json(draft: &RoleDraft) -> Result<String, DomainError> {
 }
 
 /// What a principal snapshot is made of, as the enterprise was at `revision`.
+#[derive(Debug, PartialEq)]
 pub struct PrincipalParts {
     pub user: User,
     pub bindings: Vec<RoleBinding>,
@@ -106,15 +110,171 @@ pub struct PrincipalParts {
     pub revision: i64,
 }
 
+/// The snapshot's parts from its rows: every role the bindings name and every ancestor, built-in
+/// templates from the catalogue.
+fn parts_from(
+    enterprise_id: &EnterpriseId,
+    rows: PrincipalRows,
+) -> Result<Option<PrincipalParts>, DomainError> {
+    let Some(user) = rows.user else {
+        return Ok(None);
+    };
+    let Some(user) = super::users::users_with(vec![user], rows.memberships)?.pop() else {
+        return Ok(None);
+    };
+    let bindings = rows
+        .bindings
+        .into_iter()
+        .map(binding_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stored: std::collections::HashMap<String, role::Model> = rows
+        .roles
+        .into_iter()
+        .map(|row| (row.id.clone(), row))
+        .collect();
+    let mut roles = std::collections::HashMap::new();
+    let mut wanted: Vec<RoleId> = bindings.iter().map(|b| b.role_id.clone()).collect();
+    while let Some(id) = wanted.pop() {
+        if roles.contains_key(&id) {
+            continue;
+        }
+        let role = if catalogue::is_built_in(&id.0) {
+            catalogue::built_in_role(enterprise_id, &id.0)
+        } else {
+            stored.remove(&id.0).map(role_from).transpose()?
+        };
+        if let Some(role) = role {
+            wanted.extend(role.parent_role_id.clone());
+            roles.insert(id, role);
+        }
+    }
+    let locations = rows
+        .locations
+        .into_iter()
+        .map(|row| {
+            (
+                ResourceId(row.id),
+                PracticeId(row.practice_id),
+                row.time_zone,
+            )
+        })
+        .collect();
+    Ok(Some(PrincipalParts {
+        user,
+        bindings,
+        roles,
+        locations,
+        revision: rows.revision,
+    }))
+}
+
+/// The rows a principal snapshot is made of, as stored: the user (when of the enterprise), their
+/// memberships and bindings, the stored roles those bindings name with every stored ancestor
+/// (built-in templates are code), and the enterprise's locations.
+#[derive(Debug, Default, serde::Deserialize)]
+struct PrincipalRows {
+    revision: i64,
+    user: Option<user::Model>,
+    #[serde(flatten)]
+    memberships: MembershipRows,
+    bindings: Vec<role_binding::Model>,
+    roles: Vec<role::Model>,
+    locations: Vec<resource::Model>,
+}
+
+/// All of `PrincipalRows` in one statement on PostgreSQL, so one trip to the database and,
+/// being one statement, one snapshot of it (a cold Check waits for this). Orders as the
+/// portable reading does.
+const PRINCIPAL_ROWS_AT_ONCE: &str = r#"
+WITH RECURSIVE chain(id) AS (
+    SELECT role_id FROM role_bindings WHERE enterprise_id = $1 AND user_id = $2
+  UNION
+    SELECT r.parent_role_id FROM roles r JOIN chain c ON r.id = c.id
+    WHERE r.enterprise_id = $1 AND r.parent_role_id IS NOT NULL
+),
+u AS (SELECT * FROM users WHERE id = $2 AND enterprise_id = $1),
+m AS (SELECT * FROM memberships WHERE user_id IN (SELECT id FROM u))
+SELECT json_build_object(
+    'revision', e.revision,
+    'user', (SELECT row_to_json(u) FROM u),
+    'memberships', (SELECT coalesce(json_agg(m ORDER BY m.practice_id), '[]') FROM m),
+    'staff_lines', (SELECT coalesce(json_agg(x ORDER BY x.line_id), '[]')
+        FROM membership_lines x WHERE x.user_id IN (SELECT id FROM u)),
+    'filters', (SELECT coalesce(json_agg(x ORDER BY x.resource_id), '[]')
+        FROM membership_filters x WHERE x.user_id IN (SELECT id FROM u)),
+    'practice_lines', (SELECT coalesce(json_agg(l ORDER BY l.id), '[]')
+        FROM lines l WHERE l.practice_id IN (SELECT practice_id FROM m)),
+    'bindings', (SELECT coalesce(json_agg(b ORDER BY b.id), '[]')
+        FROM role_bindings b WHERE b.enterprise_id = $1 AND b.user_id IN (SELECT id FROM u)),
+    'roles', (SELECT coalesce(json_agg(r ORDER BY r.id), '[]')
+        FROM roles r WHERE r.enterprise_id = $1 AND r.id IN (SELECT id FROM chain)),
+    'locations', (SELECT coalesce(json_agg(r ORDER BY r.id), '[]')
+        FROM resources r WHERE r.kind = $3
+        AND r.practice_id IN (SELECT id FROM practices WHERE enterprise_id = $1))
+)::text AS parts
+FROM enterprises e WHERE e.id = $1
+"#;
+
 impl Store {
-    /// The parts of a principal snapshot, read in one transaction (repeatable read on
-    /// PostgreSQL; SQLite's transactions are serializable): one revision however many writers
-    /// commit meanwhile. Roles are read one level of every chain per query.
+    /// The parts of a principal snapshot, at one revision however many writers commit
+    /// meanwhile: on PostgreSQL one statement, elsewhere the portable reading.
     pub async fn principal_parts(
         &self,
         enterprise_id: &EnterpriseId,
         user_id: &UserId,
     ) -> Result<Option<PrincipalParts>, DomainError> {
+        let rows = match self.db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                self.principal_rows_at_once(enterprise_id, user_id).await?
+            }
+            _ => self.principal_rows(enterprise_id, user_id).await?,
+        };
+        parts_from(enterprise_id, rows)
+    }
+
+    /// `principal_parts` read the portable way, whatever the database: tests hold
+    /// PostgreSQL's one statement to this reading's answer.
+    pub async fn principal_parts_read_apart(
+        &self,
+        enterprise_id: &EnterpriseId,
+        user_id: &UserId,
+    ) -> Result<Option<PrincipalParts>, DomainError> {
+        let rows = self.principal_rows(enterprise_id, user_id).await?;
+        parts_from(enterprise_id, rows)
+    }
+
+    async fn principal_rows_at_once(
+        &self,
+        enterprise_id: &EnterpriseId,
+        user_id: &UserId,
+    ) -> Result<PrincipalRows, DomainError> {
+        let statement = sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            PRINCIPAL_ROWS_AT_ONCE,
+            [
+                enterprise_id.as_str().into(),
+                user_id.as_str().into(),
+                ResourceKind::Location.as_str().into(),
+            ],
+        );
+        let row = self
+            .db
+            .query_one_raw(statement)
+            .await
+            .map_err(storage)?
+            .ok_or(DomainError::NotFound("enterprise"))?;
+        let text: String = row.try_get("", "parts").map_err(storage)?;
+        serde_json::from_str(&text)
+            .map_err(|error| DomainError::Storage(format!("principal rows: {error}")))
+    }
+
+    /// The rows query by query in one transaction (repeatable read on PostgreSQL; SQLite's
+    /// transactions are serializable). Stored roles are read one level of every chain per query.
+    async fn principal_rows(
+        &self,
+        enterprise_id: &EnterpriseId,
+        user_id: &UserId,
+    ) -> Result<PrincipalRows, DomainError> {
         use sea_orm::{AccessMode, DbBackend, IsolationLevel, TransactionTrait};
         let txn = match self.db.get_database_backend() {
             DbBackend::Postgres => {
@@ -129,67 +289,60 @@ impl Store {
         }
         .map_err(storage)?;
         let revision = super::revision_of(&txn, enterprise_id).await?;
-        let row = super::entities::user::Entity::find_by_id(user_id.as_str())
+        let user = user::Entity::find_by_id(user_id.as_str())
             .one(&txn)
             .await
             .map_err(storage)?
             .filter(|row| row.enterprise_id == enterprise_id.0);
-        let Some(user) = super::users::attach_memberships(&txn, row.into_iter().collect())
-            .await?
-            .pop()
-        else {
-            return Ok(None);
+        let Some(user) = user else {
+            txn.commit().await.map_err(storage)?;
+            return Ok(PrincipalRows {
+                revision,
+                ..PrincipalRows::default()
+            });
         };
+        let memberships = super::users::membership_rows(&txn, vec![user.id.clone()]).await?;
         let bindings = role_binding::Entity::find()
             .filter(role_binding::Column::EnterpriseId.eq(enterprise_id.as_str()))
             .filter(role_binding::Column::UserId.eq(user_id.as_str()))
             .order_by_asc(role_binding::Column::Id)
             .all(&txn)
             .await
-            .map_err(storage)?
-            .into_iter()
-            .map(binding_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut roles = std::collections::HashMap::new();
+            .map_err(storage)?;
+        let stored = |id: &String| !catalogue::is_built_in(id);
+        let mut roles = Vec::new();
         let mut asked = std::collections::BTreeSet::new();
-        let mut wanted: std::collections::BTreeSet<RoleId> =
-            bindings.iter().map(|b| b.role_id.clone()).collect();
+        let mut wanted: std::collections::BTreeSet<String> = bindings
+            .iter()
+            .map(|b| b.role_id.clone())
+            .filter(stored)
+            .collect();
         while !wanted.is_empty() {
             asked.extend(wanted.iter().cloned());
-            let (built_in, stored): (Vec<RoleId>, Vec<RoleId>) = wanted
-                .into_iter()
-                .partition(|id| catalogue::is_built_in(&id.0));
-            let mut found: Vec<Role> = built_in
-                .iter()
-                .filter_map(|id| catalogue::built_in_role(enterprise_id, &id.0))
-                .collect();
-            if !stored.is_empty() {
-                let rows = role::Entity::find()
-                    .filter(role::Column::EnterpriseId.eq(enterprise_id.as_str()))
-                    .filter(role::Column::Id.is_in(stored.into_iter().map(|id| id.0)))
-                    .all(&txn)
-                    .await
-                    .map_err(storage)?;
-                for row in rows {
-                    found.push(role_from(row)?);
-                }
-            }
+            let found = role::Entity::find()
+                .filter(role::Column::EnterpriseId.eq(enterprise_id.as_str()))
+                .filter(role::Column::Id.is_in(wanted))
+                .order_by_asc(role::Column::Id)
+                .all(&txn)
+                .await
+                .map_err(storage)?;
             wanted = found
                 .iter()
                 .filter_map(|role| role.parent_role_id.clone())
-                .filter(|parent| !asked.contains(parent))
+                .filter(|parent| stored(parent) && !asked.contains(parent))
                 .collect();
-            roles.extend(found.into_iter().map(|role| (role.id.clone(), role)));
+            roles.extend(found);
         }
-        let locations = super::structure::locations_in(&txn, enterprise_id).await?;
+        let locations = super::structure::location_rows(&txn, enterprise_id).await?;
         txn.commit().await.map_err(storage)?;
-        Ok(Some(PrincipalParts {
-            user,
+        Ok(PrincipalRows {
+            revision,
+            user: Some(user),
+            memberships,
             bindings,
             roles,
             locations,
-            revision,
-        }))
+        })
     }
 
     pub async fn role(&self, id: &RoleId) -> Result<Option<Role>, DomainError> {

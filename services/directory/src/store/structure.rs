@@ -8,7 +8,9 @@ use super::{AuditEntry, Store, line_from, resource_from, storage};
 use crate::domain::*;
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter, QueryOrder,
+};
 
 impl Store {
     pub async fn line(&self, id: &LineId) -> Result<Option<(Line, PracticeId)>, DomainError> {
@@ -279,19 +281,8 @@ pub(super) async fn locations_in<C: sea_orm::ConnectionTrait>(
     db: &C,
     enterprise_id: &EnterpriseId,
 ) -> Result<Vec<(ResourceId, PracticeId, Option<String>)>, DomainError> {
-    // One query: this is on authz's cold path, where each trip to the database shows.
-    let practices = sea_orm::sea_query::Query::select()
-        .column(practice::Column::Id)
-        .from(practice::Entity)
-        .and_where(practice::Column::EnterpriseId.eq(enterprise_id.as_str()))
-        .to_owned();
-    let rows = resource::Entity::find()
-        .filter(resource::Column::PracticeId.in_subquery(practices))
-        .filter(resource::Column::Kind.eq(ResourceKind::Location.as_str()))
-        .all(db)
-        .await
-        .map_err(storage)?;
-    Ok(rows
+    Ok(location_rows(db, enterprise_id)
+        .await?
         .into_iter()
         .map(|row| {
             (
@@ -301,4 +292,24 @@ pub(super) async fn locations_in<C: sea_orm::ConnectionTrait>(
             )
         })
         .collect())
+}
+
+/// The enterprise's locations, by id.
+pub(super) async fn location_rows<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    enterprise_id: &EnterpriseId,
+) -> Result<Vec<resource::Model>, DomainError> {
+    // One query: this is on authz's cold path, where each trip to the database shows.
+    let practices = sea_orm::sea_query::Query::select()
+        .column(practice::Column::Id)
+        .from(practice::Entity)
+        .and_where(practice::Column::EnterpriseId.eq(enterprise_id.as_str()))
+        .to_owned();
+    resource::Entity::find()
+        .filter(resource::Column::PracticeId.in_subquery(practices))
+        .filter(resource::Column::Kind.eq(ResourceKind::Location.as_str()))
+        .order_by_asc(resource::Column::Id)
+        .all(db)
+        .await
+        .map_err(storage)
 }

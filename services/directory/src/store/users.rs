@@ -645,6 +645,27 @@ pub(super) async fn attach_memberships<C: ConnectionTrait>(
         return Ok(Vec::new());
     }
     let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
+    let found = membership_rows(db, ids).await?;
+    users_with(rows, found)
+}
+
+/// The membership rows of some users, as stored.
+#[derive(Debug, Default, PartialEq, serde::Deserialize)]
+pub(super) struct MembershipRows {
+    /// By practice.
+    pub memberships: Vec<membership::Model>,
+    /// By line.
+    pub staff_lines: Vec<membership_line::Model>,
+    /// By resource.
+    pub filters: Vec<membership_filter::Model>,
+    /// Every line of the practices the memberships name, by id.
+    pub practice_lines: Vec<line::Model>,
+}
+
+pub(super) async fn membership_rows<C: ConnectionTrait>(
+    db: &C,
+    ids: Vec<String>,
+) -> Result<MembershipRows, DomainError> {
     let memberships = membership::Entity::find()
         .filter(membership::Column::UserId.is_in(ids.clone()))
         .order_by_asc(membership::Column::PracticeId)
@@ -674,6 +695,25 @@ pub(super) async fn attach_memberships<C: ConnectionTrait>(
             .await
             .map_err(storage)?
     };
+    Ok(MembershipRows {
+        memberships,
+        staff_lines,
+        filters,
+        practice_lines,
+    })
+}
+
+/// `rows` as users, with the memberships `found` holds for them.
+pub(super) fn users_with(
+    rows: Vec<user::Model>,
+    found: MembershipRows,
+) -> Result<Vec<User>, DomainError> {
+    let MembershipRows {
+        memberships,
+        staff_lines,
+        filters,
+        practice_lines,
+    } = found;
     let mut all_lines: BTreeMap<&str, Vec<LineId>> = BTreeMap::new();
     for line in &practice_lines {
         all_lines
