@@ -93,6 +93,9 @@ impl Board {
 #[derive(Clone)]
 struct Entry {
     principal: Arc<CompiledPrincipal>,
+    /// When the read from directory that gave it began (none when it came from the shared
+    /// cache): it holds every write committed before then.
+    asked_at: Option<Instant>,
 }
 
 pub struct Snapshots {
@@ -316,6 +319,7 @@ impl Snapshots {
                     user_id.to_owned(),
                     Entry {
                         principal: principal.clone(),
+                        asked_at: None,
                     },
                 );
                 return Ok(principal);
@@ -336,9 +340,19 @@ impl Snapshots {
         user_id: &str,
         min_revision: i64,
     ) -> Result<Arc<CompiledPrincipal>, SnapshotError> {
+        let arrived = Instant::now();
         let gate = self.gate(format!("principal:{user_id}"));
         let _turn = tokio::time::timeout(GATE_WAIT, gate.lock()).await.ok();
-        // Whoever went first may have loaded it meanwhile.
+        // Whoever went first may have loaded it meanwhile. A read that began after this call
+        // arrived holds all this call must see: the write at `min_revision` and every write
+        // announced before it came. (Checking against announcements that arrived while it
+        // waited would send the calls queued behind a busy writer to directory one by one.)
+        if let Some(entry) = self.local.get(user_id)
+            && entry.asked_at.is_some_and(|asked| asked >= arrived)
+            && entry.principal.revision >= min_revision
+        {
+            return Ok(entry.principal);
+        }
         if let Some(entry) = self.local.get(user_id)
             && let Some(current) = self.fresh(&entry.principal.enterprise_id, min_revision)
             && entry.principal.revision >= current
@@ -376,6 +390,7 @@ impl Snapshots {
         user_id: &str,
         min_revision: i64,
     ) -> Result<Arc<CompiledPrincipal>, SnapshotError> {
+        let asked_at = Instant::now();
         let snapshot = self
             .source
             .principal(caller, authorization, user_id)
@@ -406,6 +421,7 @@ impl Snapshots {
             user_id.to_owned(),
             Entry {
                 principal: principal.clone(),
+                asked_at: Some(asked_at),
             },
         );
         Ok(principal)
@@ -462,7 +478,7 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 
     /// A directory that takes `delay` to answer (or, when down, to say it is unavailable) and
     /// counts what it is asked.
@@ -471,6 +487,8 @@ mod tests {
         down: AtomicBool,
         revisions: AtomicUsize,
         principals: AtomicUsize,
+        /// The enterprise's revision (7 unless a test writes).
+        current: AtomicI64,
         /// When set, each revision answer waits for a permit the test hands out.
         revision_permits: Option<tokio::sync::Semaphore>,
     }
@@ -482,6 +500,7 @@ mod tests {
                 down: AtomicBool::new(down),
                 revisions: AtomicUsize::new(0),
                 principals: AtomicUsize::new(0),
+                current: AtomicI64::new(7),
                 revision_permits: None,
             }
         }
@@ -509,7 +528,7 @@ mod tests {
                 enterprise_id: "e-1".into(),
                 kind: directory::UserKind::Staff.into(),
                 status: directory::UserStatus::Active.into(),
-                revision: 7,
+                revision: self.current.load(Ordering::SeqCst),
                 ..Default::default()
             };
             self.principals.fetch_add(1, Ordering::SeqCst);
@@ -526,7 +545,7 @@ mod tests {
             if let Some(permits) = &self.revision_permits {
                 permits.acquire().await.expect("permits").forget();
             }
-            self.answer(7).await
+            self.answer(self.current.load(Ordering::SeqCst)).await
         }
 
         async fn users(
@@ -632,6 +651,52 @@ mod tests {
             .await
             .expect("principal");
         assert_eq!(source.principals.load(Ordering::SeqCst), 2);
+    }
+
+    /// A8: checks that queued behind a read of the principal begun after they arrived take
+    /// its answer, though a busy writer announced newer revisions all the while (asking again
+    /// each would send them to directory one by one); a call arriving after the announcement
+    /// still reads again.
+    #[tokio::test]
+    async fn a8_calls_queued_behind_a_read_take_its_answer_while_a_writer_announces() {
+        let source = Arc::new(Fake::new(Duration::from_millis(20), false));
+        let (snapshots, caller) = over(source.clone());
+        let writer = {
+            let (source, snapshots) = (source.clone(), snapshots.clone());
+            tokio::spawn(async move {
+                for _ in 0..40 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    let revision = source.current.fetch_add(1, Ordering::SeqCst) + 1;
+                    snapshots.announce("e-1", revision);
+                }
+            })
+        };
+        let mut burst = Vec::new();
+        for _ in 0..16 {
+            let (snapshots, caller) = (snapshots.clone(), caller.clone());
+            burst.push(tokio::spawn(async move {
+                snapshots.principal(&caller, None, "u-1", 7).await
+            }));
+        }
+        for call in burst {
+            assert!(call.await.expect("joined").expect("principal").revision >= 7);
+        }
+        assert_eq!(
+            source.principals.load(Ordering::SeqCst),
+            2,
+            "the first call's read, then one for all who queued behind it"
+        );
+        writer.await.expect("writer");
+        let latest = source.current.load(Ordering::SeqCst);
+        let after = snapshots
+            .principal(&caller, None, "u-1", 7)
+            .await
+            .expect("principal");
+        assert_eq!(
+            after.revision, latest,
+            "a later call follows the announcement"
+        );
+        assert_eq!(source.principals.load(Ordering::SeqCst), 3);
     }
 
     /// A8: past half of the staleness bound the revision is confirmed in the background, so no
