@@ -559,8 +559,6 @@ mod tests {
         }
     }
 
-    /// A8: while directory does not answer, calls do not queue behind each other's timeouts
-    /// (eight in line would take 24 s); each fails, none is allowed anything.
     /// Snapshots over `source` (in-memory shared cache, 1 s staleness) and a staff caller
     /// asking about themselves.
     fn over(source: Arc<Fake>) -> (Arc<Snapshots>, Caller) {
@@ -575,17 +573,32 @@ mod tests {
         (snapshots, caller)
     }
 
+    /// `calls` concurrent asks for u-1 demanding `min_revision`.
+    fn burst(
+        snapshots: &Arc<Snapshots>,
+        caller: &Caller,
+        calls: usize,
+        min_revision: i64,
+    ) -> Vec<tokio::task::JoinHandle<Result<Arc<CompiledPrincipal>, SnapshotError>>> {
+        (0..calls)
+            .map(|_| {
+                let (snapshots, caller) = (snapshots.clone(), caller.clone());
+                tokio::spawn(async move {
+                    snapshots
+                        .principal(&caller, None, "u-1", min_revision)
+                        .await
+                })
+            })
+            .collect()
+    }
+
+    /// A8: while directory does not answer, calls do not queue behind each other's timeouts
+    /// (eight in line would take 24 s); each fails, none is allowed anything.
     #[tokio::test]
     async fn a8_callers_do_not_wait_in_line_behind_a_stalled_directory() {
         let (snapshots, caller) = over(Arc::new(Fake::new(Duration::from_secs(3), true)));
         let started = std::time::Instant::now();
-        let mut burst = Vec::new();
-        for _ in 0..8 {
-            let (snapshots, caller) = (snapshots.clone(), caller.clone());
-            burst.push(tokio::spawn(async move {
-                snapshots.principal(&caller, None, "u-1", 0).await
-            }));
-        }
+        let burst = burst(&snapshots, &caller, 8, 0);
         for call in burst {
             assert!(call.await.expect("joined").is_err());
         }
@@ -602,13 +615,7 @@ mod tests {
     async fn a8_a_burst_asks_directory_once() {
         let source = Arc::new(Fake::new(Duration::from_millis(20), false));
         let (snapshots, caller) = over(source.clone());
-        let mut burst = Vec::new();
-        for _ in 0..64 {
-            let (snapshots, caller) = (snapshots.clone(), caller.clone());
-            burst.push(tokio::spawn(async move {
-                snapshots.principal(&caller, None, "u-1", 0).await
-            }));
-        }
+        let burst = burst(&snapshots, &caller, 64, 0);
         for call in burst {
             let principal = call.await.expect("joined").expect("principal");
             assert_eq!(principal.revision, 7);
@@ -623,13 +630,7 @@ mod tests {
     async fn a8_a_demanded_revision_costs_one_trip() {
         let source = Arc::new(Fake::new(Duration::from_millis(20), false));
         let (snapshots, caller) = over(source.clone());
-        let mut burst = Vec::new();
-        for _ in 0..16 {
-            let (snapshots, caller) = (snapshots.clone(), caller.clone());
-            burst.push(tokio::spawn(async move {
-                snapshots.principal(&caller, None, "u-1", 7).await
-            }));
-        }
+        let burst = burst(&snapshots, &caller, 16, 7);
         for call in burst {
             assert_eq!(call.await.expect("joined").expect("principal").revision, 7);
         }
@@ -671,13 +672,7 @@ mod tests {
                 }
             })
         };
-        let mut burst = Vec::new();
-        for _ in 0..16 {
-            let (snapshots, caller) = (snapshots.clone(), caller.clone());
-            burst.push(tokio::spawn(async move {
-                snapshots.principal(&caller, None, "u-1", 7).await
-            }));
-        }
+        let burst = burst(&snapshots, &caller, 16, 7);
         for call in burst {
             assert!(call.await.expect("joined").expect("principal").revision >= 7);
         }
