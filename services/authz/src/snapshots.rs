@@ -347,17 +347,13 @@ impl Snapshots {
         // arrived holds all this call must see: the write at `min_revision` and every write
         // announced before it came. (Checking against announcements that arrived while it
         // waited would send the calls queued behind a busy writer to directory one by one.)
-        if let Some(entry) = self.local.get(user_id)
-            && entry.asked_at.is_some_and(|asked| asked >= arrived)
-            && entry.principal.revision >= min_revision
-        {
-            return Ok(entry.principal);
-        }
-        if let Some(entry) = self.local.get(user_id)
-            && let Some(current) = self.fresh(&entry.principal.enterprise_id, min_revision)
-            && entry.principal.revision >= current
-        {
-            return Ok(entry.principal);
+        if let Some(entry) = self.local.get(user_id) {
+            let read_since = entry.asked_at.is_some_and(|asked| asked >= arrived)
+                && entry.principal.revision >= min_revision;
+            let current = || self.fresh(&entry.principal.enterprise_id, min_revision);
+            if read_since || current().is_some_and(|current| entry.principal.revision >= current) {
+                return Ok(entry.principal);
+            }
         }
         self.fetch(caller, authorization, user_id, min_revision)
             .await

@@ -650,7 +650,7 @@ pub(super) async fn attach_memberships<C: ConnectionTrait>(
 }
 
 /// The membership rows of some users, as stored.
-#[derive(Debug, Default, PartialEq, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize)]
 pub(super) struct MembershipRows {
     /// By practice.
     pub memberships: Vec<membership::Model>,
