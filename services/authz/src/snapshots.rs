@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub const REVISIONS_CHANNEL: &str = "praxis:directory:revisions";
 const SHARED_TTL: Duration = Duration::from_secs(600);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SnapshotError {
     #[error("principal not found")]
     NotFound,
@@ -90,24 +90,55 @@ impl Board {
     }
 }
 
-#[derive(Clone)]
-struct Entry {
-    principal: Arc<CompiledPrincipal>,
-    /// When the read from directory that gave it began (none when it came from the shared
-    /// cache): it holds every write committed before then.
-    asked_at: Option<Instant>,
+type Answer = Option<Result<Arc<CompiledPrincipal>, SnapshotError>>;
+
+/// A read of one principal from directory, under way for a call that demanded a revision.
+/// It holds every write committed before it began: the demanded one, and every revision
+/// announced by then (`covers`, the higher of the two).
+struct Flight {
+    id: u64,
+    covers: i64,
+    answer: tokio::sync::watch::Receiver<Answer>,
+}
+
+/// Takes a flight off the board when its read ends or its caller goes away; in the second
+/// case the calls waiting for it see the channel close (after it left the board) and look
+/// again.
+struct Landing<'a> {
+    flights: &'a Mutex<HashMap<String, Vec<Flight>>>,
+    user_id: &'a str,
+    id: u64,
+    answer: tokio::sync::watch::Sender<Answer>,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(under_way) = flights.get_mut(self.user_id) {
+            under_way.retain(|flight| flight.id != self.id);
+            if under_way.is_empty() {
+                flights.remove(self.user_id);
+            }
+        }
+    }
 }
 
 pub struct Snapshots {
     source: Arc<dyn PrincipalSource>,
     shared: Arc<dyn Cache>,
-    local: moka::sync::Cache<String, Entry>,
+    local: moka::sync::Cache<String, Arc<CompiledPrincipal>>,
     board: Arc<Mutex<Board>>,
     max_staleness: Duration,
     /// One question to directory at a time per enterprise revision or principal: when the
     /// confirmation expires or a revision moves, the calls in flight wait for the first one's
     /// answer instead of all asking (a burst of asks would slow directory down further).
     gates: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Reads under way for demanded revisions, by principal.
+    flights: Mutex<HashMap<String, Vec<Flight>>>,
+    next_flight: std::sync::atomic::AtomicU64,
 }
 
 /// Who may read whose access: a user their own, an enterprise admin anyone's in the enterprise.
@@ -143,6 +174,8 @@ impl Snapshots {
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(60))
                 .build(),
+            flights: Mutex::new(HashMap::new()),
+            next_flight: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -165,6 +198,11 @@ impl Snapshots {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The highest revision of the enterprise announced or seen.
+    fn known(&self, enterprise_id: &str) -> i64 {
+        self.board().known.get(enterprise_id).copied().unwrap_or(0)
+    }
+
     /// Records a revision announced or seen.
     pub fn announce(&self, enterprise_id: &str, revision: i64) {
         let mut board = self.board();
@@ -180,6 +218,17 @@ impl Snapshots {
     fn confirm(&self, enterprise_id: &str, revision: i64) {
         self.board()
             .confirm(enterprise_id, revision, Instant::now());
+    }
+
+    /// Keeps `principal` in process unless a newer one is held: reads may end out of order.
+    fn keep(&self, user_id: &str, principal: &Arc<CompiledPrincipal>) {
+        use moka::ops::compute::Op;
+        self.local
+            .entry(user_id.to_owned())
+            .and_compute_with(|held| match held {
+                Some(held) if held.value().revision > principal.revision => Op::Nop,
+                _ => Op::Put(principal.clone()),
+            });
     }
 
     /// `fresh`, and past half of `max_staleness` the first call to notice starts confirming the
@@ -270,7 +319,7 @@ impl Snapshots {
     ) -> Result<Arc<CompiledPrincipal>, SnapshotError> {
         // A user belongs to one enterprise for life, so a cached entry names the enterprise
         // whose revision decides whether the entry is current.
-        let held = self.local.get(user_id).map(|entry| entry.principal);
+        let held = self.local.get(user_id);
         let enterprise = held
             .as_ref()
             .map(|principal| principal.enterprise_id.clone())
@@ -288,7 +337,7 @@ impl Snapshots {
                 // directory before the one that is needed. (Without a demand, the revision is
                 // asked first so that the shared cache can answer at it.)
                 return self
-                    .fetch_once(caller, authorization, user_id, min_revision)
+                    .fetch_demanded(caller, authorization, enterprise, user_id, min_revision)
                     .await;
             }
             let current = self
@@ -308,20 +357,14 @@ impl Snapshots {
             let gate = self.gate(format!("principal:{user_id}"));
             let _turn = tokio::time::timeout(GATE_WAIT, gate.lock()).await.ok();
             // Whoever went first may have loaded it meanwhile.
-            if let Some(entry) = self.local.get(user_id)
-                && entry.principal.revision >= current
+            if let Some(principal) = self.local.get(user_id)
+                && principal.revision >= current
             {
-                return Ok(entry.principal);
+                return Ok(principal);
             }
             if let Some(principal) = self.read_shared(user_id, current).await {
                 let principal = Arc::new(principal);
-                self.local.insert(
-                    user_id.to_owned(),
-                    Entry {
-                        principal: principal.clone(),
-                        asked_at: None,
-                    },
-                );
+                self.keep(user_id, &principal);
                 return Ok(principal);
             }
             return self
@@ -332,31 +375,82 @@ impl Snapshots {
             .await
     }
 
-    /// `fetch`, once for all the calls that need this principal at `min_revision` now.
-    async fn fetch_once(
+    /// `fetch` for a call demanding `min_revision`. A read already under way is taken when it
+    /// is sure to hold all this call must see: the demanded write, and every revision announced
+    /// before the call came. Otherwise the call reads at once rather than wait for a read that
+    /// may not do (waiting, then reading, would cost it two reads' time).
+    async fn fetch_demanded(
         &self,
         caller: &Caller,
         authorization: Option<&str>,
+        enterprise_id: &str,
         user_id: &str,
         min_revision: i64,
     ) -> Result<Arc<CompiledPrincipal>, SnapshotError> {
-        let arrived = Instant::now();
-        let gate = self.gate(format!("principal:{user_id}"));
-        let _turn = tokio::time::timeout(GATE_WAIT, gate.lock()).await.ok();
-        // Whoever went first may have loaded it meanwhile. A read that began after this call
-        // arrived holds all this call must see: the write at `min_revision` and every write
-        // announced before it came. (Checking against announcements that arrived while it
-        // waited would send the calls queued behind a busy writer to directory one by one.)
-        if let Some(entry) = self.local.get(user_id) {
-            let read_since = entry.asked_at.is_some_and(|asked| asked >= arrived)
-                && entry.principal.revision >= min_revision;
-            let current = || self.fresh(&entry.principal.enterprise_id, min_revision);
-            if read_since || current().is_some_and(|current| entry.principal.revision >= current) {
-                return Ok(entry.principal);
+        let needs = min_revision.max(self.known(enterprise_id));
+        while let Some(mut under_way) = self.flight_covering(user_id, needs) {
+            let answer = under_way
+                .wait_for(Option::is_some)
+                .await
+                .ok()
+                .and_then(|answer| answer.clone());
+            // No answer: its caller went away before it ended; look again.
+            if let Some(answer) = answer {
+                return answer.and_then(|principal| {
+                    if principal.revision >= min_revision {
+                        Ok(principal)
+                    } else {
+                        Err(SnapshotError::RevisionNotReached {
+                            have: principal.revision,
+                            want: min_revision,
+                        })
+                    }
+                });
             }
         }
-        self.fetch(caller, authorization, user_id, min_revision)
-            .await
+        let landing = self.take_off(user_id, needs);
+        let outcome = self
+            .fetch(caller, authorization, user_id, min_revision)
+            .await;
+        let _ = landing.answer.send(Some(outcome.clone()));
+        outcome
+    }
+
+    /// A read of `user_id` under way that holds revision `needs`.
+    fn flight_covering(
+        &self,
+        user_id: &str,
+        needs: i64,
+    ) -> Option<tokio::sync::watch::Receiver<Answer>> {
+        let flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        flights
+            .get(user_id)?
+            .iter()
+            .find(|flight| flight.covers >= needs)
+            .map(|flight| flight.answer.clone())
+    }
+
+    /// Puts a read of `user_id` covering `covers` on the board, for others to wait for.
+    fn take_off<'a>(&'a self, user_id: &'a str, covers: i64) -> Landing<'a> {
+        let (sender, answer) = tokio::sync::watch::channel(None);
+        let id = self
+            .next_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(user_id.to_owned())
+            .or_default()
+            .push(Flight { id, covers, answer });
+        Landing {
+            flights: &self.flights,
+            user_id,
+            id,
+            answer: sender,
+        }
     }
 
     async fn read_shared(&self, user_id: &str, revision: i64) -> Option<CompiledPrincipal> {
@@ -412,14 +506,11 @@ impl Snapshots {
             CompiledPrincipal::compile(snapshot)
                 .map_err(|e| SnapshotError::Unavailable(e.to_string()))?,
         );
-        self.confirm(&principal.enterprise_id, principal.revision);
-        self.local.insert(
-            user_id.to_owned(),
-            Entry {
-                principal: principal.clone(),
-                asked_at: Some(asked_at),
-            },
-        );
+        // Current when the read began: a read that began earlier and ends later confirms nothing
+        // over it.
+        self.board()
+            .confirm(&principal.enterprise_id, principal.revision, asked_at);
+        self.keep(user_id, &principal);
         Ok(principal)
     }
 
@@ -487,6 +578,8 @@ mod tests {
         current: AtomicI64,
         /// When set, each revision answer waits for a permit the test hands out.
         revision_permits: Option<tokio::sync::Semaphore>,
+        /// Snapshots at these revisions are not answered until the test lets them go.
+        held: std::sync::Mutex<HashSet<i64>>,
     }
 
     impl Fake {
@@ -498,7 +591,32 @@ mod tests {
                 principals: AtomicUsize::new(0),
                 current: AtomicI64::new(7),
                 revision_permits: None,
+                held: std::sync::Mutex::new(HashSet::new()),
             }
+        }
+
+        fn is_held(&self, revision: i64) -> bool {
+            self.held.lock().expect("held").contains(&revision)
+        }
+
+        fn hold(&self, revision: i64, held: bool) {
+            let mut revisions = self.held.lock().expect("held");
+            if held {
+                revisions.insert(revision);
+            } else {
+                revisions.remove(&revision);
+            }
+        }
+
+        /// Waits (at most 5 s) until directory has been asked for `count` snapshots.
+        async fn asked_for(&self, count: usize) -> usize {
+            for _ in 0..500 {
+                if self.principals.load(Ordering::SeqCst) >= count {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            self.principals.load(Ordering::SeqCst)
         }
 
         async fn answer<T>(&self, value: T) -> Result<T, LookupError> {
@@ -528,6 +646,9 @@ mod tests {
                 ..Default::default()
             };
             self.principals.fetch_add(1, Ordering::SeqCst);
+            while self.is_held(snapshot.revision) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             self.answer(snapshot).await
         }
 
@@ -650,44 +771,88 @@ mod tests {
         assert_eq!(source.principals.load(Ordering::SeqCst), 2);
     }
 
-    /// A8: checks that queued behind a read of the principal begun after they arrived take
-    /// its answer, though a busy writer announced newer revisions all the while (asking again
-    /// each would send them to directory one by one); a call arriving after the announcement
-    /// still reads again.
+    /// A8: calls demanding a revision take a read under way when it holds what they must see
+    /// (the demanded write and every revision announced before they came); a call that must
+    /// see more reads at once instead of waiting for it, and a read that ends late never
+    /// replaces a newer one.
     #[tokio::test]
-    async fn a8_calls_queued_behind_a_read_take_its_answer_while_a_writer_announces() {
-        let source = Arc::new(Fake::new(Duration::from_millis(20), false));
+    async fn a8_a_read_under_way_serves_the_calls_it_covers_and_no_others() {
+        let source = Arc::new(Fake::new(Duration::ZERO, false));
         let (snapshots, caller) = over(source.clone());
-        let writer = {
-            let (source, snapshots) = (source.clone(), snapshots.clone());
-            tokio::spawn(async move {
-                for _ in 0..40 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    let revision = source.current.fetch_add(1, Ordering::SeqCst) + 1;
-                    snapshots.announce("e-1", revision);
-                }
-            })
-        };
-        let burst = burst(&snapshots, &caller, 16, 7);
-        for call in burst {
-            assert!(call.await.expect("joined").expect("principal").revision >= 7);
+        source.hold(7, true);
+        source.hold(8, true);
+        let first = burst(&snapshots, &caller, 8, 7);
+        assert_eq!(source.asked_for(1).await, 1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            source.principals.load(Ordering::SeqCst),
+            1,
+            "one read for 8"
+        );
+
+        // A writer commits revision 8 and announces it: a call arriving now must see it, which
+        // the read under way (begun before) may not; it reads without waiting for that one.
+        source.current.store(8, Ordering::SeqCst);
+        snapshots.announce("e-1", 8);
+        let mut later = burst(&snapshots, &caller, 1, 7);
+        assert_eq!(source.asked_for(2).await, 2, "read while the first is held");
+        later.extend(burst(&snapshots, &caller, 4, 8));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            source.principals.load(Ordering::SeqCst),
+            2,
+            "they take the second"
+        );
+
+        source.hold(8, false);
+        for call in later {
+            assert_eq!(call.await.expect("joined").expect("principal").revision, 8);
+        }
+        assert!(first.iter().all(|call| !call.is_finished()));
+        source.hold(7, false);
+        for call in first {
+            assert_eq!(call.await.expect("joined").expect("principal").revision, 7);
+        }
+        assert_eq!(
+            snapshots
+                .local
+                .get("u-1")
+                .map(|principal| principal.revision),
+            Some(8),
+            "the read that ended last was the older"
+        );
+        assert_eq!(source.principals.load(Ordering::SeqCst), 2);
+    }
+
+    /// A8: when the call that began a read goes away, the calls waiting for that read do not
+    /// wait forever: they read for themselves.
+    #[tokio::test]
+    async fn a8_calls_waiting_for_an_abandoned_read_read_themselves() {
+        let source = Arc::new(Fake::new(Duration::ZERO, false));
+        let (snapshots, caller) = over(source.clone());
+        source.hold(7, true);
+        let starter = burst(&snapshots, &caller, 1, 7);
+        assert_eq!(source.asked_for(1).await, 1);
+        let waiting = burst(&snapshots, &caller, 3, 7);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for call in &starter {
+            call.abort();
+        }
+        assert_eq!(source.asked_for(2).await, 2);
+        source.hold(7, false);
+        for call in waiting {
+            let principal = tokio::time::timeout(Duration::from_secs(5), call)
+                .await
+                .expect("answered")
+                .expect("joined")
+                .expect("principal");
+            assert_eq!(principal.revision, 7);
         }
         assert_eq!(
             source.principals.load(Ordering::SeqCst),
             2,
-            "the first call's read, then one for all who queued behind it"
+            "one read for the three left waiting"
         );
-        writer.await.expect("writer");
-        let latest = source.current.load(Ordering::SeqCst);
-        let after = snapshots
-            .principal(&caller, None, "u-1", 7)
-            .await
-            .expect("principal");
-        assert_eq!(
-            after.revision, latest,
-            "a later call follows the announcement"
-        );
-        assert_eq!(source.principals.load(Ordering::SeqCst), 3);
     }
 
     /// A8: past half of the staleness bound the revision is confirmed in the background, so no
