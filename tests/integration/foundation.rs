@@ -218,9 +218,18 @@ async fn rpc_metrics_are_scrapable_in_prometheus_format() {
         .find(|line| line.starts_with("rpc_server_calls_total") && line.contains("GetJwks"))
         .unwrap_or_else(|| panic!("no rpc_server_calls_total for GetJwks in:\n{scrape}"));
     assert!(line.contains("rpc_grpc_status_code=\"0\""), "{line}");
+    // Millisecond buckets: with the SDK's defaults (0, 5, 10 … seconds) every call would land
+    // in the first one and the histogram would say nothing.
+    let answered_within = |bound: &str| {
+        scrape.lines().any(|line| {
+            line.starts_with("rpc_server_duration_seconds_bucket")
+                && line.contains("GetJwks")
+                && line.contains(&format!("le=\"{bound}\""))
+        })
+    };
     assert!(
-        scrape.contains("rpc_server_duration_seconds_bucket"),
-        "no latency histogram"
+        answered_within("0.001") && answered_within("0.01"),
+        "no millisecond latency buckets in:\n{scrape}"
     );
     shutdown.cancel();
 }
