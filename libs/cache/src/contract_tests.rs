@@ -212,6 +212,37 @@ async fn subscribers_receive_what_is_published() {
             nothing_else.is_err(),
             "{backend}: received a message from another channel"
         );
+
+        // What arrived while the reader was busy is there without waiting, and then nothing.
+        for revision in 1..=3 {
+            cache
+                .publish(&channel, format!("enterprise-1:{revision}").as_bytes())
+                .await
+                .unwrap();
+        }
+        let first_one = tokio::time::timeout(Duration::from_secs(5), second.next())
+            .await
+            .expect("no message in time");
+        assert_eq!(first_one, Some(Notice::Message(b"enterprise-1:1".to_vec())));
+        let mut waiting = Vec::new();
+        for _ in 0..50 {
+            while let Some(notice) = second.ready() {
+                waiting.push(notice);
+            }
+            if waiting.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            waiting,
+            vec![
+                Notice::Message(b"enterprise-1:2".to_vec()),
+                Notice::Message(b"enterprise-1:3".to_vec())
+            ],
+            "{backend}"
+        );
+        assert_eq!(second.ready(), None, "{backend}");
     }
 }
 

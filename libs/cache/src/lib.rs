@@ -46,6 +46,12 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<Notice> {
         self.receiver.recv().await
     }
+
+    /// A notice already received, without waiting: a reader that acts once for all the
+    /// notices waiting drains them with this after `next`.
+    pub fn ready(&mut self) -> Option<Notice> {
+        self.receiver.try_recv().ok()
+    }
 }
 
 #[async_trait::async_trait]

@@ -171,11 +171,15 @@ impl DirectoryService {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 loop {
-                    if let Err(error) = directory
+                    match directory
                         .relay_outbox(notifier.as_ref(), chrono::Utc::now())
                         .await
                     {
-                        tracing::warn!(%error, "outbox relay failed; retrying");
+                        // A full batch: more are waiting (a bulk import's invitations), so
+                        // they go out now rather than a batch every two seconds.
+                        Ok(delivered) if delivered >= domain::notifier::OUTBOX_BATCH => continue,
+                        Ok(_) => {}
+                        Err(error) => tracing::warn!(%error, "outbox relay failed; retrying"),
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => break,

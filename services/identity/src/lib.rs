@@ -330,25 +330,27 @@ impl IdentityService {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     notice = changed => {
-                        let enterprise = match notice {
-                            Some(praxis_cache::Notice::Message(bytes)) => {
-                                serde_json::from_slice::<serde_json::Value>(&bytes)
-                                    .ok()
-                                    .and_then(|v| v.get("enterprise_id")?.as_str().map(str::to_owned))
-                                    .filter(|id| id != "*")
-                            }
-                            Some(praxis_cache::Notice::Gap) => None,
-                            None => {
-                                changes = None;
-                                None
-                            }
+                        let Some(notice) = notice else {
+                            changes = None;
+                            continue;
                         };
-                        if let Err(error) = service
-                            .auth
-                            .end_sessions_of_inactive_users(enterprise.as_deref())
-                            .await
-                        {
-                            tracing::warn!(%error, "ending sessions of inactive users failed");
+                        // A busy enterprise announces hundreds of revisions a second: one
+                        // sweep answers all the announcements of a short while (a session of a
+                        // disabled user then ends a tenth of a second later, not at once).
+                        tokio::time::sleep(SWEEP_GATHERING).await;
+                        let waiting = std::iter::from_fn(|| changes.as_mut()?.ready());
+                        let sweeps = match Sweep::of(std::iter::once(notice).chain(waiting)) {
+                            Sweep::Everyone => vec![None],
+                            Sweep::Enterprises(ids) => ids.into_iter().map(Some).collect(),
+                        };
+                        for enterprise in sweeps {
+                            if let Err(error) = service
+                                .auth
+                                .end_sessions_of_inactive_users(enterprise.as_deref())
+                                .await
+                            {
+                                tracing::warn!(%error, "ending sessions of inactive users failed");
+                            }
                         }
                     }
                     _ = sweep.tick() => {
@@ -410,6 +412,39 @@ impl IdentityService {
     }
 }
 
+/// How long announcements are gathered into one sweep for sessions of disabled users.
+const SWEEP_GATHERING: Duration = Duration::from_millis(100);
+
+/// Whose sessions directory's announcements call for checking.
+#[derive(Debug, PartialEq, Eq)]
+enum Sweep {
+    /// Announcements may have been lost, or one concerned every enterprise.
+    Everyone,
+    Enterprises(std::collections::BTreeSet<String>),
+}
+
+impl Sweep {
+    fn of(notices: impl Iterator<Item = praxis_cache::Notice>) -> Self {
+        let mut enterprises = std::collections::BTreeSet::new();
+        for notice in notices {
+            let enterprise = match notice {
+                praxis_cache::Notice::Message(bytes) => {
+                    serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .ok()
+                        .and_then(|v| v.get("enterprise_id")?.as_str().map(str::to_owned))
+                        .filter(|id| id != "*")
+                }
+                praxis_cache::Notice::Gap => None,
+            };
+            let Some(enterprise) = enterprise else {
+                return Sweep::Everyone;
+            };
+            enterprises.insert(enterprise);
+        }
+        Sweep::Enterprises(enterprises)
+    }
+}
+
 async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         tokio::fs::create_dir_all(parent).await?;
@@ -424,6 +459,34 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn announced(enterprise_id: &str, revision: i64) -> praxis_cache::Notice {
+        praxis_cache::Notice::Message(
+            serde_json::json!({"enterprise_id": enterprise_id, "revision": revision})
+                .to_string()
+                .into_bytes(),
+        )
+    }
+
+    /// D14: a storm of announcements asks for one sweep per enterprise named, and anything
+    /// that may hide a change (a gap, every enterprise, an unreadable notice) for a sweep of all.
+    #[test]
+    fn d14_announcements_waiting_together_make_one_sweep_per_enterprise() {
+        let storm = (1..=300)
+            .map(|revision| announced(if revision % 3 == 0 { "e-2" } else { "e-1" }, revision));
+        assert_eq!(
+            Sweep::of(storm),
+            Sweep::Enterprises(["e-1".to_owned(), "e-2".to_owned()].into())
+        );
+        for hiding in [
+            praxis_cache::Notice::Gap,
+            announced("*", 0),
+            praxis_cache::Notice::Message(b"not json".to_vec()),
+        ] {
+            let notices = [announced("e-1", 1), hiding, announced("e-2", 2)];
+            assert_eq!(Sweep::of(notices.into_iter()), Sweep::Everyone);
+        }
+    }
 
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail decides the closure's error type

@@ -4,6 +4,9 @@ pub use praxis_runtime::notify::{LogNotifier, MemoryNotifier, Notification, Noti
 
 use super::*;
 
+/// Messages one relay pass hands out at most.
+pub const OUTBOX_BATCH: u64 = 100;
+
 impl Directory {
     /// Hands pending messages to `notifier`, oldest first; stops at the first failure so order
     /// holds, and returns how many went out.
@@ -11,8 +14,8 @@ impl Directory {
         &self,
         notifier: &dyn Notifier,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<usize, DomainError> {
-        let pending = self.store.pending_outbox(100).await?;
+    ) -> Result<u64, DomainError> {
+        let pending = self.store.pending_outbox(OUTBOX_BATCH).await?;
         let mut delivered = 0;
         for notification in pending {
             if !self

@@ -71,8 +71,11 @@ impl Store {
         change: impl AsyncFnOnce(&DatabaseTransaction) -> Result<T, DomainError>,
     ) -> Result<(T, i64), DomainError> {
         let txn = self.begin().await?;
-        let value = change(&txn).await?;
+        // The revision first: its row lock then queues the enterprise's writers before any of
+        // them takes the foreign-key share locks their inserts put on the same row, which on
+        // PostgreSQL would pile the waiting writers into ever larger multixacts.
         let revision = Self::record_write(&txn, enterprise_id, audit).await?;
+        let value = change(&txn).await?;
         self.commit(txn, enterprise_id, revision).await?;
         Ok((value, revision))
     }
@@ -206,6 +209,8 @@ impl Store {
                 return Ok((practice, revision));
             }
         }
+        // The revision before the inserts (see `write`); a replay above changes nothing.
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         let row = practice::ActiveModel {
             id: Set(PracticeId::generate().0),
             enterprise_id: Set(enterprise_id.0.clone()),
@@ -218,7 +223,6 @@ impl Store {
             .exec_with_returning(&txn)
             .await
             .map_err(storage)?;
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         let practice = load_practice(&txn, inserted).await?;
         self.commit(txn, enterprise_id, revision).await?;
         Ok((practice, revision))

@@ -32,6 +32,8 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<(Person, i64), DomainError> {
         let txn = self.begin().await?;
+        // The revision first (see `write`).
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         let row = person::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             enterprise_id: Set(enterprise_id.0.clone()),
@@ -52,7 +54,6 @@ impl Store {
                 }
                 other => other,
             })?;
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         self.commit(txn, enterprise_id, revision).await?;
         Ok((person_from(inserted), revision))
     }

@@ -370,6 +370,8 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<(Role, i64), DomainError> {
         let txn = self.begin().await?;
+        // The revision first (see `write`).
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         let row = role::ActiveModel {
             id: Set(uuid::Uuid::now_v7().to_string()),
             enterprise_id: Set(enterprise_id.0.clone()),
@@ -384,7 +386,6 @@ impl Store {
             .exec_with_returning(&txn)
             .await
             .map_err(storage)?;
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         self.commit(txn, enterprise_id, revision).await?;
         Ok((role_from(inserted)?, revision))
     }

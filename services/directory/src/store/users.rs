@@ -74,6 +74,8 @@ impl Store {
                 return Ok((user, revision, false));
             }
         }
+        // The revision before the inserts (see `write`); a replay above changes nothing.
+        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         let id = UserId::generate();
         let row = user::ActiveModel {
             id: Set(id.0.clone()),
@@ -115,7 +117,6 @@ impl Store {
                 .map_err(storage)?;
             write_outbox(&txn, enterprise_id, message, now).await?;
         }
-        let revision = Self::record_write(&txn, enterprise_id, audit).await?;
         let user = attach_memberships(&txn, vec![inserted])
             .await?
             .pop()
