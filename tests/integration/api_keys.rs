@@ -212,7 +212,13 @@ async fn i7_keys_are_shown_once_work_everywhere_within_their_scopes_and_stop_whe
         assert_eq!(listed.len(), 1, "{b}");
         assert!(listed[0].use_count >= 3, "{b}: {}", listed[0].use_count);
         assert!(listed[0].last_use_time.is_some());
-        let secret_part = secret.rsplit('_').next().expect("secret part");
+        // `prx_<prefix>_<secret>`; the secret is URL-safe base64 and may hold `_` itself, so
+        // the part after the prefix (its last `_`-piece can be a letter or two, found anywhere).
+        let secret_part = secret
+            .strip_prefix("prx_")
+            .and_then(|rest| rest.split_once('_'))
+            .map(|(_, secret)| secret)
+            .expect("secret part");
         assert!(
             !format!("{listed:?}").contains(secret_part),
             "{b}: the secret came back"
