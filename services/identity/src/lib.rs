@@ -330,10 +330,11 @@ impl IdentityService {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     notice = changed => {
-                        let Some(notice) = notice else {
+                        // The subscription ended: what it would have said is lost, so everyone.
+                        let notice = notice.unwrap_or_else(|| {
                             changes = None;
-                            continue;
-                        };
+                            praxis_cache::Notice::Gap
+                        });
                         // A busy enterprise announces hundreds of revisions a second: one
                         // sweep answers all the announcements of a short while (a session of a
                         // disabled user then ends a tenth of a second later, not at once).
