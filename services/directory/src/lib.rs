@@ -176,8 +176,14 @@ impl DirectoryService {
                         .await
                     {
                         // A full batch: more are waiting (a bulk import's invitations), so
-                        // they go out now rather than a batch every two seconds.
-                        Ok(delivered) if delivered >= domain::notifier::OUTBOX_BATCH => continue,
+                        // they go out now rather than a batch every two seconds; a shutdown
+                        // still stops the relay between batches, not after the backlog.
+                        Ok(delivered)
+                            if delivered >= domain::notifier::OUTBOX_BATCH
+                                && !shutdown.is_cancelled() =>
+                        {
+                            continue;
+                        }
                         Ok(_) => {}
                         Err(error) => tracing::warn!(%error, "outbox relay failed; retrying"),
                     }
