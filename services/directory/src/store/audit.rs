@@ -109,47 +109,48 @@ async fn lock_head(
     txn: &DatabaseTransaction,
     enterprise_id: &str,
 ) -> Result<(i64, String), DomainError> {
+    if let Some(head) = touch_head(txn, enterprise_id).await? {
+        return Ok(head);
+    }
+    let last = audit_event::Entity::find()
+        .filter(audit_event::Column::EnterpriseId.eq(enterprise_id))
+        .order_by_desc(audit_event::Column::Seq)
+        .limit(1)
+        .one(txn)
+        .await
+        .map_err(storage)?;
+    let (seq, hash) = last.map_or((0, GENESIS.to_owned()), |event| (event.seq, event.hash));
+    audit_head::Entity::insert(audit_head::ActiveModel {
+        enterprise_id: Set(enterprise_id.to_owned()),
+        seq: Set(seq),
+        hash: Set(hash),
+    })
+    .on_conflict(
+        OnConflict::column(audit_head::Column::EnterpriseId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .map_err(storage)?;
+    touch_head(txn, enterprise_id)
+        .await?
+        .ok_or(DomainError::NotFound("audit chain"))
+}
+
+/// Locks the head row and reads it in one round trip (writers queue behind this lock); `None`
+/// when the chain has no head yet.
+async fn touch_head(
+    txn: &DatabaseTransaction,
+    enterprise_id: &str,
+) -> Result<Option<(i64, String)>, DomainError> {
     let touched = audit_head::Entity::update_many()
         .col_expr(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq))
         .filter(audit_head::Column::EnterpriseId.eq(enterprise_id))
-        .exec(txn)
+        .exec_with_returning(txn)
         .await
         .map_err(storage)?;
-    if touched.rows_affected == 0 {
-        let last = audit_event::Entity::find()
-            .filter(audit_event::Column::EnterpriseId.eq(enterprise_id))
-            .order_by_desc(audit_event::Column::Seq)
-            .limit(1)
-            .one(txn)
-            .await
-            .map_err(storage)?;
-        let (seq, hash) = last.map_or((0, GENESIS.to_owned()), |event| (event.seq, event.hash));
-        audit_head::Entity::insert(audit_head::ActiveModel {
-            enterprise_id: Set(enterprise_id.to_owned()),
-            seq: Set(seq),
-            hash: Set(hash),
-        })
-        .on_conflict(
-            OnConflict::column(audit_head::Column::EnterpriseId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await
-        .map_err(storage)?;
-        audit_head::Entity::update_many()
-            .col_expr(audit_head::Column::Seq, Expr::col(audit_head::Column::Seq))
-            .filter(audit_head::Column::EnterpriseId.eq(enterprise_id))
-            .exec(txn)
-            .await
-            .map_err(storage)?;
-    }
-    let head = audit_head::Entity::find_by_id(enterprise_id)
-        .one(txn)
-        .await
-        .map_err(storage)?
-        .ok_or(DomainError::NotFound("audit chain"))?;
-    Ok((head.seq, head.hash))
+    Ok(touched.into_iter().next().map(|head| (head.seq, head.hash)))
 }
 
 /// Appends `entry` to the enterprise's chain (`""` is the platform's own chain) and returns the

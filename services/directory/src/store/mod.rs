@@ -109,19 +109,20 @@ impl Store {
         enterprise_id: &EnterpriseId,
         audit: &AuditEntry,
     ) -> Result<i64, DomainError> {
-        let updated = enterprise::Entity::update_many()
+        // One round trip for the bump and the revision it made: every writer of the enterprise
+        // queues behind this row lock until commit, so each trip under it is paid by them all.
+        let revision = enterprise::Entity::update_many()
             .col_expr(
                 enterprise::Column::Revision,
                 Expr::col(enterprise::Column::Revision).add(1),
             )
             .filter(enterprise::Column::Id.eq(enterprise_id.as_str()))
-            .exec(txn)
+            .exec_with_returning(txn)
             .await
-            .map_err(storage)?;
-        if updated.rows_affected != 1 {
-            return Err(DomainError::NotFound("enterprise"));
-        }
-        let revision = revision_of(txn, enterprise_id).await?;
+            .map_err(storage)?
+            .first()
+            .map(|row| row.revision)
+            .ok_or(DomainError::NotFound("enterprise"))?;
         audit::append(txn, enterprise_id.as_str(), audit).await?;
         Ok(revision)
     }
