@@ -862,3 +862,45 @@ async fn principal_parts_read_at_once_are_those_read_apart() {
         );
     }
 }
+
+/// A8: on PostgreSQL a principal snapshot is read on connections of its own. Writers of one
+/// enterprise queue behind its row lock, each holding a connection of the main pool until the
+/// one ahead commits; a cold Check's snapshot must not wait for them (it would wait out the
+/// pool's acquire timeout, or the writers ahead of it).
+#[tokio::test]
+async fn principal_snapshots_are_read_while_every_writer_connection_is_held() {
+    use praxis_store::sea_orm::TransactionTrait;
+    use std::time::Duration;
+    use tokio::time::timeout;
+
+    for install in installs().await {
+        if !install.backend.starts_with("postgres") {
+            continue;
+        }
+        let b = install.backend.clone();
+        let acme = fixture(&install, "Acme").await;
+        let store = install.directory.store();
+        let writers = store.connection();
+        let mut held = Vec::new();
+        loop {
+            match timeout(Duration::from_millis(300), writers.begin()).await {
+                Ok(txn) => held.push(txn.expect("a writer's transaction")),
+                Err(_) => break,
+            }
+            assert!(held.len() < 100, "{b}: the main pool has no end");
+        }
+        assert!(!held.is_empty(), "{b}: no connection was taken");
+
+        let staff = acme.user(UserKind::Staff).clone();
+        let parts = timeout(
+            Duration::from_secs(3),
+            store.principal_parts(&acme.enterprise.id, &staff.id),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{b}: the snapshot waited for the writers' connections"))
+        .expect("snapshot parts")
+        .expect("the staff member");
+        assert_eq!(parts.user.id, staff.id, "{b}");
+        drop(held);
+    }
+}

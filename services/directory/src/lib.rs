@@ -61,6 +61,13 @@ pub fn default_config() -> ServiceConfig {
     ServiceConfig::with_defaults(DEFAULT_LISTEN, "directory.db")
 }
 
+/// Connections of their own for principal snapshots on PostgreSQL, opened when first needed.
+/// A cold Check waits for a snapshot, and the writers of one enterprise, queued behind its row
+/// lock, each hold a connection of the main pool until the one ahead commits: with 16 writers
+/// in flight a snapshot waited for one of them to commit (measured: the cold Check's p50 went from
+/// 4.6–5.2 to 3.4–3.8 ms with these, its p99 from 10.2–11.5 to 7.6–9.8 ms).
+pub const SNAPSHOT_READ_CONNECTIONS: u32 = 4;
+
 /// A directory ready to serve: migrated database, open cache.
 pub struct DirectoryService {
     pub directory: Directory,
@@ -74,7 +81,15 @@ pub async fn open(
 ) -> Result<DirectoryService, StartError> {
     let db = praxis_store::connect(&config.database_url).await?;
     praxis_store::prepare::<store::migrations::Migrator>(&db, config.migrate_on_start).await?;
-    let directory = Directory::new(store::Store::new(db.clone()));
+    let mut store = store::Store::new(db.clone());
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let mut options = sea_orm::ConnectOptions::new(config.database_url.clone());
+        options
+            .max_connections(SNAPSHOT_READ_CONNECTIONS)
+            .connect_lazy(true);
+        store = store.with_snapshot_reads(praxis_store::connect_with(options).await?);
+    }
+    let directory = Directory::new(store);
     Ok(DirectoryService {
         directory,
         db,

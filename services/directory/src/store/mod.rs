@@ -30,6 +30,10 @@ use sea_orm::{
 #[derive(Clone)]
 pub struct Store {
     db: DatabaseConnection,
+    /// The connections principal snapshots are read on (authz's cold Check waits for them):
+    /// apart from the writers', which may all be held by transactions queued behind one
+    /// enterprise's row lock. The same pool as `db` unless `with_snapshot_reads` says otherwise.
+    snapshot_reads: DatabaseConnection,
     /// Every committed write's (enterprise, revision), for whoever keeps caches fresh (A8).
     revisions: tokio::sync::broadcast::Sender<(EnterpriseId, i64)>,
 }
@@ -52,9 +56,16 @@ fn storage(error: DbErr) -> DomainError {
 impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
+            snapshot_reads: db.clone(),
             db,
             revisions: tokio::sync::broadcast::channel(1024).0,
         }
+    }
+
+    /// Principal snapshots read on `pool` instead of the writers' connections.
+    pub fn with_snapshot_reads(mut self, pool: DatabaseConnection) -> Self {
+        self.snapshot_reads = pool;
+        self
     }
 
     /// Committed revisions, as they happen.

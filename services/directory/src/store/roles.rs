@@ -258,7 +258,7 @@ impl Store {
             ],
         );
         let row = self
-            .db
+            .snapshot_reads
             .query_one_raw(statement)
             .await
             .map_err(storage)?
