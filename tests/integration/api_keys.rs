@@ -540,3 +540,58 @@ async fn a1_a_service_account_holding_authz_check_asks_about_anyone_in_its_enter
         install.stop().await;
     }
 }
+
+/// A8: what authz waits on when a service account asks about someone (the snapshot, the reads
+/// that show the account holds `authz:check`, the enterprise's revision) is read on directory's
+/// snapshot connections, not behind writers holding every connection of the main pool.
+#[tokio::test]
+async fn a8_a_service_accounts_question_is_read_while_every_writer_connection_is_held() {
+    use std::time::Duration;
+    use tokio::time::timeout;
+
+    for install in installs().await {
+        if !install.backend.starts_with("postgres") {
+            continue;
+        }
+        let b = install.backend.clone();
+        let clinic = fixture(&install, "Held").await;
+        let staff = clinic.user(UserKind::Staff).clone();
+        let (checker, _) = service_account(&install, &clinic).await;
+        bind(
+            &install,
+            clinic.enterprise.id.clone(),
+            checker.id.clone(),
+            "permission:authz:check",
+        )
+        .await;
+        let actor = Actor::Caller(praxis_runtime::Caller {
+            user_id: checker.id.clone(),
+            enterprise_id: clinic.enterprise.id.0.clone(),
+            session_id: String::new(),
+            kind: "SERVICE_ACCOUNT".into(),
+            auth_time: 0,
+            amr: Vec::new(),
+            scopes: Vec::new(),
+        });
+        let directory = &install.directory;
+        let held = praxis_tests::hold_every_connection(directory.store().connection()).await;
+
+        let snapshot = timeout(
+            Duration::from_secs(3),
+            directory.principal_snapshot(&actor, &staff.id),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{b}: the snapshot waited for the writers' connections"))
+        .expect("the account may read anyone's snapshot");
+        assert_eq!(snapshot.user.id, staff.id, "{b}");
+        let revision = timeout(
+            Duration::from_secs(3),
+            directory.revision(&clinic.enterprise.id),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{b}: the revision waited for the writers' connections"))
+        .expect("the revision");
+        assert_eq!(revision, snapshot.revision, "{b}");
+        drop(held);
+    }
+}

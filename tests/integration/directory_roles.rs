@@ -869,7 +869,6 @@ async fn principal_parts_read_at_once_are_those_read_apart() {
 /// pool's acquire timeout, or the writers ahead of it).
 #[tokio::test]
 async fn principal_snapshots_are_read_while_every_writer_connection_is_held() {
-    use praxis_store::sea_orm::TransactionTrait;
     use std::time::Duration;
     use tokio::time::timeout;
 
@@ -880,16 +879,7 @@ async fn principal_snapshots_are_read_while_every_writer_connection_is_held() {
         let b = install.backend.clone();
         let acme = fixture(&install, "Acme").await;
         let store = install.directory.store();
-        let writers = store.connection();
-        let mut held = Vec::new();
-        loop {
-            match timeout(Duration::from_millis(300), writers.begin()).await {
-                Ok(txn) => held.push(txn.expect("a writer's transaction")),
-                Err(_) => break,
-            }
-            assert!(held.len() < 100, "{b}: the main pool has no end");
-        }
-        assert!(!held.is_empty(), "{b}: no connection was taken");
+        let held = praxis_tests::hold_every_connection(store.connection()).await;
 
         let staff = acme.user(UserKind::Staff).clone();
         let parts = timeout(

@@ -359,3 +359,18 @@ pub async fn drop_audit_guard(db: &impl praxis_store::sea_orm::ConnectionTrait) 
         }
     }
 }
+
+/// Takes every connection of `db`'s pool into an open transaction, as writers queued behind an
+/// enterprise's row lock do, and proves the pool has none left.
+pub async fn hold_every_connection(
+    db: &praxis_store::sea_orm::DatabaseConnection,
+) -> Vec<praxis_store::sea_orm::DatabaseTransaction> {
+    use praxis_store::sea_orm::TransactionTrait;
+    let mut held = Vec::new();
+    while let Ok(txn) = tokio::time::timeout(Duration::from_millis(300), db.begin()).await {
+        held.push(txn.expect("a writer's transaction"));
+        assert!(held.len() < 100, "the pool has no end");
+    }
+    assert!(!held.is_empty(), "no connection was taken");
+    held
+}

@@ -643,6 +643,20 @@ impl Directory {
         actor: &Actor,
         user_id: &UserId,
     ) -> Result<PrincipalSnapshot, DomainError> {
+        // Every read here on the snapshot connections: a cold Check waits for them, while
+        // writers queued behind the enterprise's row lock may hold all of the main pool's.
+        let reader = Directory {
+            store: self.store.snapshot_reader(),
+            ..self.clone()
+        };
+        reader.principal_snapshot_read(actor, user_id).await
+    }
+
+    async fn principal_snapshot_read(
+        &self,
+        actor: &Actor,
+        user_id: &UserId,
+    ) -> Result<PrincipalSnapshot, DomainError> {
         // Only the platform reaches past its own enterprise, so for everyone else the caller's
         // enterprise is the only one worth looking in (and a user of another one is not found
         // there): no query to learn the user's enterprise on authz's cold path.

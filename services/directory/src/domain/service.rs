@@ -431,9 +431,10 @@ impl Directory {
         Ok((page, enterprise.revision))
     }
 
-    /// The enterprise's current revision.
+    /// The enterprise's current revision, read on the snapshot connections (authz asks it to
+    /// confirm what it holds, and a Check may wait for the answer).
     pub async fn revision(&self, enterprise_id: &EnterpriseId) -> Result<i64, DomainError> {
-        self.store.revision(enterprise_id).await
+        self.store.snapshot_reader().revision(enterprise_id).await
     }
 }
 

@@ -68,6 +68,18 @@ impl Store {
         self
     }
 
+    /// This store reading on the snapshot connections, for what authz's Checks wait on (a
+    /// snapshot, with whatever shows the caller may read it, and the enterprise's revision).
+    /// Reads only: a write through it would take a snapshot connection for as long as it
+    /// queued behind the enterprise's row lock.
+    pub(crate) fn snapshot_reader(&self) -> Store {
+        Store {
+            db: self.snapshot_reads.clone(),
+            snapshot_reads: self.snapshot_reads.clone(),
+            revisions: self.revisions.clone(),
+        }
+    }
+
     /// Committed revisions, as they happen.
     pub fn revisions(&self) -> tokio::sync::broadcast::Receiver<(EnterpriseId, i64)> {
         self.revisions.subscribe()

@@ -225,7 +225,9 @@ impl Store {
     ) -> Result<Option<PrincipalParts>, DomainError> {
         let rows = match self.db.get_database_backend() {
             sea_orm::DbBackend::Postgres => {
-                self.principal_rows_at_once(enterprise_id, user_id).await?
+                self.snapshot_reader()
+                    .principal_rows_at_once(enterprise_id, user_id)
+                    .await?
             }
             _ => self.principal_rows(enterprise_id, user_id).await?,
         };
@@ -258,7 +260,7 @@ impl Store {
             ],
         );
         let row = self
-            .snapshot_reads
+            .db
             .query_one_raw(statement)
             .await
             .map_err(storage)?
