@@ -64,8 +64,8 @@ pub fn default_config() -> ServiceConfig {
 /// Connections of their own for principal snapshots on PostgreSQL, opened when first needed.
 /// A cold Check waits for a snapshot, and the writers of one enterprise, queued behind its row
 /// lock, each hold a connection of the main pool until the one ahead commits: with 16 writers
-/// in flight a snapshot waited for one of them to commit (measured: the cold Check's p50 went from
-/// 4.6–5.2 to 3.4–3.8 ms with these, its p99 from 10.2–11.5 to 7.6–9.8 ms).
+/// in flight a snapshot waited for one of them to commit (measured: the cold Check's p50 went
+/// from 4.6–5.2 to 3.4–3.8 ms with these, its p99 from 10.2–11.5 to 7.6–9.8 ms).
 pub const SNAPSHOT_READ_CONNECTIONS: u32 = 4;
 
 /// A directory ready to serve: migrated database, open cache.
