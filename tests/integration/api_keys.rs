@@ -593,5 +593,6 @@ async fn a8_a_service_accounts_question_is_read_while_every_writer_connection_is
         .expect("the revision");
         assert_eq!(revision, snapshot.revision, "{b}");
         drop(held);
+        install.stop().await;
     }
 }
