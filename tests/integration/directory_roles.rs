@@ -878,18 +878,17 @@ async fn principal_snapshots_are_read_while_every_writer_connection_is_held() {
         }
         let b = install.backend.clone();
         let acme = fixture(&install, "Acme").await;
-        let store = install.directory.store();
-        let held = praxis_tests::hold_every_connection(store.connection()).await;
+        let directory = &install.directory;
+        let held = praxis_tests::hold_every_connection(directory.store().connection()).await;
 
         let staff = acme.user(UserKind::Staff).clone();
         let parts = timeout(
             Duration::from_secs(3),
-            store.principal_parts(&acme.enterprise.id, &staff.id),
+            directory.principal_snapshot(&Actor::Operator, &staff.id),
         )
         .await
         .unwrap_or_else(|_| panic!("{b}: the snapshot waited for the writers' connections"))
-        .expect("snapshot parts")
-        .expect("the staff member");
+        .expect("the staff member's snapshot");
         assert_eq!(parts.user.id, staff.id, "{b}");
         drop(held);
     }

@@ -225,9 +225,7 @@ impl Store {
     ) -> Result<Option<PrincipalParts>, DomainError> {
         let rows = match self.db.get_database_backend() {
             sea_orm::DbBackend::Postgres => {
-                self.snapshot_reader()
-                    .principal_rows_at_once(enterprise_id, user_id)
-                    .await?
+                self.principal_rows_at_once(enterprise_id, user_id).await?
             }
             _ => self.principal_rows(enterprise_id, user_id).await?,
         };
