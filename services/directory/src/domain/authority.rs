@@ -109,17 +109,24 @@ impl Directory {
             }
             Actor::Caller(caller) => caller,
         };
-        let Some(user) = self.store().user(&UserId(caller.user_id.clone())).await? else {
+        // The user's row first: an admin's authority needs nothing more, and every write asks.
+        let user_id = UserId(caller.user_id.clone());
+        let Some(standing) = self.store().user_standing(&user_id).await? else {
             return Ok(Authority::Nobody);
         };
-        if user.enterprise_id != *enterprise_id || user.status != UserStatus::Active {
+        if standing.enterprise_id != *enterprise_id || standing.status != UserStatus::Active {
             return Ok(Authority::Nobody);
         }
-        Ok(match user.kind {
+        Ok(match standing.kind {
             UserKind::EnterpriseAdmin => Authority::Admin,
             kind => Authority::Member {
                 kind,
-                practices: user.practice_ids().cloned().collect(),
+                practices: self
+                    .store()
+                    .user_practices(&user_id)
+                    .await?
+                    .into_iter()
+                    .collect(),
             },
         })
     }

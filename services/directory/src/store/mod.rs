@@ -14,7 +14,7 @@ mod users;
 
 pub use audit::{AuditEntry, BrokenLink};
 pub use roles::PrincipalParts;
-pub use users::{NewInvitation, OutboxMessage, UserChange};
+pub use users::{NewInvitation, OutboxMessage, UserChange, UserStanding};
 
 use crate::domain::policy::EnterprisePolicy;
 use crate::domain::service::EnterpriseChange;

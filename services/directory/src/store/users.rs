@@ -196,6 +196,41 @@ impl Store {
             .pop())
     }
 
+    /// A user's enterprise, kind and status, without their memberships: enough to know what
+    /// they may do as an admin, or whether they can be bound a role (four queries fewer than
+    /// `user` on every write's authority check).
+    pub async fn user_standing(&self, id: &UserId) -> Result<Option<UserStanding>, DomainError> {
+        let Some(row) = user::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await
+            .map_err(storage)?
+        else {
+            return Ok(None);
+        };
+        let kind = UserKind::parse(&row.kind)
+            .ok_or_else(|| DomainError::Storage(format!("unknown kind {}", row.kind)))?;
+        let status = UserStatus::parse(&row.status)
+            .ok_or_else(|| DomainError::Storage(format!("unknown status {}", row.status)))?;
+        Ok(Some(UserStanding {
+            enterprise_id: EnterpriseId(row.enterprise_id),
+            kind,
+            status,
+        }))
+    }
+
+    /// The practices a user is a member of, without their lines and filters.
+    pub async fn user_practices(&self, id: &UserId) -> Result<Vec<PracticeId>, DomainError> {
+        let rows = membership::Entity::find()
+            .filter(membership::Column::UserId.eq(id.as_str()))
+            .all(&self.db)
+            .await
+            .map_err(storage)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| PracticeId(row.practice_id))
+            .collect())
+    }
+
     /// The enterprise a user belongs to, without reading the rest of them.
     pub async fn user_enterprise(&self, id: &UserId) -> Result<Option<EnterpriseId>, DomainError> {
         let row = user::Entity::find_by_id(id.as_str())
@@ -648,6 +683,14 @@ pub(super) async fn attach_memberships<C: ConnectionTrait>(
     let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
     let found = membership_rows(db, ids).await?;
     users_with(rows, found)
+}
+
+/// Who a user is, short of their memberships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserStanding {
+    pub enterprise_id: EnterpriseId,
+    pub kind: UserKind,
+    pub status: UserStatus,
 }
 
 /// The membership rows of some users, as stored.
