@@ -207,10 +207,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let kind = UserKind::parse(&row.kind)
-            .ok_or_else(|| DomainError::Storage(format!("unknown kind {}", row.kind)))?;
-        let status = UserStatus::parse(&row.status)
-            .ok_or_else(|| DomainError::Storage(format!("unknown status {}", row.status)))?;
+        let (kind, status) = kind_and_status(&row)?;
         Ok(Some(UserStanding {
             enterprise_id: EnterpriseId(row.enterprise_id),
             kind,
@@ -685,6 +682,15 @@ pub(super) async fn attach_memberships<C: ConnectionTrait>(
     users_with(rows, found)
 }
 
+/// A stored user's kind and status, which the database holds as text.
+fn kind_and_status(row: &user::Model) -> Result<(UserKind, UserStatus), DomainError> {
+    let kind = UserKind::parse(&row.kind)
+        .ok_or_else(|| DomainError::Storage(format!("unknown kind {}", row.kind)))?;
+    let status = UserStatus::parse(&row.status)
+        .ok_or_else(|| DomainError::Storage(format!("unknown status {}", row.status)))?;
+    Ok((kind, status))
+}
+
 /// Who a user is, short of their memberships.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserStanding {
@@ -789,10 +795,7 @@ pub(super) fn users_with(
     }
     rows.into_iter()
         .map(|row| {
-            let kind = UserKind::parse(&row.kind)
-                .ok_or_else(|| DomainError::Storage(format!("unknown kind {}", row.kind)))?;
-            let status = UserStatus::parse(&row.status)
-                .ok_or_else(|| DomainError::Storage(format!("unknown status {}", row.status)))?;
+            let (kind, status) = kind_and_status(&row)?;
             let memberships = memberships_of
                 .remove(&row.id)
                 .unwrap_or_default()
