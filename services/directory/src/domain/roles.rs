@@ -676,8 +676,9 @@ impl Directory {
             }
             _ => self
                 .store
-                .user_enterprise(user_id)
+                .user_standing(user_id)
                 .await?
+                .map(|standing| standing.enterprise_id)
                 .ok_or(DomainError::NotFound("user"))?,
         };
         let own = matches!(actor, Actor::Caller(caller) if caller.user_id == user_id.0);

@@ -228,15 +228,6 @@ impl Store {
             .collect())
     }
 
-    /// The enterprise a user belongs to, without reading the rest of them.
-    pub async fn user_enterprise(&self, id: &UserId) -> Result<Option<EnterpriseId>, DomainError> {
-        let row = user::Entity::find_by_id(id.as_str())
-            .one(&self.db)
-            .await
-            .map_err(storage)?;
-        Ok(row.map(|row| EnterpriseId(row.enterprise_id)))
-    }
-
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, DomainError> {
         let row = user::Entity::find()
             .filter(user::Column::Email.eq(email))
